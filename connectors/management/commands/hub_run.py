@@ -1,0 +1,86 @@
+"""``manage.py hub_run``: the web server and the worker cluster together, in the foreground.
+
+Each child runs in its own session so that Ctrl-C reaches only this process, which then stops
+both children (SIGTERM to each process group, SIGKILL after a grace period) and waits for them:
+nothing is left running. If either child exits, the other is stopped too.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+GRACE_SECONDS = 30
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Command(BaseCommand):
+    help = "Run the web server and the django-q2 cluster together; Ctrl-C stops both."
+
+    def add_arguments(self, parser):
+        parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
+        parser.add_argument(
+            "--noreload", action="store_true", help="Do not restart the web server on changes."
+        )
+
+    def handle(self, *args, addrport, noreload, **options):
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        web = [sys.executable, manage, "runserver", addrport]
+        if noreload:
+            web.append("--noreload")
+        commands = {"web": web, "worker": [sys.executable, manage, "qcluster"]}
+        children = {
+            name: subprocess.Popen(argv, start_new_session=True)  # noqa: S603
+            for name, argv in commands.items()
+        }
+        self.stdout.write(f"Web server on http://{addrport}/ and workers started. Ctrl-C stops.")
+        stopping = False
+
+        def request_stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with status {child.returncode}; stopping.")
+                    exit_code = child.returncode or 1
+                    stopping = True
+            time.sleep(0.2)
+        self._stop(children)
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _stop(self, children):
+        for name, child in children.items():
+            if name == "web":
+                # The whole group: runserver's reloader has a child of its own.
+                _signal_group(child.pid, signal.SIGTERM)
+            elif child.poll() is None:
+                # Only the cluster's main process: it stops its sentinel and workers itself,
+                # letting running tasks finish; signalling them directly confuses that.
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_SECONDS
+        for name, child in children.items():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop in {GRACE_SECONDS}s; killing it.")
+                _signal_group(child.pid, signal.SIGKILL)
+                child.wait()
+            _signal_group(child.pid, signal.SIGKILL)  # anything the child left behind
+        self.stdout.write("Stopped.")

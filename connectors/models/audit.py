@@ -1,0 +1,63 @@
+"""The audit trail of everything done to secrets."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from connectors.choices import AuditAction
+
+
+class AuditEntry(models.Model):
+    """Who did what to which secret, and when. Never the value: a fingerprint at most.
+
+    Written by the credential services and the key rotation command; read-only in the console.
+    """
+
+    at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When it happened.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The user who did it (empty: a command or the system).",
+    )
+    actor_name = models.CharField(
+        max_length=150,
+        help_text="Name of the actor at the time, kept if the user is deleted ('system' for "
+        "commands).",
+    )
+    action = models.CharField(max_length=40, choices=AuditAction.choices, help_text="What.")
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The connection concerned, if any.",
+    )
+    connection_name = models.CharField(
+        max_length=200, blank=True, help_text="The connection's slug at the time."
+    )
+    credential = models.ForeignKey(
+        "connectors.Credential",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The credential concerned, if any.",
+    )
+    fingerprint = models.CharField(
+        max_length=60, blank=True, help_text="The credential's fingerprint (never its value)."
+    )
+    detail = models.TextField(blank=True, help_text="More about it (counts, reasons).")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name}: {self.get_action_display()}"

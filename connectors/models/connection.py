@@ -1,0 +1,166 @@
+"""A connection: one account at one partner service, in one environment."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from connectors.choices import AuthMethod, ConnectionStatus, Environment, ServiceKind
+
+
+class Connection(models.Model):
+    """One account at one partner service (CRM, emailing, payment…), in one environment.
+
+    Holds everything the outbound engine needs to call the partner except the secrets, which are
+    :class:`~connectors.models.Credential` rows. The slug is how site code and flows name it.
+    """
+
+    name = models.CharField(max_length=120, help_text="Human name, e.g. 'HubSpot CRM (prod)'.")
+    slug = models.SlugField(
+        max_length=60,
+        unique=True,
+        help_text="Stable identifier used by site code and flows: hub.call('<slug>', …).",
+    )
+    service_kind = models.CharField(
+        max_length=20,
+        choices=ServiceKind.choices,
+        default=ServiceKind.OTHER,
+        help_text="What the partner is for; used for grouping and reporting.",
+    )
+    environment = models.CharField(
+        max_length=20,
+        choices=Environment.choices,
+        default=Environment.SANDBOX,
+        help_text="Sandbox or production account. Production connections must use https.",
+    )
+    base_url = models.URLField(
+        max_length=500,
+        help_text="Root of the partner's API, e.g. https://api.example.com/v3. Paths are joined "
+        "to it.",
+    )
+    auth_method = models.CharField(
+        max_length=30,
+        choices=AuthMethod.choices,
+        default=AuthMethod.API_KEY_HEADER,
+        help_text="How requests authenticate. The secret itself is a credential of this "
+        "connection.",
+    )
+    api_version = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Partner API version pinned by this connection (e.g. '2024-06-20'), so an "
+        "upgrade is a decision, not a surprise.",
+    )
+    requested_scopes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Scopes asked for, as a JSON list. Ask for the fewest that the flows need.",
+    )
+    granted_scopes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Scopes the partner actually granted (filled by OAuth), as a JSON list.",
+    )
+    connect_timeout = models.FloatField(
+        default=3.05,
+        validators=[MinValueValidator(0.1), MaxValueValidator(60)],
+        help_text="Seconds to wait for the TCP/TLS connection to the partner.",
+    )
+    read_timeout = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(300)],
+        help_text="Seconds to wait for each read of the partner's answer.",
+    )
+    retry_max_attempts = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Attempts per call, the first included; only transient failures are retried.",
+    )
+    retry_backoff_base = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.01), MaxValueValidator(60)],
+        help_text="Seconds: the n-th retry waits a random time up to min(cap, base × 2^n).",
+    )
+    retry_backoff_cap = models.FloatField(
+        default=20.0,
+        validators=[MinValueValidator(0.1), MaxValueValidator(600)],
+        help_text="Seconds: the longest single wait between two attempts.",
+    )
+    retry_max_elapsed = models.FloatField(
+        default=60.0,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Seconds: the whole call, retries included, never takes longer than this.",
+    )
+    rate_limit_requests = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many requests per window, shared by every process. Empty: no "
+        "limit.",
+    )
+    rate_limit_window_seconds = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(1)],
+        help_text="Length of the rate-limit window, in seconds.",
+    )
+    purpose = models.TextField(
+        blank=True,
+        help_text="GDPR: why personal data goes to this service (the processing's purpose).",
+    )
+    retention_days = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1)],
+        help_text="GDPR: days to keep call logs and events of this connection.",
+    )
+    owner = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Who to contact about this connection (a person or a team, with an address).",
+    )
+    status = models.CharField(
+        max_length=20,
+        choices=ConnectionStatus.choices,
+        default=ConnectionStatus.ACTIVE,
+        help_text="Only active connections are called. Reauth required: an admin must "
+        "reconnect the account.",
+    )
+    status_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why the status is what it is, in words an operator can act on.",
+    )
+    status_changed_at = models.DateTimeField(
+        default=timezone.now, help_text="When the status last changed."
+    )
+    notes = models.TextField(blank=True, help_text="Free notes for the team. Never a secret.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="When this was created.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="When this was last changed.")
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_environment_display()})"
+
+    def clean(self):
+        super().clean()
+        scheme = urlsplit(self.base_url or "").scheme
+        if self.environment == Environment.PRODUCTION and scheme != "https":
+            raise ValidationError(
+                {"base_url": "A production connection must use https (the secrets travel on it)."}
+            )
+        for field in ("requested_scopes", "granted_scopes"):
+            value = getattr(self, field)
+            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+                raise ValidationError({field: 'Give a JSON list of strings, e.g. ["contacts.read"].'})
+
+    def set_status(self, status: str, reason: str = "") -> None:
+        """Change the status with its reason, and save just those fields."""
+        self.status = status
+        self.status_reason = reason[:500]
+        self.status_changed_at = timezone.now()
+        self.save(update_fields=["status", "status_reason", "status_changed_at", "updated_at"])

@@ -1,0 +1,110 @@
+"""Credentials: the encrypted secrets of a connection."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from connectors.choices import CredentialKind, CredentialState
+from connectors.fields import EncryptedSecretField
+
+
+class CredentialQuerySet(models.QuerySet):
+    def usable(self):
+        """Credentials that may be used now: active or retiring, not revoked, not expired."""
+        now = timezone.now()
+        return self.filter(
+            state__in=[CredentialState.ACTIVE, CredentialState.RETIRING]
+        ).exclude(expires_at__lte=now)
+
+
+class Credential(models.Model):
+    """One secret of a connection, encrypted at rest with Fernet (``FERNET_KEYS``).
+
+    The value is never shown back: the console shows its fingerprint. It is replaced, never read.
+    Two credentials of one kind may be usable at once (a rotation overlap): the newest active one
+    is used for outbound calls, and every usable one is accepted for inbound verification.
+    """
+
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        on_delete=models.CASCADE,
+        related_name="credentials",
+        help_text="The connection this secret belongs to.",
+    )
+    kind = models.CharField(
+        max_length=30,
+        choices=CredentialKind.choices,
+        help_text="What the secret is for.",
+    )
+    label = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Optional note to tell two credentials apart, e.g. 'key created 2026-11'.",
+    )
+    value = EncryptedSecretField(
+        help_text="The secret, Fernet-encrypted in the database. Write-only: never displayed."
+    )
+    fingerprint = models.CharField(
+        max_length=60,
+        editable=False,
+        help_text="What can be shown of the secret: its length, and its last 4 characters when "
+        "it is long enough that they reveal nothing useful.",
+    )
+    state = models.CharField(
+        max_length=20,
+        choices=CredentialState.choices,
+        default=CredentialState.ACTIVE,
+        help_text="Active: in use. Retiring: still accepted during a rotation overlap. Revoked: "
+        "never used again.",
+    )
+    expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the partner stops accepting it (empty: no known expiry). Alerts look "
+        "at this.",
+    )
+    rotate_by = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Policy date by which the secret should be rotated.",
+    )
+    rotated_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the secret was last replaced."
+    )
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When it was revoked."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        help_text="Who stored it.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False, help_text="Stored at.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["connection", "kind", "-created_at"]
+        indexes = [models.Index(fields=["connection", "kind", "state"])]
+
+    def __str__(self) -> str:
+        label = f" {self.label}" if self.label else ""
+        return f"{self.get_kind_display()}{label} {self.fingerprint}"
+
+    @property
+    def readable(self) -> bool:
+        """False when the key that encrypted this secret is no longer configured."""
+        return self.value is None or self.value.readable
+
+    @property
+    def usable(self) -> bool:
+        if self.state == CredentialState.REVOKED:
+            return False
+        return not (self.expires_at and self.expires_at <= timezone.now())

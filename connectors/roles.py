@@ -1,0 +1,94 @@
+"""Staff roles (least privilege) as Django groups, and the permissions each one holds.
+
+* **Integration admins** configure connections, credentials and (later) endpoints and flows.
+* **Operators** watch and retry: they view connections and events, and never reach a credential.
+* **Auditors** read everything that is not secret; they change nothing.
+
+The groups are created by a data migration; their permissions are (re)granted after every
+``migrate`` from the patterns below, so a model added by a later release gets its permissions
+without another hand-written migration. Granting only adds: permissions an administrator gave a
+group by hand are kept. A pattern is ``app_label.codename`` with shell wildcards.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+__all__ = ["ADMINS", "AUDITORS", "OPERATORS", "ROLE_PERMISSIONS", "connect_signals", "sync_roles"]
+
+ADMINS = "Integration admins"
+OPERATORS = "Operators"
+AUDITORS = "Auditors"
+
+SECRET_MODELS = {"connectors.credential"}
+
+ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
+    ADMINS: {
+        "include": [
+            "connectors.*",
+            "webhooks.*",
+            "django_q.*",
+        ],
+        "exclude": [
+            # The audit trail is written by the hub, never by hand.
+            "connectors.add_auditentry",
+            "connectors.change_auditentry",
+            "connectors.delete_auditentry",
+        ],
+    },
+    OPERATORS: {
+        "include": [
+            "connectors.view_connection",
+            "connectors.view_apicall",
+            "webhooks.view_*",
+            "webhooks.retry_*",
+            "django_q.view_*",
+        ],
+        "exclude": ["connectors.*credential*"],
+    },
+    AUDITORS: {
+        "include": ["connectors.view_*", "webhooks.view_*", "django_q.view_*"],
+        "exclude": ["connectors.*credential*"],
+    },
+}
+
+
+def _wanted(role: str, label: str) -> bool:
+    rules = ROLE_PERMISSIONS[role]
+    if any(fnmatchcase(label, pattern) for pattern in rules["exclude"]):
+        return False
+    return any(fnmatchcase(label, pattern) for pattern in rules["include"])
+
+
+def sync_roles(group_model, permission_model) -> None:
+    """Create the three groups if missing and grant each the permissions its patterns match.
+
+    Takes the models as arguments so that a migration can pass its historical ones.
+    """
+    permissions = list(
+        permission_model.objects.select_related("content_type").only(
+            "id", "codename", "content_type__app_label"
+        )
+    )
+    for role in ROLE_PERMISSIONS:
+        group, _ = group_model.objects.get_or_create(name=role)
+        wanted = [
+            perm.pk
+            for perm in permissions
+            if _wanted(role, f"{perm.content_type.app_label}.{perm.codename}")
+        ]
+        group.permissions.add(*wanted)
+
+
+def _after_migrate(sender, using="default", **kwargs):
+    from django.contrib.auth.models import Group, Permission
+
+    # Sent once per app, after that app's permissions were created: running each time (a few
+    # queries) means the permissions of apps listed after this one are granted too.
+    sync_roles(Group, Permission)
+
+
+def connect_signals() -> None:
+    from django.db.models.signals import post_migrate
+
+    post_migrate.connect(_after_migrate, dispatch_uid="connectors.roles.sync")

@@ -1,0 +1,10 @@
+"""pytest plugin (``-p integrations_site.pytest_defaults``): development defaults for test runs.
+
+Loaded before pytest-django reads the settings, so ``pytest`` works without ``make``: DEBUG-style
+settings (generated development keys in ``var/``, private networks allowed for the local test
+servers). Variables already set in the environment win.
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "true")

@@ -1,0 +1,14 @@
+"""URL configuration: the operator console (admin) and the hub's endpoints."""
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+admin.site.site_header = "Integration hub"
+admin.site.site_title = "Integration hub"
+admin.site.index_title = "Operator console"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,78 @@
+"""Shared fixtures: connections, credentials with random secrets, and staff users per role."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from connectors.choices import CredentialKind
+from connectors.models import Connection
+from connectors.roles import ADMINS, AUDITORS, OPERATORS
+from connectors.services.credentials import create_credential
+
+
+@pytest.fixture
+def secret_value() -> str:
+    """A fresh random secret, never written in the code, so a search for it is meaningful."""
+    return "sk_test_" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def connection(db) -> Connection:
+    return Connection.objects.create(
+        name="Sandbox CRM",
+        slug="crm",
+        service_kind="crm",
+        base_url="https://crm.example.test/api",
+        owner="integrations@example.test",
+    )
+
+
+@pytest.fixture
+def credential(connection, secret_value):
+    return create_credential(connection, CredentialKind.API_KEY, secret_value, label="main key")
+
+
+@pytest.fixture
+def make_staff(db, django_user_model):
+    """Create a staff user in a role group (or a superuser with role=None)."""
+
+    def make(role: str | None, username: str | None = None):
+        username = username or (role or "root").lower().replace(" ", "_")
+        if role is None:
+            return django_user_model.objects.create_superuser(username, "", "x-" + username)
+        user = django_user_model.objects.create_user(username, "", "x-" + username, is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def role_client(make_staff):
+    """A logged-in test client for a role: role_client(OPERATORS)."""
+
+    def make(role: str | None) -> Client:
+        client = Client()
+        client.force_login(make_staff(role))
+        return client
+
+    return make
+
+
+@pytest.fixture
+def integration_admin_client(role_client):
+    return role_client(ADMINS)
+
+
+@pytest.fixture
+def operator_client(role_client):
+    return role_client(OPERATORS)
+
+
+@pytest.fixture
+def auditor_client(role_client):
+    return role_client(AUDITORS)

@@ -1,0 +1,1 @@
+"""Models of the webhooks app (endpoints and events arrive with the inbound webhooks issue)."""
