@@ -27,13 +27,14 @@ __all__ = [
     "validate_fernet_keys",
 ]
 
+# Instructions, not a key.
 SECRET_KEY_HOWTO = (
-    "generate one with: python -c \"from django.core.management.utils import "
-    "get_random_secret_key; print(get_random_secret_key())\""
+    'generate one with: python -c "from django.core.management.utils import '  # noqa: S105
+    'get_random_secret_key; print(get_random_secret_key())"'
 )
 FERNET_KEY_HOWTO = (
-    "generate one with: python -c \"from cryptography.fernet import Fernet; "
-    "print(Fernet.generate_key().decode())\""
+    'generate one with: python -c "from cryptography.fernet import Fernet; '
+    'print(Fernet.generate_key().decode())"'
 )
 MIN_SECRET_KEY_LENGTH = 50
 

@@ -62,14 +62,21 @@ def test_the_configured_database_and_cache_are_the_ones_in_use():
 
 
 @pytest.mark.django_db
-def test_sqlite_runs_in_wal_mode_with_a_busy_timeout():
-    if connection.vendor != "sqlite":
-        pytest.skip("SQLite-only pragma; this run is on PostgreSQL")
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA journal_mode")
-        assert cursor.fetchone()[0] == "wal"
-        cursor.execute("PRAGMA busy_timeout")
-        assert cursor.fetchone()[0] >= 5000
+def test_database_options_fit_the_engine():
+    if connection.vendor == "sqlite":
+        # concurrent web and worker processes: readers never block the writer, writers queue
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            assert cursor.fetchone()[0] == "wal"
+            cursor.execute("PRAGMA busy_timeout")
+            assert cursor.fetchone()[0] >= 5000
+        assert settings.DATABASES["default"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    else:
+        # long-lived connections, checked before reuse so a restarted server is not an error
+        assert settings.DATABASES["default"]["CONN_HEALTH_CHECKS"] is True
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version_num")
+            assert int(cursor.fetchone()[0]) >= 130000
 
 
 def test_production_refuses_to_start_without_secret_key(tmp_path):
@@ -120,6 +127,8 @@ def test_debug_generates_keys_once_into_var_with_mode_0600(tmp_path):
 
 
 def test_check_deploy_passes_with_production_settings(tmp_path):
-    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=production_env(tmp_path))
+    result = run_manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(tmp_path)
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -1,6 +1,7 @@
 """Connections in the console: configuration for admins, a read-only view for the others."""
 
 from django.contrib import admin
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -38,11 +39,18 @@ class CredentialInline(admin.TabularInline):
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     list_display = [
-        "name", "slug", "service_kind", "environment", "status_badge", "owner", "updated_at",
+        "name",
+        "slug",
+        "service_kind",
+        "environment",
+        "status_badge",
+        "owner",
+        "updated_at",
     ]
     list_filter = ["status", "environment", "service_kind", "auth_method"]
     search_fields = ["name", "slug", "owner", "base_url"]
     prepopulated_fields = {"slug": ["name"]}
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["status_changed_at", "created_at", "updated_at", "credentials_link"]
     inlines = [CredentialInline]
     fieldsets = [
@@ -50,14 +58,31 @@ class ConnectionAdmin(admin.ModelAdmin):
         ("Status", {"fields": ["status", "status_reason", "status_changed_at"]}),
         (
             "API",
-            {"fields": ["base_url", "auth_method", "api_version", "requested_scopes",
-                        "granted_scopes", "credentials_link"]},
+            {
+                "fields": [
+                    "base_url",
+                    "auth_method",
+                    "api_version",
+                    "requested_scopes",
+                    "granted_scopes",
+                    "credentials_link",
+                ]
+            },
         ),
         (
             "Reliability",
-            {"fields": ["connect_timeout", "read_timeout", "retry_max_attempts",
-                        "retry_backoff_base", "retry_backoff_cap", "retry_max_elapsed",
-                        "rate_limit_requests", "rate_limit_window_seconds"]},
+            {
+                "fields": [
+                    "connect_timeout",
+                    "read_timeout",
+                    "retry_max_attempts",
+                    "retry_backoff_base",
+                    "retry_backoff_cap",
+                    "retry_max_elapsed",
+                    "rate_limit_requests",
+                    "rate_limit_window_seconds",
+                ]
+            },
         ),
         ("GDPR", {"fields": ["purpose", "retention_days"]}),
         ("Notes", {"fields": ["notes", "created_at", "updated_at"]}),

@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from connectors.forms import CredentialForm
 from connectors.models import Credential
@@ -22,15 +22,27 @@ class CredentialAdmin(admin.ModelAdmin):
 
     form = CredentialForm
     list_display = [
-        "__str__", "connection", "kind", "fingerprint", "state", "expires_at", "readability",
+        "__str__",
+        "connection",
+        "kind",
+        "fingerprint",
+        "state",
+        "expires_at",
+        "readability",
         "created_at",
     ]
     list_filter = ["state", "kind", "connection"]
     search_fields = ["label", "connection__name", "connection__slug"]
     list_select_related = ["connection"]
     readonly_fields = [
-        "fingerprint", "readability", "state", "rotated_at", "revoked_at", "created_by",
-        "created_at", "updated_at",
+        "fingerprint",
+        "readability",
+        "state",
+        "rotated_at",
+        "revoked_at",
+        "created_by",
+        "created_at",
+        "updated_at",
     ]
     actions = ["revoke_selected"]
 
@@ -40,8 +52,21 @@ class CredentialAdmin(admin.ModelAdmin):
             main = ["connection", "kind", "label", "fingerprint", "readability", "secret"]
         return [
             (None, {"fields": main}),
-            ("Lifecycle", {"fields": ["state", "expires_at", "rotate_by", "rotated_at",
-                                      "revoked_at", "created_by", "created_at", "updated_at"]}),
+            (
+                "Lifecycle",
+                {
+                    "fields": [
+                        "state",
+                        "expires_at",
+                        "rotate_by",
+                        "rotated_at",
+                        "revoked_at",
+                        "created_by",
+                        "created_at",
+                        "updated_at",
+                    ]
+                },
+            ),
         ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -65,16 +90,23 @@ class CredentialAdmin(admin.ModelAdmin):
     def readability(self, obj):
         if obj.readable:
             return "yes"
-        return format_html('<strong style="color:#c62828">{}</strong>',
-                           "unreadable: encryption key missing")
+        return format_html(
+            '<strong style="color:#c62828">{}</strong>', "unreadable: encryption key missing"
+        )
 
+    @method_decorator(sensitive_variables("secret"))
     def save_model(self, request, obj, form, change):
         secret = form.cleaned_data.get("secret") or ""
         if not change:
             create_credential(
-                form.cleaned_data["connection"], form.cleaned_data["kind"], secret,
-                actor=request.user, label=obj.label, expires_at=obj.expires_at,
-                rotate_by=obj.rotate_by, instance=obj,
+                form.cleaned_data["connection"],
+                form.cleaned_data["kind"],
+                secret,
+                actor=request.user,
+                label=obj.label,
+                expires_at=obj.expires_at,
+                rotate_by=obj.rotate_by,
+                instance=obj,
             )
             return
         obj.save(update_fields=["label", "expires_at", "rotate_by", "updated_at"])
@@ -85,13 +117,18 @@ class CredentialAdmin(admin.ModelAdmin):
         from connectors.choices import AuditAction
         from connectors.services.credentials import record_audit
 
-        record_audit(AuditAction.CREDENTIAL_DELETED, actor=request.user,
-                     connection=obj.connection, credential=None,
-                     detail=f"credential #{obj.pk} {obj.fingerprint}")
+        record_audit(
+            AuditAction.CREDENTIAL_DELETED,
+            actor=request.user,
+            connection=obj.connection,
+            credential=None,
+            detail=f"credential #{obj.pk} {obj.fingerprint}",
+        )
         super().delete_model(request, obj)
 
-    @admin.action(description="Revoke selected credentials (never used again)",
-                  permissions=["change"])
+    @admin.action(
+        description="Revoke selected credentials (never used again)", permissions=["change"]
+    )
     def revoke_selected(self, request, queryset):
         count = 0
         for credential in queryset.select_related("connection"):

@@ -83,7 +83,7 @@ class Connection(models.Model):
     retry_backoff_base = models.FloatField(
         default=0.5,
         validators=[MinValueValidator(0.01), MaxValueValidator(60)],
-        help_text="Seconds: the n-th retry waits a random time up to min(cap, base × 2^n).",
+        help_text="Seconds: the n-th retry waits a random time up to min(cap, base * 2^n).",
     )
     retry_backoff_cap = models.FloatField(
         default=20.0,
@@ -156,7 +156,9 @@ class Connection(models.Model):
         for field in ("requested_scopes", "granted_scopes"):
             value = getattr(self, field)
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-                raise ValidationError({field: 'Give a JSON list of strings, e.g. ["contacts.read"].'})
+                raise ValidationError(
+                    {field: 'Give a JSON list of strings, e.g. ["contacts.read"].'}
+                )
 
     def set_status(self, status: str, reason: str = "") -> None:
         """Change the status with its reason, and save just those fields."""

@@ -14,9 +14,9 @@ class CredentialQuerySet(models.QuerySet):
     def usable(self):
         """Credentials that may be used now: active or retiring, not revoked, not expired."""
         now = timezone.now()
-        return self.filter(
-            state__in=[CredentialState.ACTIVE, CredentialState.RETIRING]
-        ).exclude(expires_at__lte=now)
+        return self.filter(state__in=[CredentialState.ACTIVE, CredentialState.RETIRING]).exclude(
+            expires_at__lte=now
+        )
 
 
 class Credential(models.Model):

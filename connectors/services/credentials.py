@@ -109,8 +109,11 @@ def create_credential(
     with transaction.atomic():
         credential.save(force_insert=True)
         record_audit(
-            AuditAction.CREDENTIAL_CREATED, actor=actor, connection=connection,
-            credential=credential, detail=f"kind={kind}",
+            AuditAction.CREDENTIAL_CREATED,
+            actor=actor,
+            connection=connection,
+            credential=credential,
+            detail=f"kind={kind}",
         )
     logger.info(
         "credential created",
@@ -132,8 +135,11 @@ def replace_secret(credential: Credential, secret: str, *, actor=None) -> Creden
         credential.rotated_at = timezone.now()
         credential.save(update_fields=["value", "fingerprint", "rotated_at", "updated_at"])
         record_audit(
-            AuditAction.CREDENTIAL_REPLACED, actor=actor, connection=credential.connection,
-            credential=credential, detail=f"previous fingerprint {previous}",
+            AuditAction.CREDENTIAL_REPLACED,
+            actor=actor,
+            connection=credential.connection,
+            credential=credential,
+            detail=f"previous fingerprint {previous}",
         )
     return credential
 
@@ -155,14 +161,21 @@ def rotate_credential(
         raise CredentialError("A revoked credential cannot be rotated; add a new one.")
     with transaction.atomic():
         new = create_credential(
-            credential.connection, credential.kind, secret, actor=actor,
-            label=label or credential.label, expires_at=None, rotate_by=None,
+            credential.connection,
+            credential.kind,
+            secret,
+            actor=actor,
+            label=label or credential.label,
+            expires_at=None,
+            rotate_by=None,
         )
         credential.state = CredentialState.RETIRING
         credential.expires_at = overlap_until
         credential.save(update_fields=["state", "expires_at", "updated_at"])
         record_audit(
-            AuditAction.CREDENTIAL_RETIRING, actor=actor, connection=credential.connection,
+            AuditAction.CREDENTIAL_RETIRING,
+            actor=actor,
+            connection=credential.connection,
             credential=credential,
             detail=f"replaced by credential #{new.pk}; accepted until {overlap_until.isoformat()}",
         )
@@ -180,8 +193,11 @@ def revoke_credential(credential: Credential, *, actor=None, reason: str = "") -
         credential.value = SecretValue("")
         credential.save(update_fields=["state", "revoked_at", "value", "updated_at"])
         record_audit(
-            AuditAction.CREDENTIAL_REVOKED, actor=actor, connection=credential.connection,
-            credential=credential, detail=reason[:500],
+            AuditAction.CREDENTIAL_REVOKED,
+            actor=actor,
+            connection=credential.connection,
+            credential=credential,
+            detail=reason[:500],
         )
     return credential
 

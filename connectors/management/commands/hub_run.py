@@ -5,6 +5,7 @@ both children (SIGTERM to each process group, SIGKILL after a grace period) and 
 nothing is left running. If either child exits, the other is stopped too.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,10 +20,8 @@ GRACE_SECONDS = 30
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class Command(BaseCommand):

@@ -1,0 +1,247 @@
+"""The operator console: secrets are write-only, and each role sees what it may and no more."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from django.test import Client
+from django.urls import reverse
+
+from connectors.choices import AuditAction, CredentialKind
+from connectors.models import AuditEntry, Credential
+
+pytestmark = pytest.mark.django_db
+
+
+def credential_pages(credential) -> list[str]:
+    pk = credential.pk
+    return [
+        reverse("admin:connectors_credential_changelist"),
+        reverse("admin:connectors_credential_add"),
+        reverse("admin:connectors_credential_change", args=[pk]),
+        reverse("admin:connectors_credential_history", args=[pk]),
+        reverse("admin:connectors_credential_delete", args=[pk]),
+    ]
+
+
+def readable_pages(credential) -> list[str]:
+    return [
+        reverse("admin:index"),
+        reverse("admin:connectors_connection_changelist"),
+        reverse("admin:connectors_connection_change", args=[credential.connection.pk]),
+        reverse("admin:connectors_connection_history", args=[credential.connection.pk]),
+    ]
+
+
+def test_integration_admin_adds_a_credential_and_never_sees_it_again(
+    integration_admin_client, connection, secret_value
+):
+    # when an integration admin stores a secret through the add form
+    response = integration_admin_client.post(
+        reverse("admin:connectors_credential_add"),
+        {
+            "connection": connection.pk,
+            "kind": CredentialKind.API_KEY,
+            "label": "prod key",
+            "secret": secret_value,
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "rotate_by_0": "",
+            "rotate_by_1": "",
+        },
+        follow=True,
+    )
+    # then it is stored encrypted, audited, and no page shows it
+    assert response.status_code == 200
+    credential = Credential.objects.get()
+    assert credential.value.reveal() == secret_value
+    assert AuditEntry.objects.filter(
+        action=AuditAction.CREDENTIAL_CREATED,
+        credential=credential,
+        actor_name="integration_admins",
+    ).exists()
+    pages = [
+        *credential_pages(credential),
+        *readable_pages(credential),
+        reverse("admin:connectors_auditentry_changelist"),
+    ]
+    for url in pages:
+        page = integration_admin_client.get(url)
+        assert page.status_code == 200, url
+        assert secret_value not in page.content.decode(), url
+    assert secret_value not in response.content.decode()
+    # the change page offers an empty "replace secret" box and the fingerprint
+    change = integration_admin_client.get(
+        reverse("admin:connectors_credential_change", args=[credential.pk])
+    ).content.decode()
+    assert "Replace secret" in change and credential.fingerprint in change
+    assert 'type="password"' in change
+
+
+def test_replacing_a_secret_keeps_the_row_and_audits_it(
+    integration_admin_client, credential, secret_value
+):
+    new_secret = "replacement-" + "k" * 30
+    url = reverse("admin:connectors_credential_change", args=[credential.pk])
+    response = integration_admin_client.post(
+        url,
+        {
+            "label": "rotated",
+            "secret": new_secret,
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "rotate_by_0": "",
+            "rotate_by_1": "",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    credential.refresh_from_db()
+    assert credential.value.reveal() == new_secret and credential.label == "rotated"
+    assert AuditEntry.objects.filter(action=AuditAction.CREDENTIAL_REPLACED).count() == 1
+    history = integration_admin_client.get(
+        reverse("admin:connectors_credential_history", args=[credential.pk])
+    ).content.decode()
+    assert new_secret not in history and secret_value not in history
+    # an empty box keeps the secret
+    integration_admin_client.post(
+        url,
+        {
+            "label": "relabelled",
+            "secret": "",
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "rotate_by_0": "",
+            "rotate_by_1": "",
+        },
+    )
+    credential.refresh_from_db()
+    assert credential.value.reveal() == new_secret and credential.label == "relabelled"
+
+
+def test_a_bad_secret_is_refused_and_not_echoed(integration_admin_client, connection):
+    bad = " pasted-with-spaces-" + "m" * 20 + "\n"
+    response = integration_admin_client.post(
+        reverse("admin:connectors_credential_add"),
+        {
+            "connection": connection.pk,
+            "kind": CredentialKind.API_KEY,
+            "secret": bad,
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "rotate_by_0": "",
+            "rotate_by_1": "",
+        },
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "white space" in html
+    assert bad.strip() not in html
+    assert not Credential.objects.exists()
+
+
+@pytest.mark.parametrize("role_fixture", ["operator_client", "auditor_client"])
+def test_operators_and_auditors_get_403_on_every_credential_page(
+    request, role_fixture, credential, secret_value
+):
+    client: Client = request.getfixturevalue(role_fixture)
+    for url in credential_pages(credential):
+        assert client.get(url).status_code == 403, url
+    # and cannot write one either
+    response = client.post(
+        reverse("admin:connectors_credential_add"),
+        {"connection": credential.connection.pk, "kind": "api_key", "secret": "x" * 30},
+    )
+    assert response.status_code == 403
+    assert Credential.objects.count() == 1
+
+
+@pytest.mark.parametrize("role_fixture", ["operator_client", "auditor_client"])
+def test_no_page_an_operator_or_auditor_opens_contains_a_secret(
+    request, role_fixture, credential, secret_value
+):
+    client: Client = request.getfixturevalue(role_fixture)
+    for url in readable_pages(credential):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        html = page.content.decode()
+        assert secret_value not in html, url
+        # the credential inline is not shown to roles without credential access
+        assert credential.fingerprint not in html, url
+
+
+def test_operators_cannot_change_connections_and_auditors_read_the_audit_trail(
+    operator_client, auditor_client, credential
+):
+    url = reverse("admin:connectors_connection_change", args=[credential.connection.pk])
+    response = operator_client.post(url, {"name": "hijacked"})
+    assert response.status_code == 403
+    assert auditor_client.post(url, {"name": "hijacked"}).status_code == 403
+    credential.connection.refresh_from_db()
+    assert credential.connection.name == "Sandbox CRM"
+    audit = reverse("admin:connectors_auditentry_changelist")
+    assert auditor_client.get(audit).status_code == 200
+    assert operator_client.get(audit).status_code == 403
+
+
+def test_an_unreadable_credential_does_not_break_the_pages(
+    integration_admin_client, credential, settings
+):
+    settings.FERNET_KEYS = [Fernet.generate_key().decode()]
+    for url in [*credential_pages(credential), *readable_pages(credential)]:
+        page = integration_admin_client.get(url)
+        assert page.status_code == 200, url
+    change = integration_admin_client.get(
+        reverse("admin:connectors_credential_change", args=[credential.pk])
+    )
+    assert "unreadable: encryption key missing" in change.content.decode()
+
+
+def test_revoke_action_revokes_and_audits(integration_admin_client, credential):
+    response = integration_admin_client.post(
+        reverse("admin:connectors_credential_changelist"),
+        {"action": "revoke_selected", "_selected_action": [credential.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    credential.refresh_from_db()
+    assert credential.state == "revoked"
+    assert AuditEntry.objects.filter(action=AuditAction.CREDENTIAL_REVOKED).exists()
+
+
+def test_the_debug_error_page_does_not_show_a_posted_secret(
+    integration_admin_client, credential, secret_value, settings, monkeypatch
+):
+    # given a failure deep inside the replacement (the audit write), with DEBUG error pages on
+    import connectors.services.credentials as credential_services
+
+    def explode(action, **kwargs):
+        raise RuntimeError("storage failed")
+
+    monkeypatch.setattr(credential_services, "record_audit", explode)
+    settings.DEBUG = True
+    integration_admin_client.raise_request_exception = False
+    new_secret = "never-on-an-error-page-" + "e" * 20
+    response = integration_admin_client.post(
+        reverse("admin:connectors_credential_change", args=[credential.pk]),
+        {
+            "label": "x",
+            "secret": new_secret,
+            "expires_at_0": "",
+            "expires_at_1": "",
+            "rotate_by_0": "",
+            "rotate_by_1": "",
+        },
+        HTTP_ACCEPT="text/html",
+    )
+    # then the technical 500 page is shown, without the secret
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "storage failed" in html
+    assert new_secret not in html
+    assert secret_value not in html
+    assert all(key not in html for key in settings.FERNET_KEYS)
+    assert settings.SECRET_KEY not in html
+    # and the failed replacement was rolled back
+    credential.refresh_from_db()
+    assert credential.value.reveal() == secret_value
