@@ -9,6 +9,9 @@ class ConnectorsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from connectors import roles
+        from django.db.models.signals import post_migrate
+
+        from connectors import roles, tasks
 
         roles.connect_signals()
+        post_migrate.connect(tasks.ensure_schedules, sender=self, dispatch_uid="connectors.sched")

@@ -204,6 +204,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # These log full URLs (query-string keys) and token exchanges at DEBUG: never below INFO.
+        "urllib3": {"level": "INFO"},
+        "requests_oauthlib": {"level": "INFO"},
+        "oauthlib": {"level": "INFO"},
     },
 }
 

@@ -76,3 +76,37 @@ def operator_client(role_client):
 @pytest.fixture
 def auditor_client(role_client):
     return role_client(AUDITORS)
+
+
+@pytest.fixture
+def partner():
+    """A scripted partner server on 127.0.0.1 (see tests/partners.py)."""
+    from tests.partners import ScriptedServer
+
+    server = ScriptedServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api_connection(db, partner, secret_value):
+    """A connection to the scripted partner, API key in a header, fast retries for tests."""
+    connection = Connection.objects.create(
+        name="Partner",
+        slug="partner",
+        base_url=partner.url + "/v1",
+        auth_method="api_key_header",
+        api_key_header_name="X-API-Key",
+        connect_timeout=1.0,
+        read_timeout=1.0,
+        retry_max_attempts=4,
+        retry_backoff_base=0.01,
+        retry_backoff_cap=0.05,
+        retry_max_elapsed=10,
+        health_path="/me",
+    )
+    create_credential(connection, CredentialKind.API_KEY, secret_value)
+    from connectors.engine.circuit import reset
+
+    reset(connection)
+    return connection

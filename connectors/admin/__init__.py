@@ -1,7 +1,8 @@
-"""The operator console for connections, credentials and the audit trail."""
+"""The operator console for connections, credentials, the call log and the audit trail."""
 
 from connectors.admin.audit import AuditEntryAdmin
+from connectors.admin.calls import ApiCallAdmin
 from connectors.admin.connection import ConnectionAdmin
 from connectors.admin.credential import CredentialAdmin
 
-__all__ = ["AuditEntryAdmin", "ConnectionAdmin", "CredentialAdmin"]
+__all__ = ["ApiCallAdmin", "AuditEntryAdmin", "ConnectionAdmin", "CredentialAdmin"]

@@ -1,12 +1,15 @@
 """Connections in the console: configuration for admins, a read-only view for the others."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
 from connectors.choices import ConnectionStatus
-from connectors.models import Connection, Credential
+from connectors.engine.circuit import circuit_state
+from connectors.engine.circuit import reset as reset_circuit
+from connectors.models import ApiCall, Connection, Credential
+from connectors.services.health import check_connection
 
 STATUS_COLOURS = {
     ConnectionStatus.ACTIVE: "#2e7d32",
@@ -51,7 +54,16 @@ class ConnectionAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug", "owner", "base_url"]
     prepopulated_fields = {"slug": ["name"]}
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ["status_changed_at", "created_at", "updated_at", "credentials_link"]
+    readonly_fields = [
+        "status_changed_at",
+        "created_at",
+        "updated_at",
+        "credentials_link",
+        "circuit",
+        "last_quota",
+        "api_lifecycle",
+    ]
+    actions = ["test_connections", "reset_circuits"]
     inlines = [CredentialInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "service_kind", "environment", "owner"]}),
@@ -108,3 +120,54 @@ class ConnectionAdmin(admin.ModelAdmin):
             "fingerprint is ever shown)",
             url,
         )
+
+    @admin.display(description="Circuit breaker")
+    def circuit(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        return circuit_state(obj)
+
+    @admin.display(description="Quota reported by the partner")
+    def last_quota(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        row = (
+            ApiCall.objects.filter(connection=obj, quota_remaining__isnull=False)
+            .only("quota_remaining", "quota_reset_at", "created_at")
+            .first()
+        )
+        if row is None:
+            return "not reported"
+        reset = f", resets {row.quota_reset_at:%Y-%m-%d %H:%M:%S} UTC" if row.quota_reset_at else ""
+        return f"{row.quota_remaining} left at {row.created_at:%Y-%m-%d %H:%M:%S} UTC{reset}"
+
+    @admin.display(description="API lifecycle (Deprecation / Sunset)")
+    def api_lifecycle(self, obj):
+        if obj is None or not obj.deprecation_seen_at:
+            return "no deprecation signalled"
+        return format_html(
+            '<strong style="color:#c62828">Deprecated: {} · Sunset: {}</strong> (first seen {}) {}',
+            obj.deprecation_date or "-",
+            obj.sunset_date or "-",
+            f"{obj.deprecation_seen_at:%Y-%m-%d}",
+            format_html('<a href="{}" rel="noreferrer">notes</a>', obj.deprecation_link)
+            if obj.deprecation_link
+            else "",
+        )
+
+    @admin.action(
+        description="Test connection (one real call to the health path)", permissions=["view"]
+    )
+    def test_connections(self, request, queryset):
+        for connection in queryset[:20]:
+            result = check_connection(connection)
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            self.message_user(request, f"{connection.slug}: {result.summary()}", level)
+
+    @admin.action(
+        description="Close the circuit breaker (after fixing the cause)", permissions=["change"]
+    )
+    def reset_circuits(self, request, queryset):
+        for connection in queryset:
+            reset_circuit(connection)
+        self.message_user(request, f"{queryset.count()} circuit(s) closed.", messages.SUCCESS)

@@ -1,7 +1,23 @@
 """Models of the connectors app."""
 
 from connectors.models.audit import AuditEntry
+from connectors.models.calls import (
+    ApiCall,
+    ErrorKind,
+    IdempotencyRecord,
+    IdempotencyState,
+    RateLimitBucket,
+)
 from connectors.models.connection import Connection
 from connectors.models.credential import Credential
 
-__all__ = ["AuditEntry", "Connection", "Credential"]
+__all__ = [
+    "ApiCall",
+    "AuditEntry",
+    "Connection",
+    "Credential",
+    "ErrorKind",
+    "IdempotencyRecord",
+    "IdempotencyState",
+    "RateLimitBucket",
+]

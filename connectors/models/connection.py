@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -48,6 +46,41 @@ class Connection(models.Model):
         default=AuthMethod.API_KEY_HEADER,
         help_text="How requests authenticate. The secret itself is a credential of this "
         "connection.",
+    )
+    api_key_header_name = models.CharField(
+        max_length=80,
+        default="X-API-Key",
+        help_text="Auth 'API key in a header': the header that carries the key.",
+    )
+    api_key_query_param = models.CharField(
+        max_length=80,
+        default="api_key",
+        help_text="Auth 'API key in the query string': the parameter name. Weaker (URLs end up "
+        "in partner logs); the value is never written to the hub's logs.",
+    )
+    basic_username = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Auth 'HTTP basic': the user name (the password is a credential).",
+    )
+    idempotency_header_name = models.CharField(
+        max_length=80,
+        default="Idempotency-Key",
+        help_text="Header carrying the idempotency key on calls that have one. Empty: the partner "
+        "has no such header (the local idempotency record still guards against repeats).",
+        blank=True,
+    )
+    correlation_header_name = models.CharField(
+        max_length=80,
+        default="X-Request-ID",
+        help_text="Header carrying the correlation id, so the partner's logs can be matched to "
+        "ours.",
+    )
+    health_path = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Path that 'Test connection' calls with GET, e.g. /me or /ping. Pick a cheap, "
+        "read-only endpoint that needs authentication.",
     )
     api_version = models.CharField(
         max_length=40,
@@ -106,6 +139,41 @@ class Connection(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Length of the rate-limit window, in seconds.",
     )
+    circuit_failure_threshold = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Circuit breaker: after this many consecutive transient failures, calls stop "
+        "for the cooldown instead of piling up on a partner that is down.",
+    )
+    circuit_cooldown_seconds = models.PositiveIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Circuit breaker: seconds the circuit stays open before one probe call decides.",
+    )
+    deprecation_seen_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the partner first answered with a Deprecation header (RFC 9745).",
+    )
+    deprecation_date = models.CharField(
+        max_length=100,
+        blank=True,
+        editable=False,
+        help_text="The Deprecation header's value: when the API was (or will be) deprecated.",
+    )
+    sunset_date = models.CharField(
+        max_length=100,
+        blank=True,
+        editable=False,
+        help_text="The Sunset header's value (RFC 8594): when the API stops answering.",
+    )
+    deprecation_link = models.URLField(
+        max_length=500,
+        blank=True,
+        editable=False,
+        help_text="The Link (rel=deprecation or rel=sunset) the partner gave: migration notes.",
+    )
     purpose = models.TextField(
         blank=True,
         help_text="GDPR: why personal data goes to this service (the processing's purpose).",
@@ -124,8 +192,8 @@ class Connection(models.Model):
         max_length=20,
         choices=ConnectionStatus.choices,
         default=ConnectionStatus.ACTIVE,
-        help_text="Only active connections are called. Reauth required: an admin must "
-        "reconnect the account.",
+        help_text="Paused and disabled connections are not called; reauth required: an admin "
+        "must reconnect the account first. Failing is informational: calls still go out.",
     )
     status_reason = models.CharField(
         max_length=500,
@@ -148,11 +216,13 @@ class Connection(models.Model):
 
     def clean(self):
         super().clean()
-        scheme = urlsplit(self.base_url or "").scheme
-        if self.environment == Environment.PRODUCTION and scheme != "https":
-            raise ValidationError(
-                {"base_url": "A production connection must use https (the secrets travel on it)."}
-            )
+        from connectors.engine.ssrf import check_base_url
+
+        if self.base_url:
+            try:
+                check_base_url(self.base_url, production=self.environment == Environment.PRODUCTION)
+            except ValueError as exc:
+                raise ValidationError({"base_url": str(exc)}) from None
         for field in ("requested_scopes", "granted_scopes"):
             value = getattr(self, field)
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):

@@ -1,0 +1,138 @@
+"""What the outbound engine records: API calls, idempotency records, rate-limit buckets."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class ErrorKind(models.TextChoices):
+    TIMEOUT = "timeout", "Timeout"
+    CONNECTION = "connection", "Connection error"
+    HTTP_4XX = "http_4xx", "HTTP 4xx"
+    HTTP_5XX = "http_5xx", "HTTP 5xx"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    CIRCUIT_OPEN = "circuit_open", "Circuit open"
+    BLOCKED_URL = "blocked_url", "Blocked URL"
+    AUTH = "auth", "Authentication"
+    RESPONSE_TOO_LARGE = "response_too_large", "Response too large"
+
+
+class ApiCall(models.Model):
+    """One outbound HTTP attempt. Never holds Authorization, cookies, keys, tokens or bodies."""
+
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        on_delete=models.CASCADE,
+        related_name="api_calls",
+        help_text="The connection called.",
+    )
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, help_text="When the attempt started."
+    )
+    method = models.CharField(max_length=10, help_text="HTTP method.")
+    path = models.CharField(
+        max_length=1000,
+        help_text="Path and query, relative to the base URL, with secret query values removed.",
+    )
+    status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="HTTP status (empty when no answer arrived)."
+    )
+    duration_ms = models.PositiveIntegerField(default=0, help_text="Duration of the attempt.")
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1 for the first attempt.")
+    correlation_id = models.CharField(
+        max_length=100, db_index=True, help_text="Sent as X-Request-ID (or the connection's name)."
+    )
+    idempotency_key = models.CharField(
+        max_length=255, blank=True, help_text="The idempotency key the call carried, if any."
+    )
+    error_kind = models.CharField(
+        max_length=30,
+        choices=ErrorKind.choices,
+        blank=True,
+        help_text="Empty for a success.",
+    )
+    error_message = models.CharField(
+        max_length=500, blank=True, help_text="What went wrong, without secrets or bodies."
+    )
+    request_bytes = models.PositiveIntegerField(default=0, help_text="Size of the request body.")
+    response_bytes = models.PositiveIntegerField(default=0, help_text="Size of the response body.")
+    quota_remaining = models.IntegerField(
+        null=True, blank=True, help_text="Requests left that the partner reported, if it did."
+    )
+    quota_reset_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the partner said the quota resets."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API call"
+        indexes = [models.Index(fields=["connection", "-created_at"])]
+
+    def __str__(self) -> str:
+        status = self.status_code or self.get_error_kind_display()
+        return f"{self.method} {self.path} → {status}"
+
+
+class IdempotencyState(models.TextChoices):
+    IN_FLIGHT = "in_flight", "In flight"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed (may be retried)"
+
+
+class IdempotencyRecord(models.Model):
+    """Scope + key → request fingerprint, state and stored result: an effect happens once."""
+
+    scope = models.CharField(max_length=200, help_text="Namespace of the key (e.g. connection).")
+    key = models.CharField(max_length=255, help_text="The idempotency key.")
+    fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 of the request (method, path, body) the key was used for."
+    )
+    state = models.CharField(
+        max_length=20,
+        choices=IdempotencyState.choices,
+        default=IdempotencyState.IN_FLIGHT,
+        help_text="In flight: a call holds it. Completed: the stored result is replayed.",
+    )
+    locked_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="An in-flight record older than this was abandoned and may be taken over.",
+    )
+    response_status = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Stored result: HTTP status."
+    )
+    response_headers = models.JSONField(
+        default=dict, blank=True, help_text="Stored result: a few response headers."
+    )
+    response_body = models.BinaryField(
+        null=True, blank=True, help_text="Stored result: the body, kept until the record expires."
+    )
+    correlation_id = models.CharField(max_length=100, blank=True, help_text="Of the first call.")
+    created_at = models.DateTimeField(default=timezone.now, help_text="First use of the key.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change.")
+    expires_at = models.DateTimeField(db_index=True, help_text="Purged after this.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key} ({self.state})"
+
+
+class RateLimitBucket(models.Model):
+    """Token bucket of a connection when the cache is not Redis (row-locked per call)."""
+
+    connection = models.OneToOneField(
+        "connectors.Connection",
+        on_delete=models.CASCADE,
+        related_name="rate_limit_bucket",
+        help_text="The connection whose calls this bucket meters.",
+    )
+    tokens = models.FloatField(help_text="Tokens left at updated_at.")
+    updated_at = models.FloatField(help_text="Unix time of the last refill.")
+
+    def __str__(self) -> str:
+        return f"bucket of connection #{self.connection_id}"

@@ -1,0 +1,69 @@
+"""Background tasks of the connectors app (run by django-q2). Each is a thin wrapper around a
+service function; schedules are created by :func:`ensure_schedules` after ``migrate``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+
+from connectors.engine import idempotency
+from connectors.models import ApiCall, Connection
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ensure_schedules", "purge_api_calls", "purge_idempotency_records"]
+
+
+def purge_api_calls(batch_size: int = 5000) -> int:
+    """Delete call log rows older than their connection's retention (GDPR); returns the count."""
+    total = 0
+    now = timezone.now()
+    for connection_id, days in Connection.objects.values_list("pk", "retention_days"):
+        cutoff = now - timedelta(days=days)
+        while True:
+            ids = list(
+                ApiCall.objects.filter(
+                    connection_id=connection_id, created_at__lt=cutoff
+                ).values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            deleted, _ = ApiCall.objects.filter(pk__in=ids).delete()
+            total += deleted
+    logger.info("purged %d api call rows", total)
+    return total
+
+
+def purge_idempotency_records() -> int:
+    deleted = idempotency.purge_expired()
+    logger.info("purged %d expired idempotency records", deleted)
+    return deleted
+
+
+SCHEDULES = [
+    # (name, function, minutes between runs)
+    ("connectors: purge old API calls", "connectors.tasks.purge_api_calls", 60),
+    (
+        "connectors: purge expired idempotency records",
+        "connectors.tasks.purge_idempotency_records",
+        60,
+    ),
+]
+
+
+def ensure_schedules(**kwargs) -> None:
+    """Create the periodic schedules if missing (idempotent; run after every migrate)."""
+    from django_q.models import Schedule
+
+    for name, func, minutes in SCHEDULES:
+        Schedule.objects.get_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
