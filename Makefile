@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Development defaults; production sets its own environment and does not use this file.
 export DEBUG ?= true
 
-.PHONY: run test lint venv dev clean check-python
+.PHONY: run test lint bench venv dev clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -41,3 +41,6 @@ lint: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) var/test_hub.sqlite3*
+
+bench: $(DEV_STAMP)
+	$(PY) -m tests.bench

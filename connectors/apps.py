@@ -12,6 +12,8 @@ class ConnectorsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from connectors import roles, tasks
+        from connectors.engine import config_cache
 
         roles.connect_signals()
+        config_cache.connect_signals()
         post_migrate.connect(tasks.ensure_schedules, sender=self, dispatch_uid="connectors.sched")

@@ -215,3 +215,7 @@ LOGGING = {
 # Outbound calls to private, loopback and link-local addresses are refused unless this is on
 # (development, tests and the bundled sandbox turn it on; production leaves it off).
 HUB_ALLOW_PRIVATE_NETWORKS = env.bool("HUB_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
+# Idempotency records (outbound calls with a key) are kept this long, then purged.
+HUB_IDEMPOTENCY_TTL_SECONDS = env.int("HUB_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+# A partner's answer larger than this is refused (and the read stops there).
+HUB_MAX_RESPONSE_BYTES = env.int("HUB_MAX_RESPONSE_BYTES", default=10 * 1024 * 1024)

@@ -325,3 +325,31 @@ def test_a_missing_credential_is_an_auth_error_naming_the_fix(api_connection, pa
 def test_an_absolute_url_is_refused(api_connection, partner):
     with pytest.raises(hub.BlockedURLError, match="relative"):
         hub.call("partner", "GET", "http://127.0.0.2/evil")
+
+
+def test_a_replaced_or_revoked_secret_is_used_no_more_on_the_next_call(
+    api_connection, partner, secret_value
+):
+    # given a call that cached the connection and its secret
+    hub.call("partner", "GET", "/me")
+    assert partner.requests[-1].headers["X-API-Key"] == secret_value
+    # when the secret is replaced (another process would see the same shared generation)
+    from connectors.services.credentials import replace_secret, revoke_credential
+
+    credential = api_connection.credentials.get()
+    replace_secret(credential, "replaced-" + secret_value)
+    hub.call("partner", "GET", "/me")
+    # then the next call sends the new one
+    assert partner.requests[-1].headers["X-API-Key"] == "replaced-" + secret_value
+    # and once revoked, none at all
+    revoke_credential(credential)
+    with pytest.raises(hub.AuthError, match="no usable credential"):
+        hub.call("partner", "GET", "/me")
+    assert len(partner.requests) == 2
+
+
+def test_a_paused_connection_is_seen_by_the_next_call(api_connection, partner):
+    hub.call("partner", "GET", "/me")
+    api_connection.set_status("paused", "maintenance")
+    with pytest.raises(hub.ConnectionUnavailableError, match="maintenance"):
+        hub.call("partner", "GET", "/me")

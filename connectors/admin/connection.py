@@ -74,10 +74,15 @@ class ConnectionAdmin(admin.ModelAdmin):
                 "fields": [
                     "base_url",
                     "auth_method",
+                    "api_key_header_name",
+                    "api_key_query_param",
+                    "basic_username",
                     "api_version",
                     "requested_scopes",
                     "granted_scopes",
                     "credentials_link",
+                    "health_path",
+                    "api_lifecycle",
                 ]
             },
         ),
@@ -93,6 +98,12 @@ class ConnectionAdmin(admin.ModelAdmin):
                     "retry_max_elapsed",
                     "rate_limit_requests",
                     "rate_limit_window_seconds",
+                    "last_quota",
+                    "circuit_failure_threshold",
+                    "circuit_cooldown_seconds",
+                    "circuit",
+                    "idempotency_header_name",
+                    "correlation_header_name",
                 ]
             },
         ),

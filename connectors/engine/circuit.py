@@ -21,12 +21,19 @@ from django.core.cache import cache
 
 from connectors.engine.errors import CircuitOpenError
 
-__all__ = ["Breaker", "circuit_state", "reset"]
+__all__ = ["Breaker", "circuit_state", "reset", "state_keys"]
 
 
 def _keys(connection) -> tuple[str, str, str]:
-    base = f"hub:circuit:{connection.pk}"
+    # Keyed by slug, which callers know before loading the connection: the engine reads these
+    # together with the configuration generation in one cache round trip.
+    base = f"hub:circuit:{connection.slug}"
     return f"{base}:failures", f"{base}:open_until", f"{base}:probe"
+
+
+def state_keys(slug: str) -> list[str]:
+    """The keys :meth:`Breaker.before` reads, for a caller that prefetches them."""
+    return [f"hub:circuit:{slug}:failures", f"hub:circuit:{slug}:open_until"]
 
 
 @dataclass
@@ -37,9 +44,9 @@ class Breaker:
     is_probe: bool = False
     had_failures: bool = False
 
-    def before(self, correlation_id: str = "") -> None:
+    def before(self, correlation_id: str = "", prefetched: dict | None = None) -> None:
         failures_key, open_key, probe_key = _keys(self.connection)
-        state = cache.get_many([failures_key, open_key])
+        state = prefetched if prefetched is not None else cache.get_many([failures_key, open_key])
         self.had_failures = bool(state.get(failures_key))
         open_until = state.get(open_key)
         if open_until is None:

@@ -18,15 +18,16 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 
 from connectors.choices import ConnectionStatus
 from connectors.correlation import current_correlation_id, new_correlation_id
-from connectors.engine import calllog, idempotency, ratelimit
+from connectors.engine import calllog, config_cache, idempotency, ratelimit
 from connectors.engine.auth import OutboundRequest, get_auth_method
-from connectors.engine.circuit import Breaker
+from connectors.engine.circuit import Breaker, state_keys
 from connectors.engine.errors import (
     AuthError,
     BlockedURLError,
@@ -109,15 +110,25 @@ class _Outcome:
     counts_against_circuit: bool = False
 
 
-def _connection(target) -> Connection:
-    if isinstance(target, Connection):
-        return target
+def _load_connection(slug: str) -> Connection:
     try:
-        return Connection.objects.get(slug=target)
+        return Connection.objects.get(slug=slug)
     except Connection.DoesNotExist:
         raise ConnectionUnavailableError(
-            f"No connection with slug {target!r}. Check the slug in the console (Connections)."
+            f"No connection with slug {slug!r}. Check the slug in the console (Connections)."
         ) from None
+
+
+def _connection(target) -> tuple[Connection, dict]:
+    """The connection (from the process cache when still current) and the shared state read
+    with the configuration generation in one cache round trip (the breaker's keys)."""
+    slug = target.slug if isinstance(target, Connection) else str(target)
+    keys = [config_cache.GENERATION_KEY, *state_keys(slug)]
+    shared = cache.get_many(keys)
+    config_cache.sync_generation(shared.pop(config_cache.GENERATION_KEY, None))
+    if isinstance(target, Connection):
+        return target, shared
+    return config_cache.cached_connection(slug, _load_connection), shared
 
 
 def _check_status(connection: Connection) -> None:
@@ -318,24 +329,30 @@ class _Call:
         self.attempt = 0
         self.reauthorised = False
         self._secret: str | None = None
+        self.prefetched: dict | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _secret_value(self) -> str | None:
         if self.auth.credential_kind is None:
             return None
         if self._secret is None:
-            credential = current_credential(self.connection, self.auth.credential_kind)
-            if credential is None:
-                raise self.auth.missing_secret(self.connection)
-            try:
-                self._secret = credential.value.reveal()
-            except SecretUnreadable:
-                raise AuthError(
-                    f"The credential of {self.connection.slug!r} cannot be decrypted: its "
-                    "encryption key is missing from FERNET_KEYS.",
-                    hint="Put the old key back in FERNET_KEYS, or replace the secret.",
-                ) from None
+            self._secret = config_cache.cached_secret(
+                self.connection.pk, self.auth.credential_kind, self._load_secret
+            )
         return self._secret
+
+    def _load_secret(self) -> tuple[str, datetime | None]:
+        credential = current_credential(self.connection, self.auth.credential_kind)
+        if credential is None:
+            raise self.auth.missing_secret(self.connection)
+        try:
+            return credential.value.reveal(), credential.expires_at
+        except SecretUnreadable:
+            raise AuthError(
+                f"The credential of {self.connection.slug!r} cannot be decrypted: its "
+                "encryption key is missing from FERNET_KEYS.",
+                hint="Put the old key back in FERNET_KEYS, or replace the secret.",
+            ) from None
 
     def _log(
         self,
@@ -507,7 +524,8 @@ class _Call:
             breaker = Breaker(self.connection)
             if self.use_breaker:
                 try:
-                    breaker.before(self.correlation_id)
+                    breaker.before(self.correlation_id, prefetched=self.prefetched)
+                    self.prefetched = None  # later attempts read the state again
                 except CircuitOpenError as error:
                     self._log(
                         url=self.url,
@@ -618,7 +636,7 @@ def call(
 ) -> HubResponse:
     """Call a partner through a connection (a ``Connection`` or its slug). See
     ``docs/python-api.md`` for every guarantee and error."""
-    connection = _connection(connection)
+    connection, shared = _connection(connection)
     _check_status(connection)
     correlation_id = correlation_id or current_correlation_id() or new_correlation_id()
     body = _encode_body(json, data)
@@ -635,6 +653,7 @@ def call(
         max_attempts,
         use_breaker,
     )
+    state.prefetched = shared
     if not idempotency_key:
         return state.run()
     fingerprint = idempotency.request_fingerprint(state.method, state.path, state.params, body)

@@ -205,9 +205,11 @@ def revoke_credential(credential: Credential, *, actor=None, reason: str = "") -
 def current_credential(connection: Connection, kind: str) -> Credential | None:
     """The credential of ``kind`` that outbound calls use: the newest usable active one, else
     the newest retiring one still inside its overlap."""
-    usable = Credential.objects.usable().filter(connection=connection, kind=kind)
-    for state in (CredentialState.ACTIVE, CredentialState.RETIRING):
-        credential = usable.filter(state=state).order_by("-created_at", "-pk").first()
-        if credential is not None:
-            return credential
-    return None
+    # "active" sorts before "retiring": one query serves both preferences.
+    assert CredentialState.ACTIVE < CredentialState.RETIRING  # noqa: S101
+    return (
+        Credential.objects.usable()
+        .filter(connection=connection, kind=kind)
+        .order_by("state", "-created_at", "-pk")
+        .first()
+    )

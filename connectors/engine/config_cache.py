@@ -1,0 +1,101 @@
+"""Process-local cache of connections and decrypted secrets, invalidated across processes.
+
+Looking a connection and its current credential up costs two or three queries per call, more
+than the call itself against a fast partner. The engine keeps them in memory, keyed by a
+*configuration generation* held in the shared Django cache: every save or delete of a
+connection or credential (signals below) writes a new generation, and every call reads it (one
+cache read, shared with the circuit breaker's), so a replaced or revoked secret is dropped by
+every process on its next call. Entries also expire after ``MAX_AGE`` seconds, and a credential
+is never served past its own ``expires_at``.
+
+Changes made with ``QuerySet.update()`` send no signal: call :func:`bump_generation` after them
+(the engine's own ``update()`` calls only touch fields it also sets on the cached object).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.cache import cache
+from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
+
+__all__ = [
+    "GENERATION_KEY",
+    "bump_generation",
+    "cached_connection",
+    "cached_secret",
+    "sync_generation",
+]
+
+GENERATION_KEY = "hub:config-generation"
+MAX_AGE = 30.0
+
+
+@dataclass
+class _Entry:
+    value: object
+    stored_at: float
+    expires_at: datetime | None = None
+
+
+_lock = threading.Lock()
+_state: dict[str, object] = {"generation": None}
+_connections: dict[str, _Entry] = {}
+_secrets: dict[tuple[int, str], _Entry] = {}
+
+
+def bump_generation(**kwargs) -> None:
+    """Tell every process that connections or credentials changed."""
+    cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def sync_generation(current: str | None) -> None:
+    """Drop every entry if the shared generation is not the one they were read under."""
+    if current is None:
+        current = uuid.uuid4().hex
+        if not cache.add(GENERATION_KEY, current, timeout=None):
+            current = cache.get(GENERATION_KEY)
+    with _lock:
+        if _state["generation"] != current:
+            _connections.clear()
+            _secrets.clear()
+            _state["generation"] = current
+
+
+def _fresh(entry: _Entry | None) -> bool:
+    if entry is None or time.monotonic() - entry.stored_at > MAX_AGE:
+        return False
+    return entry.expires_at is None or entry.expires_at > timezone.now()
+
+
+def cached_connection(slug: str, load):
+    entry = _connections.get(slug)
+    if _fresh(entry):
+        return entry.value
+    value = load(slug)
+    _connections[slug] = _Entry(value, time.monotonic())
+    return value
+
+
+def cached_secret(connection_id: int, kind: str, load):
+    """``load()`` returns ``(secret, expires_at)`` or raises; the secret is cached."""
+    key = (connection_id, kind)
+    entry = _secrets.get(key)
+    if _fresh(entry):
+        return entry.value
+    secret, expires_at = load()
+    _secrets[key] = _Entry(secret, time.monotonic(), expires_at)
+    return secret
+
+
+def connect_signals() -> None:
+    from connectors.models import Connection, Credential
+
+    for model in (Connection, Credential):
+        post_save.connect(bump_generation, sender=model, dispatch_uid=f"hub.gen.save.{model}")
+        post_delete.connect(bump_generation, sender=model, dispatch_uid=f"hub.gen.del.{model}")

@@ -1,0 +1,52 @@
+"""``make bench``: every benchmark the issues describe, each as a ratio against a ceiling measured
+in the same run. Results are recorded by hand in docs/benchmarks.md.
+
+Runs with production-like settings (DEBUG off: no query log) on a throw-away SQLite database,
+or on ``DATABASE_URL`` when it points at PostgreSQL (a ``bench_`` database is used and dropped).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+
+def configure_environment() -> Path:
+    from cryptography.fernet import Fernet
+
+    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+    os.environ.setdefault("FERNET_KEYS", Fernet.generate_key().decode())
+    os.environ["HUB_ALLOW_PRIVATE_NETWORKS"] = "true"
+    os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+    os.environ["SECURE_SSL_REDIRECT"] = "false"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["HUB_VAR_DIR"] = str(workdir)
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integrations_site.settings")
+    return workdir
+
+
+def main() -> int:
+    configure_environment()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+
+    from tests.bench import bench_engine
+
+    bench_engine.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
