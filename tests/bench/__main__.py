@@ -2,7 +2,8 @@
 in the same run. Results are recorded by hand in docs/benchmarks.md.
 
 Runs with production-like settings (DEBUG off: no query log) on a throw-away SQLite database,
-or on ``DATABASE_URL`` when it points at PostgreSQL (a ``bench_`` database is used and dropped).
+or, when ``DATABASE_URL`` points at PostgreSQL, on a ``<name>_bench`` database recreated for
+the run (the configured database itself is not touched).
 """
 
 from __future__ import annotations
@@ -12,6 +13,21 @@ import secrets
 import sys
 import tempfile
 from pathlib import Path
+
+
+def _fresh_postgres_database(url: str) -> str:
+    """Recreate ``<name>_bench`` next to the configured database and return its URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    parts = urlsplit(url)
+    name = (parts.path.lstrip("/") or "hub") + "_bench"
+    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def configure_environment() -> Path:
@@ -26,7 +42,10 @@ def configure_environment() -> Path:
     os.environ["SECURE_SSL_REDIRECT"] = "false"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["HUB_VAR_DIR"] = str(workdir)
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        os.environ["DATABASE_URL"] = _fresh_postgres_database(url)
+    else:
         os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "integrations_site.settings")
     return workdir
