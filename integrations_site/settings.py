@@ -219,3 +219,12 @@ HUB_ALLOW_PRIVATE_NETWORKS = env.bool("HUB_ALLOW_PRIVATE_NETWORKS", default=DEBU
 HUB_IDEMPOTENCY_TTL_SECONDS = env.int("HUB_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 # A partner's answer larger than this is refused (and the read stops there).
 HUB_MAX_RESPONSE_BYTES = env.int("HUB_MAX_RESPONSE_BYTES", default=10 * 1024 * 1024)
+
+# Webhooks: addresses of reverse proxies whose X-Forwarded-For is believed (for IP allowlists).
+HUB_TRUSTED_PROXIES = env.list("HUB_TRUSTED_PROXIES", default=[])
+# Seconds between processing attempts of a failing event; then it is dead (about 2.8 days).
+HUB_WEBHOOK_RETRY_SCHEDULE = env.list(
+    "HUB_WEBHOOK_RETRY_SCHEDULE", cast=int, default=[10, 60, 300, 1800, 7200, 21600, 43200, 86400]
+)
+# A worker holds an event this long; past it, the sweeper takes the event back.
+HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)

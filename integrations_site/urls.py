@@ -1,7 +1,7 @@
 """URL configuration: the operator console (admin) and the hub's endpoints."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "Integration hub"
@@ -11,4 +11,5 @@ admin.site.index_title = "Operator console"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("webhooks/", include("webhooks.urls")),
 ]

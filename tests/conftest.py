@@ -110,3 +110,38 @@ def api_connection(db, partner, secret_value):
 
     reset(connection)
     return connection
+
+
+@pytest.fixture
+def make_endpoint(db):
+    """make_endpoint("stripe", secret) → a WebhookEndpoint at /webhooks/<slug>/ whose
+    connection holds ``secret`` as its webhook signing secret."""
+    from webhooks.models import WebhookEndpoint
+
+    def make(scheme: str, secret: str | None, *, slug: str | None = None, **fields):
+        slug = slug or f"{scheme or 'unsigned'}-in"
+        connection = Connection.objects.create(
+            name=f"{scheme} partner", slug=f"{slug}-conn", base_url="https://partner.example.test"
+        )
+        if secret is not None:
+            create_credential(connection, CredentialKind.WEBHOOK_SIGNING_SECRET, secret)
+        return WebhookEndpoint.objects.create(
+            connection=connection, slug=slug, scheme=scheme, **fields
+        )
+
+    return make
+
+
+@pytest.fixture
+def post_webhook(client):
+    """post_webhook(endpoint, body, headers) → the test client's response."""
+
+    def post(endpoint, body: bytes, headers: dict, content_type: str = "application/json"):
+        return client.post(
+            f"/webhooks/{endpoint.slug}/",
+            data=body,
+            content_type=content_type,
+            headers=headers,
+        )
+
+    return post

@@ -125,7 +125,7 @@ def test_hub_run_serves_and_ctrl_c_stops_everything(tmp_path):
                 time.sleep(0.3)
         assert status == 200
         children = children_of(process.pid)
-        assert len(children) == 2  # the web server and the cluster
+        assert len(children) == 3  # the web server, the cluster and the sweeper
         # when Ctrl-C reaches it
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)

@@ -7,3 +7,13 @@ class WebhooksConfig(AppConfig):
     name = "webhooks"
     verbose_name = "Webhooks"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        from connectors.engine import config_cache
+        from webhooks import schedules
+        from webhooks.models import WebhookEndpoint
+
+        config_cache.watch(WebhookEndpoint)
+        post_migrate.connect(schedules.ensure, sender=self, dispatch_uid="webhooks.schedules")

@@ -29,7 +29,10 @@ __all__ = [
     "bump_generation",
     "cached_connection",
     "cached_secret",
+    "cached_value",
+    "current_generation",
     "sync_generation",
+    "watch",
 ]
 
 GENERATION_KEY = "hub:config-generation"
@@ -47,6 +50,7 @@ _lock = threading.Lock()
 _state: dict[str, object] = {"generation": None}
 _connections: dict[str, _Entry] = {}
 _secrets: dict[tuple[int, str], _Entry] = {}
+_values: dict[tuple[str, object], _Entry] = {}
 
 
 def bump_generation(**kwargs) -> None:
@@ -64,6 +68,7 @@ def sync_generation(current: str | None) -> None:
         if _state["generation"] != current:
             _connections.clear()
             _secrets.clear()
+            _values.clear()
             _state["generation"] = current
 
 
@@ -93,9 +98,33 @@ def cached_secret(connection_id: int, kind: str, load):
     return secret
 
 
+def current_generation() -> str | None:
+    """Read the shared generation and drop stale entries (for callers outside the engine)."""
+    value = cache.get(GENERATION_KEY)
+    sync_generation(value)
+    return value
+
+
+def cached_value(namespace: str, key, load, *, expires_at: datetime | None = None):
+    """Any other configuration derived from connections (webhook endpoints and their secrets):
+    ``load()`` returns the value; cached like connections. Call :func:`current_generation`
+    (or the engine's combined read) first."""
+    entry = _values.get((namespace, key))
+    if _fresh(entry):
+        return entry.value
+    value = load()
+    _values[(namespace, key)] = _Entry(value, time.monotonic(), expires_at)
+    return value
+
+
+def watch(*models) -> None:
+    """Bump the generation whenever rows of ``models`` are saved or deleted."""
+    for model in models:
+        post_save.connect(bump_generation, sender=model, dispatch_uid=f"hub.gen.save.{model}")
+        post_delete.connect(bump_generation, sender=model, dispatch_uid=f"hub.gen.del.{model}")
+
+
 def connect_signals() -> None:
     from connectors.models import Connection, Credential
 
-    for model in (Connection, Credential):
-        post_save.connect(bump_generation, sender=model, dispatch_uid=f"hub.gen.save.{model}")
-        post_delete.connect(bump_generation, sender=model, dispatch_uid=f"hub.gen.del.{model}")
+    watch(Connection, Credential)

@@ -1,4 +1,5 @@
-"""``manage.py hub_run``: the web server and the worker cluster together, in the foreground.
+"""``manage.py hub_run``: the web server, the worker cluster and the webhook sweeper together,
+in the foreground.
 
 Each child runs in its own session so that Ctrl-C reaches only this process, which then stops
 both children (SIGTERM to each process group, SIGKILL after a grace period) and waits for them:
@@ -38,7 +39,11 @@ class Command(BaseCommand):
         web = [sys.executable, manage, "runserver", addrport]
         if noreload:
             web.append("--noreload")
-        commands = {"web": web, "worker": [sys.executable, manage, "qcluster"]}
+        commands = {
+            "web": web,
+            "worker": [sys.executable, manage, "qcluster"],
+            "sweeper": [sys.executable, manage, "webhooks", "sweep", "--loop"],
+        }
         children = {
             name: subprocess.Popen(argv, start_new_session=True)  # noqa: S603
             for name, argv in commands.items()
@@ -66,7 +71,7 @@ class Command(BaseCommand):
 
     def _stop(self, children):
         for name, child in children.items():
-            if name == "web":
+            if name in ("web", "sweeper"):
                 # The whole group: runserver's reloader has a child of its own.
                 _signal_group(child.pid, signal.SIGTERM)
             elif child.poll() is None:

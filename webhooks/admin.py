@@ -1,0 +1,303 @@
+"""Webhooks in the operator console: endpoints for admins; events to inspect and retry."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from webhooks.choices import EventStatus
+from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
+from webhooks.services import processing
+from webhooks.services.ingest import _load_config
+
+RETRY_PERMISSION = "webhooks.retry_webhookevent"
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "connection",
+        "scheme_display",
+        "enabled",
+        "secret_status",
+        "rejected_count",
+        "last_rejection_reason",
+        "last_rejection_at",
+    ]
+    list_filter = ["enabled", "scheme", "unsigned"]
+    search_fields = ["slug", "connection__name", "connection__slug"]
+    list_select_related = ["connection"]
+    readonly_fields = [
+        "url",
+        "secret_status",
+        "rejected_count",
+        "last_rejection_reason",
+        "last_rejection_at",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["connection", "slug", "url", "enabled"]}),
+        (
+            "Verification",
+            {
+                "fields": [
+                    "scheme",
+                    "unsigned",
+                    "scheme_options",
+                    "secret_status",
+                    "timestamp_tolerance_seconds",
+                    "ip_allowlist",
+                ]
+            },
+        ),
+        (
+            "Delivery",
+            {
+                "fields": [
+                    "max_body_bytes",
+                    "accepted_content_types",
+                    "event_id_source",
+                    "event_type_source",
+                ]
+            },
+        ),
+        (
+            "Refusals",
+            {
+                "fields": [
+                    "rejected_count",
+                    "last_rejection_reason",
+                    "last_rejection_at",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+    ]
+
+    @admin.display(description="URL")
+    def url(self, obj):
+        return f"/webhooks/{obj.slug}/" if obj and obj.slug else "-"
+
+    @admin.display(description="Scheme", ordering="scheme")
+    def scheme_display(self, obj):
+        if obj.unsigned:
+            return format_html(
+                '<strong style="color:#c62828">{}</strong>',
+                "UNSIGNED: anyone who knows the URL can post",
+            )
+        return obj.get_scheme_display()
+
+    @admin.display(description="Signing secret")
+    def secret_status(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        if obj.unsigned:
+            return "not used (unsigned)"
+        config = _load_config(obj.slug) if obj.enabled else None
+        if config is None:
+            return "endpoint disabled"
+        if config.secret_problem:
+            return format_html(
+                '<strong style="color:#c62828">{}: every delivery gets 503</strong>',
+                config.secret_problem,
+            )
+        fingerprints = ", ".join(fp for _, fp in config.secrets)
+        return f"{len(config.secrets)} usable ({fingerprints})"
+
+
+class EventAttemptInline(admin.TabularInline):
+    model = EventAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "started_at", "duration_ms", "outcome", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "received_at",
+        "endpoint",
+        "event_type",
+        "event_id",
+        "status_badge",
+        "attempts",
+        "short_error",
+        "next_attempt_at",
+    ]
+    list_filter = ["status", "endpoint", "event_type", "received_at"]
+    search_fields = ["=event_id", "=correlation_id"]
+    list_select_related = ["endpoint"]
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    inlines = [EventAttemptInline]
+    actions = ["retry_selected", "resolve_selected"]
+    change_form_template = "admin/webhooks/webhookevent/change_form.html"
+    fields = [
+        "endpoint",
+        "event_id",
+        "event_type",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "lease_until",
+        "received_at",
+        "processed_at",
+        "last_error",
+        "resolution_note",
+        "verified_by",
+        "source_ip",
+        "correlation_id",
+        "api_calls",
+        "pretty_headers",
+        "pretty_body",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # events are the record of what partners sent; retention purges them
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm(RETRY_PERMISSION)
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        colour = {
+            EventStatus.PROCESSED: "#2e7d32",
+            EventStatus.FAILED: "#c62828",
+            EventStatus.DEAD: "#c62828",
+            EventStatus.REJECTED: "#c62828",
+            EventStatus.RETRYING: "#ef6c00",
+        }.get(obj.status, "#333")
+        return format_html('<strong style="color:{}">{}</strong>', colour, obj.get_status_display())
+
+    @admin.display(description="Last error")
+    def short_error(self, obj):
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+    @admin.display(description="Headers (secrets redacted)")
+    def pretty_headers(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
+
+    @admin.display(description="Body")
+    def pretty_body(self, obj):
+        payload = obj.payload()
+        text = (
+            json.dumps(payload, indent=2, ensure_ascii=False)
+            if payload is not None
+            else bytes(obj.body).decode("utf-8", errors="replace")
+        )
+        return format_html("<pre>{}</pre>", text[:200_000])
+
+    @admin.display(description="API calls made for it")
+    def api_calls(self, obj):
+        url = reverse("admin:connectors_apicall_changelist") + f"?q={obj.correlation_id}"
+        return format_html('<a href="{}">calls with correlation id {}</a>', url, obj.correlation_id)
+
+    # -- actions ---------------------------------------------------------------------------
+    @admin.action(description="Retry now", permissions=["retry"])
+    def retry_selected(self, request, queryset):
+        with transaction.atomic():
+            count = sum(processing.retry_now(e, actor=request.user) for e in queryset)
+        skipped = queryset.count() - count
+        self.message_user(
+            request,
+            f"{count} event(s) queued for retry"
+            + (f"; {skipped} skipped (processed, processing or rejected)" if skipped else "."),
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Mark resolved (a person dealt with it)", permissions=["retry"])
+    def resolve_selected(self, request, queryset):
+        if request.POST.get("reason") is None:
+            return TemplateResponse(
+                request,
+                "admin/webhooks/webhookevent/resolve.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "events": queryset,
+                    "opts": self.model._meta,
+                    "title": "Mark events resolved",
+                },
+            )
+        reason = request.POST["reason"].strip()
+        if not reason:
+            self.message_user(request, "Give a reason to resolve events.", messages.ERROR)
+            return None
+        count = sum(
+            processing.mark_resolved(e, reason=reason, actor=request.user) for e in queryset
+        )
+        self.message_user(request, f"{count} event(s) marked resolved.", messages.SUCCESS)
+        return None
+
+    # -- buttons on the event page ---------------------------------------------------------
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/retry/", wrap(self.retry_view), name="webhooks_event_retry"),
+            path("<path:object_id>/replay/", wrap(self.replay_view), name="webhooks_event_replay"),
+            *super().get_urls(),
+        ]
+
+    def _event_or_403(self, request, object_id):
+        from django.core.exceptions import PermissionDenied
+
+        if request.method != "POST" or not self.has_retry_permission(request):
+            raise PermissionDenied
+        event = self.get_object(request, object_id)
+        if event is None:
+            raise PermissionDenied
+        return event
+
+    def retry_view(self, request, object_id):
+        event = self._event_or_403(request, object_id)
+        if processing.retry_now(event, actor=request.user):
+            self.message_user(request, "Queued for retry now.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, f"Not retried: the event is {event.status}.", messages.WARNING
+            )
+        return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
+
+    def replay_view(self, request, object_id):
+        event = self._event_or_403(request, object_id)
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/webhooks/webhookevent/replay.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "event": event,
+                    "opts": self.model._meta,
+                    "title": "Replay this event?",
+                },
+            )
+        if processing.replay(event, actor=request.user):
+            self.message_user(request, "Replay queued.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request, "Only processed or resolved events can be replayed.", messages.WARNING
+            )
+        return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_retry": self.has_retry_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,0 +1,22 @@
+"""Choices of the webhooks app."""
+
+from django.db import models
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    PROCESSED = "processed", "Processed"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed (waiting for a person)"
+    DEAD = "dead", "Dead (attempts exhausted)"
+    REJECTED = "rejected", "Rejected (not valid JSON)"
+    RESOLVED = "resolved", "Resolved by an operator"
+
+
+class AttemptOutcome(models.TextChoices):
+    PROCESSED = "processed", "Processed"
+    RETRY = "retry", "Transient failure, retry scheduled"
+    FAILED = "failed", "Permanent failure"
+    DEAD = "dead", "Transient failure, attempts exhausted"
+    LOST = "lost", "Worker lost (lease expired)"

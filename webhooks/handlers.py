@@ -1,0 +1,57 @@
+"""Python handlers that site code registers for webhook events.
+
+    from webhooks.handlers import handler
+
+    @handler(endpoint="stripe", event_type="payment_intent.succeeded")
+    def on_payment(event):
+        ...  # event.payload, event.event_type, event.correlation_id, event.event_id
+
+``event_type`` may end in ``*`` (``"invoice.*"``) or be ``"*"``. A handler raising
+``connectors.engine.errors.PermanentError`` (or a ``HandlerPermanentError``) fails the event at
+once; any other exception is transient and retried. Handlers must be idempotent: an event may
+be delivered to them more than once (at-least-once processing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+__all__ = ["HandlerPermanentError", "ParsedEvent", "handler", "handlers_for", "registry"]
+
+
+class HandlerPermanentError(Exception):
+    """Raised by a handler when retrying cannot help (bad data): the event fails at once."""
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    pk: int
+    endpoint: str
+    event_id: str
+    event_type: str
+    payload: object
+    correlation_id: str
+    attempt: int
+
+
+registry: list[tuple[str, str, Callable]] = []
+
+
+def handler(*, endpoint: str, event_type: str = "*"):
+    """Register ``func(event: ParsedEvent)`` for an endpoint slug and an event type pattern."""
+
+    def decorate(func):
+        registry.append((endpoint, event_type, func))
+        return func
+
+    return decorate
+
+
+def handlers_for(endpoint: str, event_type: str) -> list[Callable]:
+    return [
+        func
+        for slug, pattern, func in registry
+        if slug in (endpoint, "*") and fnmatchcase(event_type or "", pattern)
+    ]

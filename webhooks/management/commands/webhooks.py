@@ -1,0 +1,89 @@
+"""``manage.py webhooks retry …`` and ``manage.py webhooks sweep [--loop]``."""
+
+import signal
+import time
+from datetime import datetime
+from datetime import time as dtime
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from webhooks.choices import EventStatus
+from webhooks.models import WebhookEvent
+from webhooks.services import processing
+
+RETRYABLE = [EventStatus.FAILED, EventStatus.DEAD, EventStatus.RETRYING]
+
+
+def _since(value: str) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--since {value!r}: give a date (2026-11-29) or a datetime.")
+        parsed = datetime.combine(day, dtime.min)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Retry webhook events, or sweep (due retries and expired leases)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        retry = sub.add_parser("retry", help="Queue failed/dead/retrying events again, now.")
+        retry.add_argument(
+            "--status",
+            choices=[s.value for s in RETRYABLE],
+            default=None,
+            help="Only events in this status (default: failed and dead).",
+        )
+        retry.add_argument("--endpoint", help="Only this endpoint slug.")
+        retry.add_argument("--since", help="Only events received since this date or datetime.")
+        retry.add_argument("--dry-run", action="store_true", help="Count, change nothing.")
+        sweep = sub.add_parser("sweep", help="Enqueue due retries, take back expired leases.")
+        sweep.add_argument("--loop", action="store_true", help="Keep sweeping until stopped.")
+        sweep.add_argument("--every", type=float, default=5.0, help="Seconds between sweeps.")
+
+    def handle(self, *args, action, **options):
+        if action == "retry":
+            self._retry(**options)
+        else:
+            self._sweep(**options)
+
+    def _retry(self, status, endpoint, since, dry_run, **options):
+        events = WebhookEvent.objects.filter(
+            status__in=[status] if status else [EventStatus.FAILED, EventStatus.DEAD]
+        )
+        if endpoint:
+            events = events.filter(endpoint__slug=endpoint)
+        if since:
+            events = events.filter(received_at__gte=_since(since))
+        if dry_run:
+            self.stdout.write(f"{events.count()} event(s) would be retried.")
+            return
+        count = sum(processing.retry_now(event) for event in events.iterator())
+        self.stdout.write(f"{count} event(s) queued for retry.")
+
+    def _sweep(self, loop, every, **options):
+        if every <= 0:
+            raise CommandError("--every must be positive.")
+        stopping = []
+        if loop:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *a: stopping.append(True))
+        while True:
+            result = processing.sweep()
+            if result["lost"] or result["enqueued"] or not loop:
+                self.stdout.write(
+                    f"{result['lost']} lost event(s) taken back, {result['enqueued']} enqueued."
+                )
+            if not loop:
+                return
+            deadline = time.monotonic() + every
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if stopping:
+                return

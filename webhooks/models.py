@@ -1,1 +1,0 @@
-"""Models of the webhooks app (endpoints and events arrive with the inbound webhooks issue)."""

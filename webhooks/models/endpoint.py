@@ -1,0 +1,143 @@
+"""A webhook endpoint: the public URL where one connection's service posts its events."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+SCHEME_CHOICES = [
+    ("github", "GitHub (X-Hub-Signature-256)"),
+    ("stripe", "Stripe (Stripe-Signature)"),
+    ("standard_webhooks", "Standard Webhooks / Svix (webhook-signature)"),
+    ("shopify", "Shopify (X-Shopify-Hmac-Sha256)"),
+    ("slack", "Slack (X-Slack-Signature v0)"),
+    ("hmac", "Generic HMAC (configured below)"),
+]
+MAX_BODY_LIMIT = 25 * 1024 * 1024
+
+
+class WebhookEndpoint(models.Model):
+    """Where a partner posts events: ``POST /webhooks/<slug>/``, verified by ``scheme`` with the
+    connection's webhook signing secrets (two may be valid during a rotation)."""
+
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        on_delete=models.PROTECT,
+        related_name="webhook_endpoints",
+        help_text="The partner account that posts here. Its credentials of kind 'webhook "
+        "signing secret' verify the deliveries.",
+    )
+    slug = models.SlugField(
+        max_length=80,
+        unique=True,
+        help_text="The URL is /webhooks/<slug>/. Give the partner this URL. Make it hard to "
+        "guess if you like, but the signature is what protects it.",
+    )
+    scheme = models.CharField(
+        max_length=30,
+        choices=SCHEME_CHOICES,
+        blank=True,
+        help_text="How deliveries are signed. Empty only together with 'unsigned'.",
+    )
+    unsigned = models.BooleanField(
+        default=False,
+        help_text="DANGER: accept deliveries without any signature. Only for partners that "
+        "cannot sign, behind an IP allowlist.",
+    )
+    scheme_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Generic HMAC only: {"header": "X-Signature", "algorithm": "sha256"|"sha512", '
+        '"encoding": "hex"|"base64", "prefix": "sha256=", "signed": "body"|"timestamp.body", '
+        '"timestamp_header": "X-Timestamp"}.',
+    )
+    timestamp_tolerance_seconds = models.PositiveIntegerField(
+        default=300,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Signed timestamps further than this from now, in the past or the future, "
+        "are refused (replay protection).",
+    )
+    ip_allowlist = models.TextField(
+        blank=True,
+        help_text="Optional: one CIDR per line (e.g. 192.30.252.0/22). Empty: any address.",
+    )
+    max_body_bytes = models.PositiveIntegerField(
+        default=1024 * 1024,
+        validators=[MinValueValidator(1024), MaxValueValidator(MAX_BODY_LIMIT)],
+        help_text="Larger deliveries are refused with 413 (at most 25 MiB).",
+    )
+    event_id_source = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Where the partner's event id is: 'header:<Name>' or 'json:<dotted.path>'. "
+        "Empty: the scheme's default; 'body-hash' only for partners that send no id.",
+    )
+    event_type_source = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Where the event type is: 'header:<Name>' or 'json:<dotted.path>'. Empty: the "
+        "scheme's default.",
+    )
+    accepted_content_types = models.CharField(
+        max_length=300,
+        default="application/json",
+        help_text="Comma-separated media types accepted (parameters like charset are ignored).",
+    )
+    enabled = models.BooleanField(
+        default=True, help_text="Disabled endpoints answer 404, like unknown ones."
+    )
+    rejected_count = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Deliveries refused (signature, timestamp, IP, size)."
+    )
+    last_rejection_reason = models.CharField(
+        max_length=200, blank=True, editable=False, help_text="Why the last one was refused."
+    )
+    last_rejection_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the last one was refused."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return f"/webhooks/{self.slug}/"
+
+    def clean(self):
+        super().clean()
+        if not self.scheme and not self.unsigned:
+            raise ValidationError(
+                {"scheme": "Choose a verification scheme, or tick 'unsigned' explicitly."}
+            )
+        if self.scheme and self.unsigned:
+            raise ValidationError({"unsigned": "An endpoint with a scheme is not unsigned."})
+        try:
+            self.allowed_networks()
+        except ValueError as exc:
+            raise ValidationError({"ip_allowlist": str(exc)}) from None
+        if self.scheme == "hmac":
+            from webhooks.schemes.generic_hmac import check_options
+
+            try:
+                check_options(self.scheme_options)
+            except ValueError as exc:
+                raise ValidationError({"scheme_options": str(exc)}) from None
+
+    def allowed_networks(self) -> list:
+        networks = []
+        for line in self.ip_allowlist.replace(",", "\n").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(line, strict=False))
+            except ValueError:
+                raise ValueError(f"{line!r} is not an IP address or CIDR range.") from None
+        return networks
+
+    def content_types(self) -> set[str]:
+        return {t.strip().lower() for t in self.accepted_content_types.split(",") if t.strip()}

@@ -1,0 +1,108 @@
+"""Webhook events (one delivery each, stored raw before anything else) and their attempts."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import models
+from django.utils import timezone
+
+from webhooks.choices import AttemptOutcome, EventStatus
+
+
+class WebhookEvent(models.Model):
+    """One delivery, stored before it is acknowledged; unique per (endpoint, partner's id).
+
+    received → processing → processed | retrying → … → dead; failed waits for a person;
+    rejected keeps what a partner sent that was signed but not valid JSON.
+    """
+
+    endpoint = models.ForeignKey(
+        "webhooks.WebhookEndpoint",
+        on_delete=models.PROTECT,
+        related_name="events",
+        help_text="Where it was delivered.",
+    )
+    event_id = models.CharField(
+        max_length=255, help_text="The partner's event id (or the body's SHA-256 if it sends none)."
+    )
+    event_type = models.CharField(max_length=200, blank=True, help_text="The partner's type.")
+    body = models.BinaryField(help_text="The raw body, byte for byte as received.")
+    headers = models.JSONField(default=dict, help_text="Request headers, secrets redacted.")
+    received_at = models.DateTimeField(default=timezone.now, help_text="When it arrived.")
+    status = models.CharField(
+        max_length=20,
+        choices=EventStatus.choices,
+        default=EventStatus.RECEIVED,
+        help_text="Where it is in its life.",
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Processing attempts.")
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the next attempt is due (retrying)."
+    )
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A worker holds it until then; past it, the sweeper takes it back.",
+    )
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its processing task was last queued."
+    )
+    last_error = models.TextField(blank=True, help_text="What went wrong last.")
+    verified_by = models.CharField(
+        max_length=60, blank=True, help_text="Fingerprint of the secret that verified it."
+    )
+    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Sender address.")
+    correlation_id = models.CharField(
+        max_length=100, db_index=True, help_text="Carried by every call made for this event."
+    )
+    processed_at = models.DateTimeField(null=True, blank=True, help_text="When it succeeded.")
+    resolution_note = models.TextField(
+        blank=True, help_text="Why an operator resolved it by hand, and who."
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "event_id"], name="webhook_event_unique_per_endpoint"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["status", "lease_until"]),
+        ]
+        permissions = [
+            ("retry_webhookevent", "Can retry, resolve and replay webhook events"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'event'} {self.event_id}"
+
+    def payload(self):
+        """The parsed body (``None`` for a rejected, unparseable one)."""
+        try:
+            return json.loads(bytes(self.body))
+        except ValueError:
+            return None
+
+
+class EventAttempt(models.Model):
+    """One processing attempt of an event: when, how long, and how it ended."""
+
+    event = models.ForeignKey(
+        WebhookEvent, on_delete=models.CASCADE, related_name="attempt_log", help_text="The event."
+    )
+    number = models.PositiveSmallIntegerField(help_text="1 for the first attempt.")
+    started_at = models.DateTimeField(default=timezone.now, help_text="Start.")
+    duration_ms = models.PositiveIntegerField(default=0, help_text="Duration.")
+    outcome = models.CharField(
+        max_length=20, choices=AttemptOutcome.choices, help_text="How it ended."
+    )
+    error = models.TextField(blank=True, help_text="Error summary, if any.")
+
+    class Meta:
+        ordering = ["event", "number", "id"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.outcome}"

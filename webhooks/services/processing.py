@@ -1,0 +1,258 @@
+"""Processing events: claim with a lease, run the handlers, then processed, retry, fail or dead.
+
+The event row is the truth; the queue only carries work. A worker claims an event with one
+conditional UPDATE (only one worker can win it), runs what is registered for its type under the
+event's correlation id, and records the attempt. The sweeper re-enqueues due retries and takes
+back events whose lease expired (a killed worker), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from connectors.correlation import correlation_scope
+from connectors.engine.errors import PermanentError, RetryableError
+from webhooks.choices import AttemptOutcome, EventStatus
+from webhooks.handlers import HandlerPermanentError, ParsedEvent, handlers_for
+from webhooks.models import EventAttempt, WebhookEvent
+from webhooks.services.queue import enqueue_processing
+
+__all__ = [
+    "claim",
+    "mark_resolved",
+    "process_event",
+    "replay",
+    "retry_now",
+    "retry_schedule",
+    "sweep",
+]
+
+logger = logging.getLogger("webhooks.processing")
+
+DEFAULT_SCHEDULE = [10, 60, 300, 1800, 7200, 21600, 43200, 86400]
+CLAIMABLE = (EventStatus.RECEIVED, EventStatus.RETRYING)
+
+
+def retry_schedule() -> list[int]:
+    return list(getattr(settings, "HUB_WEBHOOK_RETRY_SCHEDULE", DEFAULT_SCHEDULE))
+
+
+def lease_seconds() -> int:
+    return int(getattr(settings, "HUB_WEBHOOK_LEASE_SECONDS", 300))
+
+
+def claim(pk: int) -> WebhookEvent | None:
+    """Take the event for processing if it is due and nobody holds it; None otherwise."""
+    now = timezone.now()
+    won = (
+        WebhookEvent.objects.filter(pk=pk, status__in=CLAIMABLE)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(
+            status=EventStatus.PROCESSING,
+            lease_until=now + timedelta(seconds=lease_seconds()),
+            attempts=F("attempts") + 1,
+        )
+    )
+    if not won:
+        return None
+    return WebhookEvent.objects.select_related("endpoint").get(pk=pk)
+
+
+def _next_delay(attempts: int) -> float | None:
+    schedule = retry_schedule()
+    if attempts > len(schedule):
+        return None
+    base = schedule[attempts - 1]
+    return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter spreads a burst of retries
+
+
+def _finish(event: WebhookEvent, outcome: str, error: str, started: float, **fields) -> None:
+    duration = int((time.monotonic() - started) * 1000)
+    with transaction.atomic():
+        # Only the holder of the lease may finish it (a slow worker whose lease expired and
+        # whose event was taken back must not overwrite the newer attempt's state).
+        updated = WebhookEvent.objects.filter(
+            pk=event.pk, status=EventStatus.PROCESSING, attempts=event.attempts
+        ).update(lease_until=None, last_error=error[:4000], **fields)
+        EventAttempt.objects.create(
+            event=event,
+            number=event.attempts,
+            duration_ms=duration,
+            outcome=outcome,
+            error=error[:4000],
+        )
+    if not updated:
+        logger.warning("event %s was taken back while attempt %s ran", event.pk, event.attempts)
+
+
+def process_event(pk: int) -> str:
+    """Process one event if it can be claimed; returns the outcome (or 'skipped')."""
+    event = claim(pk)
+    if event is None:
+        return "skipped"
+    started = time.monotonic()
+    parsed = ParsedEvent(
+        pk=event.pk,
+        endpoint=event.endpoint.slug,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        payload=event.payload(),
+        correlation_id=event.correlation_id,
+        attempt=event.attempts,
+    )
+    try:
+        with correlation_scope(event.correlation_id):
+            for func in handlers_for(parsed.endpoint, parsed.event_type):
+                func(parsed)
+    except (PermanentError, HandlerPermanentError) as exc:
+        _finish(
+            event,
+            AttemptOutcome.FAILED,
+            f"{type(exc).__name__}: {exc}",
+            started,
+            status=EventStatus.FAILED,
+        )
+        return AttemptOutcome.FAILED
+    except Exception as exc:  # transient by default: retried, then dead-lettered
+        retry_at = getattr(exc, "retry_at", None) if isinstance(exc, RetryableError) else None
+        delay = _next_delay(event.attempts)
+        error = f"{type(exc).__name__}: {exc}"
+        if delay is None:
+            _finish(
+                event,
+                AttemptOutcome.DEAD,
+                error,
+                started,
+                status=EventStatus.DEAD,
+                next_attempt_at=None,
+            )
+            logger.error(
+                "webhook event %s is dead after %s attempts: %s",
+                event.pk,
+                event.attempts,
+                error,
+                extra={"correlation_id": event.correlation_id},
+            )
+            return AttemptOutcome.DEAD
+        when = timezone.now() + timedelta(seconds=delay)
+        if retry_at is not None and retry_at > when:
+            when = retry_at  # the partner said when; do not come back earlier
+        _finish(
+            event,
+            AttemptOutcome.RETRY,
+            error,
+            started,
+            status=EventStatus.RETRYING,
+            next_attempt_at=when,
+        )
+        return AttemptOutcome.RETRY
+    _finish(
+        event,
+        AttemptOutcome.PROCESSED,
+        "",
+        started,
+        status=EventStatus.PROCESSED,
+        processed_at=timezone.now(),
+        next_attempt_at=None,
+    )
+    return AttemptOutcome.PROCESSED
+
+
+def sweep(*, batch_size: int = 500, requeue_after: int = 60) -> dict[str, int]:
+    """Take back events whose lease expired, and enqueue due work that no task carries.
+
+    Safe to run from several processes at once: claims are conditional UPDATEs, and on
+    PostgreSQL the selection skips rows another sweeper has locked.
+    """
+    now = timezone.now()
+    lost = 0
+    expired = WebhookEvent.objects.filter(status=EventStatus.PROCESSING, lease_until__lt=now)
+    for event in _locked(expired, batch_size):
+        if WebhookEvent.objects.filter(
+            pk=event.pk, status=EventStatus.PROCESSING, lease_until__lt=now
+        ).update(
+            status=EventStatus.RETRYING,
+            next_attempt_at=now,
+            lease_until=None,
+            last_error="worker lost (lease expired); taken back by the sweeper",
+        ):
+            EventAttempt.objects.create(
+                event=event,
+                number=event.attempts,
+                outcome=AttemptOutcome.LOST,
+                error="worker lost (lease expired)",
+            )
+            lost += 1
+    stale = now - timedelta(seconds=requeue_after)
+    due = (
+        WebhookEvent.objects.filter(status__in=CLAIMABLE)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(
+            Q(enqueued_at__isnull=True)
+            | Q(enqueued_at__lt=stale)
+            | Q(status=EventStatus.RETRYING, enqueued_at__lt=F("next_attempt_at"))
+        )
+    )
+    enqueued = 0
+    for event in _locked(due, batch_size):
+        WebhookEvent.objects.filter(pk=event.pk).update(enqueued_at=now)
+        enqueue_processing(event.pk)
+        enqueued += 1
+    return {"lost": lost, "enqueued": enqueued}
+
+
+def _locked(queryset, batch_size):
+    with transaction.atomic():
+        rows = queryset.order_by("pk").only("pk", "attempts")
+        if transaction.get_connection().features.has_select_for_update_skip_locked:
+            rows = rows.select_for_update(skip_locked=True)
+        return list(rows[:batch_size])
+
+
+def retry_now(event: WebhookEvent, *, actor=None) -> bool:
+    """Operator's "Retry now": a failed, dead or retrying event is due at once and queued."""
+    now = timezone.now()
+    updated = WebhookEvent.objects.filter(
+        pk=event.pk,
+        status__in=[
+            EventStatus.FAILED,
+            EventStatus.DEAD,
+            EventStatus.RETRYING,
+            EventStatus.RECEIVED,
+        ],
+    ).update(status=EventStatus.RETRYING, next_attempt_at=now, enqueued_at=now)
+    if updated:
+        transaction.on_commit(lambda: enqueue_processing(event.pk))
+        logger.info("event %s retried by %s", event.pk, actor or "system")
+    return bool(updated)
+
+
+def replay(event: WebhookEvent, *, actor=None) -> bool:
+    """Operator's "Replay": run a processed (or resolved) event again. Effects are idempotent
+    (idempotency keys, lookups before creates), so this changes nothing already applied."""
+    now = timezone.now()
+    updated = WebhookEvent.objects.filter(
+        pk=event.pk, status__in=[EventStatus.PROCESSED, EventStatus.RESOLVED]
+    ).update(status=EventStatus.RETRYING, next_attempt_at=now, enqueued_at=now)
+    if updated:
+        transaction.on_commit(lambda: enqueue_processing(event.pk))
+    return bool(updated)
+
+
+def mark_resolved(event: WebhookEvent, *, reason: str, actor=None) -> bool:
+    """Operator's "Mark resolved": a person dealt with it; no more attempts."""
+    who = actor.get_username() if actor is not None else "system"
+    note = f"{timezone.now():%Y-%m-%d %H:%M} {who}: {reason}".strip()
+    return bool(
+        WebhookEvent.objects.filter(pk=event.pk)
+        .exclude(status__in=[EventStatus.PROCESSING, EventStatus.PROCESSED])
+        .update(status=EventStatus.RESOLVED, next_attempt_at=None, resolution_note=note)
+    )

@@ -1,0 +1,21 @@
+"""The public webhook endpoint: a thin DRF view over ``webhooks.services.ingest.receive``."""
+
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webhooks.services.ingest import receive
+
+
+class WebhookReceiver(APIView):
+    """``POST /webhooks/<slug>/``: no session, no CSRF (the signature authenticates), and no
+    parser: the raw body is read by the service, before anything parses it."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes: list = []
+    throttle_classes: list = []
+    http_method_names = ["post", "options"]
+
+    def post(self, request, slug: str):
+        result = receive(slug, request._request)
+        return Response(result.body(), status=result.status)
