@@ -228,3 +228,5 @@ HUB_WEBHOOK_RETRY_SCHEDULE = env.list(
 )
 # A worker holds an event this long; past it, the sweeper takes the event back.
 HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)
+# Modules that register webhook handlers (@webhooks.handlers.handler), imported at start-up.
+HUB_HANDLER_MODULES = env.list("HUB_HANDLER_MODULES", default=[])

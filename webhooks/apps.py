@@ -16,4 +16,11 @@ class WebhooksConfig(AppConfig):
         from webhooks.models import WebhookEndpoint
 
         config_cache.watch(WebhookEndpoint)
+        # Site code registers its handlers in modules named by this setting.
+        import importlib
+
+        from django.conf import settings
+
+        for module in getattr(settings, "HUB_HANDLER_MODULES", []):
+            importlib.import_module(module)
         post_migrate.connect(schedules.ensure, sender=self, dispatch_uid="webhooks.schedules")

@@ -1,0 +1,163 @@
+"""Real worker processes: a delivery is processed by a qcluster, and a worker killed with
+SIGKILL in the middle of processing loses nothing and applies nothing twice."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets as pysecrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection as db_connection
+
+from tests import signing
+from webhooks.models import WebhookEvent
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker that uses the test database and the same broker."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = (
+            f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DEBUG": "true",
+        "HUB_VAR_DIR": str(settings.VAR_DIR),
+        "HUB_HANDLER_MODULES": "tests.webhook_handlers",
+        "HUB_TEST_MARKER_DIR": str(tmp_path),
+        "Q_WORKERS": "1",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the main process only (qcluster stops its own children), then make sure
+    nothing of its process group is left."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def purge_queue():
+    from django_q.brokers import get_broker
+
+    get_broker().purge_queue()
+
+
+@pytest.fixture
+def worker_endpoint(make_endpoint, api_connection):
+    secret = pysecrets.token_hex(20)
+    return make_endpoint("github", secret, slug="gh-worker"), secret
+
+
+def deliver(client, endpoint, secret, delivery_id: str) -> WebhookEvent:
+    body = signing.fixture("github", "push")
+    response = client.post(
+        f"/webhooks/{endpoint.slug}/",
+        data=body,
+        content_type="application/json",
+        headers=signing.github_headers(body, secret, delivery_id),
+    )
+    assert response.status_code == 202
+    return WebhookEvent.objects.get(pk=response.json()["event"])
+
+
+def test_a_real_cluster_processes_a_delivery(client, worker_endpoint, partner, tmp_path):
+    endpoint, secret = worker_endpoint
+    purge_queue()
+    cluster = start(["qcluster"], worker_env(tmp_path))
+    try:
+        event = deliver(client, endpoint, secret, "real-1")
+        db_connection.close()
+        wait_for(
+            lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed",
+            60,
+            "the cluster to process the event",
+        )
+    finally:
+        stop(cluster)
+    assert len(partner.requests) == 1
+    assert partner.requests[0].headers["Idempotency-Key"] == f"webhook-event-{event.pk}"
+
+
+def test_a_worker_killed_mid_processing_loses_nothing_and_applies_once(
+    client, worker_endpoint, partner, tmp_path
+):
+    endpoint, secret = worker_endpoint
+    purge_queue()
+    # given a cluster whose handler stalls on its first attempt, with a short lease
+    env = worker_env(tmp_path, HUB_TEST_SLOW_FIRST_ATTEMPT="1", HUB_WEBHOOK_LEASE_SECONDS="3")
+    cluster = start(["qcluster"], env)
+    try:
+        event = deliver(client, endpoint, secret, "killed-1")
+        wait_for(
+            lambda: (tmp_path / f"started-{event.pk}-1").exists(), 60, "the first attempt to start"
+        )
+        # when the whole cluster is killed while the handler runs
+        os.killpg(cluster.pid, signal.SIGKILL)
+        cluster.wait(timeout=30)
+    finally:
+        stop(cluster)
+    db_connection.close()
+    assert WebhookEvent.objects.get(pk=event.pk).status == "processing"
+    # then after a restart (cluster and sweeper), the event is taken back and processed once
+    env.pop("HUB_TEST_SLOW_FIRST_ATTEMPT")
+    cluster = start(["qcluster"], env)
+    sweeper = start(["webhooks", "sweep", "--loop", "--every", "1"], env)
+    try:
+        wait_for(
+            lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed",
+            90,
+            "the event to be processed after the restart",
+        )
+    finally:
+        stop(sweeper)
+        stop(cluster)
+    event.refresh_from_db()
+    outcomes = list(event.attempt_log.values_list("outcome", flat=True))
+    assert outcomes == ["lost", "processed"]
+    assert len(partner.requests) == 1
