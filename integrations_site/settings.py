@@ -129,7 +129,7 @@ Q_CLUSTER = {
     "retry": env.int("Q_RETRY", default=180),
     "max_attempts": 1,
     "queue_limit": 50,
-    "save_limit": 1000,
+    "save_limit": env.int("Q_SAVE_LIMIT", default=1000),
     "ack_failures": True,
     "catch_up": False,
     "poll": 0.5,

@@ -47,15 +47,17 @@ class _Entry:
 
 
 _lock = threading.Lock()
-_state: dict[str, object] = {"generation": None}
+_state: dict[str, object] = {"generation": None, "read_at": 0.0}
 _connections: dict[str, _Entry] = {}
 _secrets: dict[tuple[int, str], _Entry] = {}
 _values: dict[tuple[str, object], _Entry] = {}
 
 
 def bump_generation(**kwargs) -> None:
-    """Tell every process that connections or credentials changed."""
-    cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    """Tell every process that connections or credentials changed (this one at once)."""
+    value = uuid.uuid4().hex
+    cache.set(GENERATION_KEY, value, timeout=None)
+    sync_generation(value)
 
 
 def sync_generation(current: str | None) -> None:
@@ -98,11 +100,20 @@ def cached_secret(connection_id: int, kind: str, load):
     return secret
 
 
-def current_generation() -> str | None:
-    """Read the shared generation and drop stale entries (for callers outside the engine)."""
+def current_generation(max_age: float = 0.0) -> str | None:
+    """Read the shared generation and drop stale entries (for callers outside the engine).
+
+    With ``max_age``, a generation read less than that many seconds ago by this process is
+    trusted without asking the cache again: changes made by other processes then take up to
+    ``max_age`` seconds to be seen here (changes made in this process are seen at once).
+    """
+    now = time.monotonic()
+    if max_age and now - _state["read_at"] < max_age and _state["generation"] is not None:
+        return _state["generation"]
     value = cache.get(GENERATION_KEY)
     sync_generation(value)
-    return value
+    _state["read_at"] = now
+    return _state["generation"]
 
 
 def cached_value(namespace: str, key, load, *, expires_at: datetime | None = None):

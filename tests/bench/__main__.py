@@ -42,6 +42,7 @@ def configure_environment() -> Path:
     os.environ["SECURE_SSL_REDIRECT"] = "false"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["HUB_VAR_DIR"] = str(workdir)
+    (workdir / "static").mkdir()
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
         os.environ["DATABASE_URL"] = _fresh_postgres_database(url)
@@ -61,9 +62,13 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
 
-    from tests.bench import bench_engine
+    from tests.bench import bench_engine, bench_ingest
 
-    bench_engine.run()
+    which = sys.argv[1:] or ["engine", "ingest"]
+    if "engine" in which:
+        bench_engine.run()
+    if "ingest" in which:
+        bench_ingest.run()
     return 0
 
 

@@ -8,6 +8,7 @@ processing task enqueued on commit. Nothing here calls another service. Every re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -29,6 +30,7 @@ from webhooks.choices import EventStatus
 from webhooks.models import WebhookEndpoint, WebhookEvent
 from webhooks.schemes import Delivery, SignatureRejected, get_scheme
 from webhooks.schemes import registry as scheme_registry
+from webhooks.services.queue import enqueue_with_event, queue_is_in_the_database
 
 __all__ = ["IngestResult", "receive"]
 
@@ -104,8 +106,12 @@ def _load_config(slug: str) -> _EndpointConfig | None:
     )
 
 
+# Endpoint and secret changes made in another process are seen within this many seconds.
+CONFIG_MAX_AGE = 1.0
+
+
 def endpoint_config(slug: str) -> _EndpointConfig | None:
-    config_cache.current_generation()
+    config_cache.current_generation(max_age=CONFIG_MAX_AGE)
     return config_cache.cached_value("webhook-endpoint", slug, lambda: _load_config(slug))
 
 
@@ -278,9 +284,7 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
                 enqueued_at=timezone.now() if valid else None,
             )
             if valid:
-                from webhooks.services.queue import enqueue_processing
-
-                transaction.on_commit(lambda: enqueue_processing(event.pk))
+                enqueue_with_event(event.pk)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(endpoint=endpoint, event_id=event_id).first()
         return IngestResult(200, "duplicate", existing.pk if existing else None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import logging
 
+from django.conf import settings
+from django.db import transaction
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
@@ -20,6 +22,26 @@ PROCESS_TASK = "webhooks.tasks.process_event"
 @functools.lru_cache(maxsize=1)
 def _broker():
     return get_broker()
+
+
+def queue_is_in_the_database() -> bool:
+    """True with django-q2's ORM broker: its task rows live in the same database as events."""
+    return "orm" in settings.Q_CLUSTER
+
+
+def enqueue_with_event(event_pk: int) -> None:
+    """Queue an event's processing as part of the transaction that stores it.
+
+    With the ORM broker the task row is written in that same transaction (one commit, and the
+    task exists exactly when the event does). With Redis the task goes out after the commit, so
+    a worker never looks for an event that is not visible yet; if that push is lost, the sweeper
+    enqueues the event again.
+    """
+    if queue_is_in_the_database():
+        async_task(PROCESS_TASK, event_pk, broker=_broker(),
+                   task_name=f"webhook-event-{event_pk}")
+    else:
+        transaction.on_commit(lambda: enqueue_processing(event_pk))
 
 
 def enqueue_processing(event_pk: int) -> None:

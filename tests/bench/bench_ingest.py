@@ -1,0 +1,175 @@
+"""Webhook ingest and processing.
+
+Ingest: gunicorn (production settings, sync workers) and a load generator on 127.0.0.1 at 16
+connections against three views in one run: a bare Django view (the framework's ceiling), the
+minimum durable-ack view (one INSERT of an event-sized row, then 202: the ceiling of anything
+that persists before answering) and the real signed endpoint. For the real one, stored events
+must equal 2xx answers.
+
+Processing: one qcluster with two workers drains the events the load left (no handler: the
+processing machinery alone), against django-q2's own drain rate for as many trivial tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django_q.brokers import get_broker
+from django_q.models import Success
+from django_q.tasks import async_task
+
+from connectors.choices import CredentialKind
+from connectors.models import Connection
+from connectors.services.credentials import create_credential
+from tests import signing
+from tests.bench import loadgen
+from webhooks.models import WebhookEndpoint, WebhookEvent
+
+ROOT = Path(__file__).resolve().parents[2]
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+DRAIN_CAP_SECONDS = 90
+SIGNED_TARGET = 0.75 if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bench.settings"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "integrations_site.wsgi", "-b", f"127.0.0.1:{port}",
+         "-w", "4", "--worker-class", "sync", "--log-level", "warning", "--backlog", "256"],
+        cwd=ROOT, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/bench/bare/", data=b"{}")
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def start_cluster(**env) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+        env={**os.environ, "Q_WORKERS": "2", "Q_SAVE_LIMIT": "0", **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def drain(count_done, total: int) -> tuple[int, float]:
+    cluster = start_cluster()
+    started = time.monotonic()
+    try:
+        done = 0
+        while time.monotonic() - started < DRAIN_CAP_SECONDS:
+            done = count_done()
+            if done >= total:
+                break
+            time.sleep(0.25)
+        elapsed = time.monotonic() - started
+    finally:
+        stop(cluster)
+    return done, elapsed
+
+
+def show(label: str, result: loadgen.LoadResult) -> None:
+    print(f"  {label:<34} {result.rps:8.1f} req/s   p50 {result.p50_ms:6.1f} ms   "
+          f"p99 {result.p99_ms:6.1f} ms   ({result.requests} requests, {result.non_2xx} non-2xx,"
+          f" {result.tool})")
+
+
+def run() -> None:
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    broker = "Redis" if settings.REDIS_URL else "ORM"
+    print(f"== Webhook ingest: gunicorn 4 sync workers, 16 connections, {SECONDS}s each "
+          f"({engine}, {broker} broker) ==")
+    secret = secrets.token_hex(20)
+    connection = Connection.objects.create(name="bench-in", slug="bench-in",
+                                           base_url="https://partner.example.test")
+    create_credential(connection, CredentialKind.WEBHOOK_SIGNING_SECRET, secret)
+    endpoint = WebhookEndpoint.objects.create(connection=connection, slug="bench-gh",
+                                              scheme="github")
+    body = signing.fixture("github", "push")
+    headers = {**signing.github_headers(body, secret, "unused"),
+               "Content-Type": "application/json"}
+    headers.pop("X-GitHub-Delivery")
+    get_broker().purge_queue()
+    port = free_port()
+    server = start_gunicorn(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        bare = loadgen.run(url, "/bench/bare/", body, headers, seconds=SECONDS)
+        durable = loadgen.run(url, f"/bench/durable/{endpoint.pk}/", body, headers,
+                              seconds=SECONDS)
+        time.sleep(1)  # requests still in flight when the load stopped land now
+        WebhookEvent.objects.filter(endpoint=endpoint).delete()
+        signed = loadgen.run(url, f"/webhooks/{endpoint.slug}/", body, headers,
+                             seconds=SECONDS)
+        time.sleep(1)
+    finally:
+        stop(server)
+    stored = WebhookEvent.objects.filter(endpoint=endpoint, event_id__startswith="bench-").count()
+    show("bare Django view", bare)
+    show("minimum durable-ack view", durable)
+    show("signed webhook endpoint", signed)
+    ratio = signed.rps / durable.rps
+    verdict = "meets" if ratio >= SIGNED_TARGET else "BELOW"
+    print(f"  signed / durable-ack: {ratio:.2f} (target >= {SIGNED_TARGET:.2f}: {verdict}); "
+          f"p99 {signed.p99_ms:.1f} ms (target < 50: "
+          f"{'meets' if signed.p99_ms < 50 else 'ABOVE'})")
+    accepted = signed.requests - signed.non_2xx
+    # the load generator stops counting with up to one request in flight per connection:
+    # those are stored (and answered) after it stopped listening
+    consistent = 0 <= stored - accepted <= 16
+    print(f"  stored events {stored} vs 2xx answers counted {accepted} (+ at most 16 in flight "
+          f"when the load stopped): {'consistent' if consistent else 'INCONSISTENT'}")
+
+    print("== Processing drain: one qcluster, 2 workers ==")
+    total = min(stored, 2000)
+    WebhookEvent.objects.filter(endpoint=endpoint).exclude(
+        pk__in=WebhookEvent.objects.filter(endpoint=endpoint).order_by("pk")
+        .values_list("pk", flat=True)[:total]
+    ).update(status="resolved")  # keep the drain bounded: the rest are set aside
+    done, elapsed = drain(
+        lambda: WebhookEvent.objects.filter(endpoint=endpoint, status="processed").count(), total
+    )
+    events_rate = done / elapsed
+    get_broker().purge_queue()
+    Success.objects.all().delete()
+    shared = get_broker()
+    for i in range(total):
+        async_task("tests.bench.tasks.noop", i, broker=shared)
+    tasks_done, tasks_elapsed = drain(
+        lambda: Success.objects.filter(func="tests.bench.tasks.noop").count(), total
+    )
+    tasks_rate = tasks_done / tasks_elapsed
+    drain_ratio = events_rate / tasks_rate
+    print(f"  webhook events: {done}/{total} in {elapsed:.1f}s = {events_rate:.1f}/s; trivial "
+          f"tasks: {tasks_done}/{total} in {tasks_elapsed:.1f}s = {tasks_rate:.1f}/s; ratio "
+          f"{drain_ratio:.2f} (target >= 0.40: {'meets' if drain_ratio >= 0.4 else 'BELOW'})")
