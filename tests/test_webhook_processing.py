@@ -274,3 +274,53 @@ def test_the_retry_command_filters_by_status_endpoint_and_date(registered, deliv
     assert "1 event(s) queued for retry." in out.getvalue()
     statuses = dict(WebhookEvent.objects.values_list("pk", "status"))
     assert statuses == {old.pk: "failed", recent.pk: "retrying"}
+
+
+def test_old_final_events_are_purged_by_retention_and_pending_ones_kept(delivered):
+    from webhooks.services.processing import purge_old_events
+
+    done, pending, recent = delivered(), delivered(), delivered()
+    WebhookEvent.objects.filter(pk=done.pk).update(status="processed")
+    long_ago = timezone.now() - timedelta(days=done.endpoint.connection.retention_days + 1)
+    WebhookEvent.objects.filter(pk__in=[done.pk, pending.pk]).update(received_at=long_ago)
+    assert purge_old_events() == 1
+    assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {pending.pk, recent.pk}
+
+
+def test_webhook_pages_never_show_the_signing_secret(
+    make_endpoint, post_webhook, integration_admin_client, operator_client, auditor_client
+):
+    secret = "whsec_" + pysecrets.token_hex(16)
+    endpoint = make_endpoint("stripe", secret, slug="stripe-in")
+    body = signing.fixture("stripe", "payment_intent.succeeded")
+    response = post_webhook(endpoint, body, signing.stripe_headers(body, secret))
+    event_pk = response.json()["event"]
+    urls = [
+        reverse("admin:webhooks_webhookendpoint_changelist"),
+        reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]),
+        reverse("admin:webhooks_webhookevent_changelist"),
+        reverse("admin:webhooks_webhookevent_change", args=[event_pk]),
+    ]
+    for client in (integration_admin_client, operator_client, auditor_client):
+        for url in urls:
+            page = client.get(url)
+            assert page.status_code == 200, url
+            assert secret not in page.content.decode(), url
+    endpoint_page = integration_admin_client.get(urls[1]).content.decode()
+    assert "1 usable" in endpoint_page
+
+
+def test_an_endpoint_without_secret_says_why_in_red(make_endpoint, integration_admin_client):
+    endpoint = make_endpoint("github", None, slug="gh-nosecret")
+    page = integration_admin_client.get(
+        reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk])
+    ).content.decode()
+    assert "no usable webhook signing secret on the connection: every delivery gets 503" in page
+
+
+def test_an_unsigned_endpoint_is_shown_in_red(make_endpoint, integration_admin_client):
+    make_endpoint("", None, slug="legacy", unsigned=True)
+    page = integration_admin_client.get(
+        reverse("admin:webhooks_webhookendpoint_changelist")
+    ).content.decode()
+    assert "UNSIGNED: anyone who knows the URL can post" in page

@@ -9,3 +9,7 @@ def process_event(pk: int) -> str:
 
 def sweep() -> dict:
     return processing.sweep()
+
+
+def purge_events() -> int:
+    return processing.purge_old_events()

@@ -1,5 +1,6 @@
 """The public webhook endpoint: a thin DRF view over ``webhooks.services.ingest.receive``."""
 
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +15,8 @@ class WebhookReceiver(APIView):
     permission_classes: list = []
     parser_classes: list = []
     throttle_classes: list = []
+    # Partners read JSON; no content negotiation with the browsable API on the hot path.
+    renderer_classes = [JSONRenderer]
     http_method_names = ["post", "options"]
 
     def post(self, request, slug: str):

@@ -48,9 +48,24 @@ def free_port() -> int:
 def start_gunicorn(port: int) -> subprocess.Popen:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bench.settings"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "integrations_site.wsgi", "-b", f"127.0.0.1:{port}",
-         "-w", "4", "--worker-class", "sync", "--log-level", "warning", "--backlog", "256"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "integrations_site.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "4",
+            "--worker-class",
+            "sync",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "256",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -67,9 +82,11 @@ def start_gunicorn(port: int) -> subprocess.Popen:
 
 def start_cluster(**env) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
         env={**os.environ, "Q_WORKERS": "2", "Q_SAVE_LIMIT": "0", **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -99,25 +116,30 @@ def drain(count_done, total: int) -> tuple[int, float]:
 
 
 def show(label: str, result: loadgen.LoadResult) -> None:
-    print(f"  {label:<34} {result.rps:8.1f} req/s   p50 {result.p50_ms:6.1f} ms   "
-          f"p99 {result.p99_ms:6.1f} ms   ({result.requests} requests, {result.non_2xx} non-2xx,"
-          f" {result.tool})")
+    print(
+        f"  {label:<34} {result.rps:8.1f} req/s   p50 {result.p50_ms:6.1f} ms   "
+        f"p99 {result.p99_ms:6.1f} ms   ({result.requests} requests, {result.non_2xx} non-2xx,"
+        f" {result.tool})"
+    )
 
 
 def run() -> None:
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     broker = "Redis" if settings.REDIS_URL else "ORM"
-    print(f"== Webhook ingest: gunicorn 4 sync workers, 16 connections, {SECONDS}s each "
-          f"({engine}, {broker} broker) ==")
+    print(
+        f"== Webhook ingest: gunicorn 4 sync workers, 16 connections, {SECONDS}s each "
+        f"({engine}, {broker} broker) =="
+    )
     secret = secrets.token_hex(20)
-    connection = Connection.objects.create(name="bench-in", slug="bench-in",
-                                           base_url="https://partner.example.test")
+    connection = Connection.objects.create(
+        name="bench-in", slug="bench-in", base_url="https://partner.example.test"
+    )
     create_credential(connection, CredentialKind.WEBHOOK_SIGNING_SECRET, secret)
-    endpoint = WebhookEndpoint.objects.create(connection=connection, slug="bench-gh",
-                                              scheme="github")
+    endpoint = WebhookEndpoint.objects.create(
+        connection=connection, slug="bench-gh", scheme="github"
+    )
     body = signing.fixture("github", "push")
-    headers = {**signing.github_headers(body, secret, "unused"),
-               "Content-Type": "application/json"}
+    headers = {**signing.github_headers(body, secret, "unused"), "Content-Type": "application/json"}
     headers.pop("X-GitHub-Delivery")
     get_broker().purge_queue()
     port = free_port()
@@ -125,12 +147,10 @@ def run() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         bare = loadgen.run(url, "/bench/bare/", body, headers, seconds=SECONDS)
-        durable = loadgen.run(url, f"/bench/durable/{endpoint.pk}/", body, headers,
-                              seconds=SECONDS)
+        durable = loadgen.run(url, f"/bench/durable/{endpoint.pk}/", body, headers, seconds=SECONDS)
         time.sleep(1)  # requests still in flight when the load stopped land now
         WebhookEvent.objects.filter(endpoint=endpoint).delete()
-        signed = loadgen.run(url, f"/webhooks/{endpoint.slug}/", body, headers,
-                             seconds=SECONDS)
+        signed = loadgen.run(url, f"/webhooks/{endpoint.slug}/", body, headers, seconds=SECONDS)
         time.sleep(1)
     finally:
         stop(server)
@@ -140,20 +160,25 @@ def run() -> None:
     show("signed webhook endpoint", signed)
     ratio = signed.rps / durable.rps
     verdict = "meets" if ratio >= SIGNED_TARGET else "BELOW"
-    print(f"  signed / durable-ack: {ratio:.2f} (target >= {SIGNED_TARGET:.2f}: {verdict}); "
-          f"p99 {signed.p99_ms:.1f} ms (target < 50: "
-          f"{'meets' if signed.p99_ms < 50 else 'ABOVE'})")
+    print(
+        f"  signed / durable-ack: {ratio:.2f} (target >= {SIGNED_TARGET:.2f}: {verdict}); "
+        f"p99 {signed.p99_ms:.1f} ms (target < 50: "
+        f"{'meets' if signed.p99_ms < 50 else 'ABOVE'})"
+    )
     accepted = signed.requests - signed.non_2xx
     # the load generator stops counting with up to one request in flight per connection:
     # those are stored (and answered) after it stopped listening
     consistent = 0 <= stored - accepted <= 16
-    print(f"  stored events {stored} vs 2xx answers counted {accepted} (+ at most 16 in flight "
-          f"when the load stopped): {'consistent' if consistent else 'INCONSISTENT'}")
+    print(
+        f"  stored events {stored} vs 2xx answers counted {accepted} (+ at most 16 in flight "
+        f"when the load stopped): {'consistent' if consistent else 'INCONSISTENT'}"
+    )
 
     print("== Processing drain: one qcluster, 2 workers ==")
     total = min(stored, 2000)
     WebhookEvent.objects.filter(endpoint=endpoint).exclude(
-        pk__in=WebhookEvent.objects.filter(endpoint=endpoint).order_by("pk")
+        pk__in=WebhookEvent.objects.filter(endpoint=endpoint)
+        .order_by("pk")
         .values_list("pk", flat=True)[:total]
     ).update(status="resolved")  # keep the drain bounded: the rest are set aside
     done, elapsed = drain(
@@ -170,6 +195,8 @@ def run() -> None:
     )
     tasks_rate = tasks_done / tasks_elapsed
     drain_ratio = events_rate / tasks_rate
-    print(f"  webhook events: {done}/{total} in {elapsed:.1f}s = {events_rate:.1f}/s; trivial "
-          f"tasks: {tasks_done}/{total} in {tasks_elapsed:.1f}s = {tasks_rate:.1f}/s; ratio "
-          f"{drain_ratio:.2f} (target >= 0.40: {'meets' if drain_ratio >= 0.4 else 'BELOW'})")
+    print(
+        f"  webhook events: {done}/{total} in {elapsed:.1f}s = {events_rate:.1f}/s; trivial "
+        f"tasks: {tasks_done}/{total} in {tasks_elapsed:.1f}s = {tasks_rate:.1f}/s; ratio "
+        f"{drain_ratio:.2f} (target >= 0.40: {'meets' if drain_ratio >= 0.4 else 'BELOW'})"
+    )

@@ -53,17 +53,31 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, path: str, body: bytes, headers: dict, connections: int,
-            seconds: int) -> LoadResult:
+def run_wrk(
+    url: str, path: str, body: bytes, headers: dict, connections: int, seconds: int
+) -> LoadResult:
     lua_headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     script = WRK_SCRIPT.replace("%(body)s", body.decode()).replace("%(headers)s", lua_headers)
     script = script.replace("%(path)q", f'"{path}"')
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", "-s",
-         handle.name, url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "--latency",
+            "-s",
+            handle.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
     ).stdout
     Path(handle.name).unlink()
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
@@ -77,12 +91,19 @@ def run_wrk(url: str, path: str, body: bytes, headers: dict, connections: int,
     errors = re.search(r"Socket errors: (.*)", out)
     if errors:
         print(f"    wrk socket errors: {errors.group(1)}")
-    return LoadResult(total, float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-                      parse("50"), parse("99"), int(non_2xx.group(1)) if non_2xx else 0, "wrk")
+    return LoadResult(
+        total,
+        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        parse("50"),
+        parse("99"),
+        int(non_2xx.group(1)) if non_2xx else 0,
+        "wrk",
+    )
 
 
-def run_python(url: str, path: str, body: bytes, headers: dict, connections: int,
-               seconds: int) -> LoadResult:
+def run_python(
+    url: str, path: str, body: bytes, headers: dict, connections: int, seconds: int
+) -> LoadResult:
     host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     non_2xx = [0]
@@ -94,8 +115,12 @@ def run_python(url: str, path: str, body: bytes, headers: dict, connections: int
         mine, bad = [], 0
         while time.monotonic() < stop_at:
             start = time.perf_counter()
-            conn.request("POST", path, body=body,
-                         headers={**headers, "X-GitHub-Delivery": f"bench-{uuid.uuid4().hex}"})
+            conn.request(
+                "POST",
+                path,
+                body=body,
+                headers={**headers, "X-GitHub-Delivery": f"bench-{uuid.uuid4().hex}"},
+            )
             response = conn.getresponse()
             response.read()
             mine.append((time.perf_counter() - start) * 1000)
@@ -115,12 +140,18 @@ def run_python(url: str, path: str, body: bytes, headers: dict, connections: int
         thread.join(timeout=seconds + 30)
     elapsed = time.monotonic() - started
     latencies.sort()
-    return LoadResult(len(latencies), len(latencies) / elapsed,
-                      latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)],
-                      non_2xx[0], "python")
+    return LoadResult(
+        len(latencies),
+        len(latencies) / elapsed,
+        latencies[len(latencies) // 2],
+        latencies[int(len(latencies) * 0.99)],
+        non_2xx[0],
+        "python",
+    )
 
 
-def run(url: str, path: str, body: bytes, headers: dict, *, connections: int = 16,
-        seconds: int = 10) -> LoadResult:
+def run(
+    url: str, path: str, body: bytes, headers: dict, *, connections: int = 16, seconds: int = 10
+) -> LoadResult:
     runner = run_wrk if shutil.which("wrk") else run_python
     return runner(url, path, body, headers, connections, seconds)

@@ -23,8 +23,11 @@ def durable_ack(request, endpoint_id: int):
     size of an event, then 202."""
     body = request.body
     event = WebhookEvent.objects.create(
-        endpoint_id=endpoint_id, event_id=uuid.uuid4().hex, body=body,
-        headers=dict(request.headers), correlation_id=uuid.uuid4().hex,
+        endpoint_id=endpoint_id,
+        event_id=uuid.uuid4().hex,
+        body=body,
+        headers=dict(request.headers),
+        correlation_id=uuid.uuid4().hex,
     )
     return JsonResponse({"detail": "accepted", "event": event.pk}, status=202)
 

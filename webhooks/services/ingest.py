@@ -268,21 +268,31 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
     )
     status = EventStatus.RECEIVED if valid else EventStatus.REJECTED
     correlation_id = request.headers.get("X-Request-ID", "")[:100] or new_correlation_id()
+    fields = {
+        "endpoint": endpoint,
+        "event_id": event_id,
+        "event_type": event_type,
+        "body": body,
+        "headers": redact_headers(request.headers),
+        "status": status,
+        "verified_by": fingerprint,
+        "source_ip": ip or None,
+        "correlation_id": correlation_id,
+        "last_error": "" if valid else "body is not valid JSON",
+        "enqueued_at": timezone.now() if valid else None,
+    }
     try:
-        with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                endpoint=endpoint,
-                event_id=event_id,
-                event_type=event_type,
-                body=body,
-                headers=redact_headers(request.headers),
-                status=status,
-                verified_by=fingerprint,
-                source_ip=ip or None,
-                correlation_id=correlation_id,
-                last_error="" if valid else "body is not valid JSON",
-                enqueued_at=timezone.now() if valid else None,
-            )
+        if valid and queue_is_in_the_database():
+            # the task row and the event commit together
+            with transaction.atomic():
+                event = WebhookEvent.objects.create(**fields)
+                enqueue_with_event(event.pk)
+        else:
+            # one INSERT committed on its own (a savepoint only inside an outer transaction);
+            # the push to Redis follows the commit
+            in_transaction = transaction.get_connection().in_atomic_block
+            with transaction.atomic() if in_transaction else contextlib.nullcontext():
+                event = WebhookEvent.objects.create(**fields)
             if valid:
                 enqueue_with_event(event.pk)
     except IntegrityError:

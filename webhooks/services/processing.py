@@ -29,6 +29,7 @@ __all__ = [
     "claim",
     "mark_resolved",
     "process_event",
+    "purge_old_events",
     "replay",
     "retry_now",
     "retry_schedule",
@@ -215,6 +216,37 @@ def _locked(queryset, batch_size):
         if transaction.get_connection().features.has_select_for_update_skip_locked:
             rows = rows.select_for_update(skip_locked=True)
         return list(rows[:batch_size])
+
+
+FINAL_STATES = (
+    EventStatus.PROCESSED,
+    EventStatus.RESOLVED,
+    EventStatus.REJECTED,
+    EventStatus.DEAD,
+    EventStatus.FAILED,
+)
+
+
+def purge_old_events(batch_size: int = 2000) -> int:
+    """Delete events in a final state older than their connection's retention (GDPR: the
+    connection's ``retention_days``). Events still to be processed are never purged."""
+    from connectors.models import Connection
+
+    total = 0
+    now = timezone.now()
+    for connection_id, days in Connection.objects.values_list("pk", "retention_days"):
+        old = WebhookEvent.objects.filter(
+            endpoint__connection_id=connection_id,
+            status__in=FINAL_STATES,
+            received_at__lt=now - timedelta(days=days),
+        )
+        while True:
+            ids = list(old.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            deleted, _ = WebhookEvent.objects.filter(pk__in=ids).delete()
+            total += deleted
+    return total
 
 
 def retry_now(event: WebhookEvent, *, actor=None) -> bool:

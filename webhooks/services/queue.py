@@ -38,8 +38,7 @@ def enqueue_with_event(event_pk: int) -> None:
     enqueues the event again.
     """
     if queue_is_in_the_database():
-        async_task(PROCESS_TASK, event_pk, broker=_broker(),
-                   task_name=f"webhook-event-{event_pk}")
+        async_task(PROCESS_TASK, event_pk, broker=_broker(), task_name=f"webhook-event-{event_pk}")
     else:
         transaction.on_commit(lambda: enqueue_processing(event_pk))
 
