@@ -230,3 +230,5 @@ HUB_WEBHOOK_RETRY_SCHEDULE = env.list(
 HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)
 # Modules that register webhook handlers (@webhooks.handlers.handler), imported at start-up.
 HUB_HANDLER_MODULES = env.list("HUB_HANDLER_MODULES", default=[])
+# OAuth over plain http (oauthlib refuses it): development and the tests' local OAuth server only.
+HUB_OAUTH_ALLOW_HTTP = env.bool("HUB_OAUTH_ALLOW_HTTP", default=DEBUG)

@@ -10,6 +10,7 @@ from connectors.models.calls import (
 )
 from connectors.models.connection import Connection
 from connectors.models.credential import Credential
+from connectors.models.oauth import OAuthApp
 
 __all__ = [
     "ApiCall",
@@ -19,5 +20,6 @@ __all__ = [
     "ErrorKind",
     "IdempotencyRecord",
     "IdempotencyState",
+    "OAuthApp",
     "RateLimitBucket",
 ]

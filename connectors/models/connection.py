@@ -82,6 +82,23 @@ class Connection(models.Model):
         help_text="Path that 'Test connection' calls with GET, e.g. /me or /ping. Pick a cheap, "
         "read-only endpoint that needs authentication.",
     )
+    oauth_app = models.ForeignKey(
+        "connectors.OAuthApp",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="connections",
+        help_text="Auth 'OAuth 2.0': the partner app whose tokens this connection holds.",
+    )
+    oauth_account = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Which account at the partner was connected (from the token or userinfo).",
+    )
+    token_refresh_margin_seconds = models.PositiveIntegerField(
+        default=60,
+        help_text="OAuth: an access token expiring within this many seconds is refreshed first.",
+    )
     api_version = models.CharField(
         max_length=40,
         blank=True,

@@ -83,4 +83,5 @@ from connectors.engine.auth import (  # noqa: E402, F401
     basic,
     bearer,
     none,
+    oauth2,
 )

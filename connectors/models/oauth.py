@@ -1,0 +1,69 @@
+"""OAuth 2.0 applications registered at partners."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from connectors.fields import EncryptedSecretField
+
+
+class OAuthApp(models.Model):
+    """An OAuth 2.0 client registered at a partner; several connections (accounts) may share
+    it. The client secret is encrypted at rest like every credential and never shown back."""
+
+    class Grant(models.TextChoices):
+        AUTHORIZATION_CODE = "authorization_code", "Authorization code (+ PKCE): a user connects"
+        CLIENT_CREDENTIALS = "client_credentials", "Client credentials: machine to machine"
+
+    class TokenAuth(models.TextChoices):
+        BASIC = "client_secret_basic", "client_secret_basic (HTTP basic)"
+        POST = "client_secret_post", "client_secret_post (in the form body)"
+
+    name = models.CharField(max_length=120, unique=True, help_text="e.g. 'HubSpot app (prod)'.")
+    grant_type = models.CharField(
+        max_length=30,
+        choices=Grant.choices,
+        default=Grant.AUTHORIZATION_CODE,
+        help_text="How tokens are obtained.",
+    )
+    authorization_url = models.URLField(
+        max_length=500, blank=True, help_text="The partner's authorization (consent) endpoint."
+    )
+    token_url = models.URLField(max_length=500, help_text="The partner's token endpoint.")
+    revocation_url = models.URLField(
+        max_length=500, blank=True, help_text="Token revocation endpoint (RFC 7009), if any."
+    )
+    userinfo_url = models.URLField(
+        max_length=500, blank=True, help_text="Optional: tells which account was connected."
+    )
+    client_id = models.CharField(max_length=300, help_text="The client id the partner gave.")
+    client_secret = EncryptedSecretField(
+        blank=True, help_text="The client secret, Fernet-encrypted. Write-only."
+    )
+    client_secret_fingerprint = models.CharField(
+        max_length=60, blank=True, editable=False, help_text="What can be shown of the secret."
+    )
+    default_scopes = models.JSONField(
+        default=list, blank=True, help_text='Scopes to request, as a JSON list: ["contacts.read"].'
+    )
+    use_pkce = models.BooleanField(default=True, help_text="PKCE (S256) on the code flow.")
+    extra_authorize_params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Extra authorization parameters, e.g. {"access_type": "offline"}.',
+    )
+    token_endpoint_auth = models.CharField(
+        max_length=30,
+        choices=TokenAuth.choices,
+        default=TokenAuth.BASIC,
+        help_text="How the client authenticates at the token endpoint.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+
+    class Meta:
+        verbose_name = "OAuth app"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
