@@ -13,7 +13,12 @@ from connectors.models import ApiCall, Connection
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ensure_schedules", "purge_api_calls", "purge_idempotency_records"]
+__all__ = [
+    "ensure_schedules",
+    "purge_api_calls",
+    "purge_idempotency_records",
+    "refresh_expiring_tokens",
+]
 
 
 def purge_api_calls(batch_size: int = 5000) -> int:
@@ -42,8 +47,44 @@ def purge_idempotency_records() -> int:
     return deleted
 
 
+def refresh_expiring_tokens(within_seconds: int = 600) -> dict[str, int]:
+    """Refresh the OAuth access tokens that expire soon, so a quiet connection does not go
+    stale ("ça marchait hier"). Each refresh takes the connection's lock like any other."""
+    from connectors.choices import ConnectionStatus, CredentialKind
+    from connectors.engine.errors import HubError
+    from connectors.models import Credential, OAuthApp
+    from connectors.oauth.tokens import refresh_access_token
+
+    soon = timezone.now() + timedelta(seconds=within_seconds)
+    connection_ids = set(
+        Credential.objects.usable()
+        .filter(
+            kind=CredentialKind.ACCESS_TOKEN,
+            expires_at__lte=soon,
+            connection__auth_method="oauth2",
+            connection__status__in=[ConnectionStatus.ACTIVE, ConnectionStatus.FAILING],
+            connection__oauth_app__grant_type=OAuthApp.Grant.AUTHORIZATION_CODE,
+        )
+        .values_list("connection_id", flat=True)
+    )
+    counts = {"refreshed": 0, "failed": 0}
+    for connection in Connection.objects.filter(pk__in=connection_ids).select_related("oauth_app"):
+        try:
+            refresh_access_token(connection, ahead_seconds=within_seconds)
+            counts["refreshed"] += 1
+        except HubError as exc:
+            counts["failed"] += 1
+            logger.warning("could not refresh the token of %s: %s", connection.slug, exc)
+    return counts
+
+
 SCHEDULES = [
     # (name, function, minutes between runs)
+    (
+        "connectors: refresh OAuth tokens that expire soon",
+        "connectors.tasks.refresh_expiring_tokens",
+        5,
+    ),
     ("connectors: purge old API calls", "connectors.tasks.purge_api_calls", 60),
     (
         "connectors: purge expired idempotency records",

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("webhooks/", include("webhooks.urls")),
+    path("oauth/", include("connectors.oauth.urls")),
 ]

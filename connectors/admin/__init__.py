@@ -4,5 +4,6 @@ from connectors.admin.audit import AuditEntryAdmin
 from connectors.admin.calls import ApiCallAdmin
 from connectors.admin.connection import ConnectionAdmin
 from connectors.admin.credential import CredentialAdmin
+from connectors.admin.oauth import OAuthAppAdmin
 
-__all__ = ["ApiCallAdmin", "AuditEntryAdmin", "ConnectionAdmin", "CredentialAdmin"]
+__all__ = ["ApiCallAdmin", "AuditEntryAdmin", "ConnectionAdmin", "CredentialAdmin", "OAuthAppAdmin"]

@@ -3,12 +3,14 @@
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from connectors.choices import ConnectionStatus
 from connectors.engine.circuit import circuit_state
 from connectors.engine.circuit import reset as reset_circuit
 from connectors.models import ApiCall, Connection, Credential
+from connectors.oauth.flow import disconnect
+from connectors.oauth.scopes import broad_scopes
 from connectors.services.health import check_connection
 
 STATUS_COLOURS = {
@@ -62,8 +64,11 @@ class ConnectionAdmin(admin.ModelAdmin):
         "circuit",
         "last_quota",
         "api_lifecycle",
+        "oauth_connect",
+        "scopes_side_by_side",
+        "oauth_account",
     ]
-    actions = ["test_connections", "reset_circuits"]
+    actions = ["test_connections", "reset_circuits", "disconnect_accounts"]
     inlines = [CredentialInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "service_kind", "environment", "owner"]}),
@@ -83,6 +88,11 @@ class ConnectionAdmin(admin.ModelAdmin):
                     "credentials_link",
                     "health_path",
                     "api_lifecycle",
+                    "oauth_app",
+                    "oauth_connect",
+                    "oauth_account",
+                    "token_refresh_margin_seconds",
+                    "scopes_side_by_side",
                 ]
             },
         ),
@@ -182,3 +192,74 @@ class ConnectionAdmin(admin.ModelAdmin):
         for connection in queryset:
             reset_circuit(connection)
         self.message_user(request, f"{queryset.count()} circuit(s) closed.", messages.SUCCESS)
+
+    @admin.display(description="OAuth account")
+    def oauth_connect(self, obj):
+        if obj is None or obj.pk is None or obj.auth_method != "oauth2" or obj.oauth_app is None:
+            return "-"
+        if obj.oauth_app.grant_type != "authorization_code":
+            return "client credentials: tokens are fetched on demand"
+        url = reverse("oauth:connect", args=[obj.pk])
+        label = "Reconnect account" if obj.oauth_account else "Connect account"
+        return format_html(
+            '<a class="button" href="{}">{}</a> {}',
+            url,
+            label,
+            f"connected as {obj.oauth_account}" if obj.oauth_account else "",
+        )
+
+    @admin.display(description="Scopes: requested / granted")
+    def scopes_side_by_side(self, obj):
+        if obj is None:
+            return "-"
+        broad = set(broad_scopes(obj.granted_scopes)) | set(broad_scopes(obj.requested_scopes))
+        extra = set(obj.granted_scopes or []) - set(obj.requested_scopes or [])
+
+        def show(scopes):
+            return (
+                format_html_join(
+                    " ",
+                    "{}",
+                    (
+                        (
+                            format_html(
+                                '<strong style="color:#c62828" title="{}">{}</strong>',
+                                "looks like full access"
+                                if s in broad
+                                else "granted but not requested",
+                                s,
+                            )
+                            if s in broad or s in extra
+                            else s,
+                        )
+                        for s in scopes or []
+                    ),
+                )
+                or "-"
+            )
+
+        return format_html(
+            "requested: {}<br>granted: {}", show(obj.requested_scopes), show(obj.granted_scopes)
+        )
+
+    @admin.action(
+        description="Disconnect the OAuth account (revoke at the provider)", permissions=["change"]
+    )
+    def disconnect_accounts(self, request, queryset):
+        for connection in queryset.select_related("oauth_app"):
+            if connection.auth_method != "oauth2":
+                continue
+            outcome = disconnect(connection, actor=request.user)
+            self.message_user(
+                request, f"{connection.slug}: disconnected; {outcome}.", messages.SUCCESS
+            )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        connection = self.get_object(request, object_id)
+        if connection is not None and connection.status == "reauth_required":
+            self.message_user(
+                request,
+                f"This connection needs its account reconnected: {connection.status_reason}.",
+                messages.ERROR,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)

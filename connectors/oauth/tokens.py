@@ -132,12 +132,15 @@ def _request_token(connection: Connection, app: OAuthApp) -> dict:
     )
 
 
-def refresh_access_token(connection: Connection, *, rejected: str | None = None) -> str:
+def refresh_access_token(
+    connection: Connection, *, rejected: str | None = None, ahead_seconds: int = 0
+) -> str:
     """Get a new access token under the connection's row lock and return it.
 
     Once the lock is held the token is read again: if it is fresh (and is not ``rejected``, the
     token a partner just answered 401 to), a concurrent worker already refreshed it, and it is
-    returned without calling the provider.
+    returned without calling the provider. ``ahead_seconds`` widens "fresh" for the scheduled
+    refresh, which renews tokens some minutes before they expire.
     """
     app = connection.oauth_app
     if app is None:
@@ -146,16 +149,18 @@ def refresh_access_token(connection: Connection, *, rejected: str | None = None)
             hint="Pick the OAuth app on the connection.",
         )
     try:
-        return _refresh_locked(connection, app, rejected)
+        return _refresh_locked(connection, app, rejected, ahead_seconds)
     except _NeedsReauth as exc:
         raise _reauth_required(connection, str(exc)) from None
 
 
-def _refresh_locked(connection: Connection, app: OAuthApp, rejected: str | None) -> str:
+def _refresh_locked(
+    connection: Connection, app: OAuthApp, rejected: str | None, ahead_seconds: int
+) -> str:
     with transaction.atomic():
         locked = Connection.objects.select_for_update().get(pk=connection.pk)
         current = current_credential(locked, CredentialKind.ACCESS_TOKEN)
-        if _fresh(current, locked.token_refresh_margin_seconds):
+        if _fresh(current, max(locked.token_refresh_margin_seconds, ahead_seconds)):
             value = current.value.reveal()
             if value != rejected:
                 return value

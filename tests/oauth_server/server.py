@@ -39,7 +39,7 @@ print(json.dumps(apps))
 
 class OAuthServer:
     def __init__(
-        self, *, redirect_uri: str = "http://127.0.0.1/oauth/callback/", token_seconds: int = 3600
+        self, *, redirect_uri: str = "http://testserver/oauth/callback/", token_seconds: int = 3600
     ):
         self.workdir = Path(tempfile.mkdtemp(prefix="oauth-server-"))
         self.redirect_uri = redirect_uri

@@ -1,0 +1,64 @@
+"""OAuth apps in the console: the client secret is write-only, like every credential."""
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+from connectors.forms import SecretInput
+from connectors.models import OAuthApp
+from connectors.secrets import SecretValue, fingerprint
+
+
+def _https_urls(field, **kwargs):
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
+
+
+class OAuthAppForm(forms.ModelForm):
+    new_client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        strip=True,
+        widget=SecretInput(),
+        help_text="Paste the client secret; it is encrypted and never shown again. Leave empty "
+        "to keep the current one.",
+    )
+
+    class Meta:
+        model = OAuthApp
+        formfield_callback = _https_urls
+        fields = [
+            "name",
+            "grant_type",
+            "authorization_url",
+            "token_url",
+            "revocation_url",
+            "userinfo_url",
+            "client_id",
+            "default_scopes",
+            "use_pkce",
+            "extra_authorize_params",
+            "token_endpoint_auth",
+        ]
+
+
+@admin.register(OAuthApp)
+class OAuthAppAdmin(admin.ModelAdmin):
+    form = OAuthAppForm
+    list_display = ["name", "grant_type", "client_id", "client_secret_fingerprint", "use_pkce"]
+    search_fields = ["name", "client_id"]
+    readonly_fields = ["client_secret_fingerprint", "created_at", "updated_at"]
+
+    @method_decorator(sensitive_post_parameters("new_client_secret"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        secret = form.cleaned_data.get("new_client_secret")
+        if secret:
+            obj.client_secret = SecretValue(secret)
+            obj.client_secret_fingerprint = fingerprint(secret)
+        super().save_model(request, obj, form, change)
