@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # a refused single sign-on ends on the login page with a message, not an error page
+    "social_django.middleware.SocialAuthExceptionMiddleware",
 ]
 
 ROOT_URLCONF = "integrations_site.urls"
@@ -76,6 +78,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "connectors.context_processors.sso",
             ],
         },
     },
@@ -232,3 +235,51 @@ HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)
 HUB_HANDLER_MODULES = env.list("HUB_HANDLER_MODULES", default=[])
 # OAuth over plain http (oauthlib refuses it): development and the tests' local OAuth server only.
 HUB_OAUTH_ALLOW_HTTP = env.bool("HUB_OAUTH_ALLOW_HTTP", default=DEBUG)
+
+# --- Staff single sign-on (social-auth-app-django) ----------------------------------------------
+# Each provider is on when its client id is set. Only emails in HUB_SSO_ALLOWED_DOMAINS get in;
+# a first sign-in creates a staff user in the Operators group (never a superuser).
+HUB_SSO_ALLOWED_DOMAINS = env.list("HUB_SSO_ALLOWED_DOMAINS", default=[])
+HUB_PASSWORD_LOGIN = env.bool("HUB_PASSWORD_LOGIN", default=True)
+SOCIAL_AUTH_GOOGLE_OAUTH2_KEY = env("SSO_GOOGLE_CLIENT_ID", default="")
+SOCIAL_AUTH_GOOGLE_OAUTH2_SECRET = env("SSO_GOOGLE_CLIENT_SECRET", default="")
+SOCIAL_AUTH_GITHUB_KEY = env("SSO_GITHUB_CLIENT_ID", default="")
+SOCIAL_AUTH_GITHUB_SECRET = env("SSO_GITHUB_CLIENT_SECRET", default="")
+SOCIAL_AUTH_GITHUB_SCOPE = ["user:email"]
+SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = env("SSO_OIDC_ENDPOINT", default="")
+SOCIAL_AUTH_OIDC_KEY = env("SSO_OIDC_CLIENT_ID", default="")
+SOCIAL_AUTH_OIDC_SECRET = env("SSO_OIDC_CLIENT_SECRET", default="")
+SSO_PROVIDERS = [
+    (backend, label)
+    for backend, label, key in [
+        ("google-oauth2", "Google", SOCIAL_AUTH_GOOGLE_OAUTH2_KEY),
+        ("github", "GitHub", SOCIAL_AUTH_GITHUB_KEY),
+        ("oidc", env("SSO_OIDC_LABEL", default="single sign-on"), SOCIAL_AUTH_OIDC_KEY),
+    ]
+    if key
+]
+AUTHENTICATION_BACKENDS = [
+    *(["django.contrib.auth.backends.ModelBackend"] if HUB_PASSWORD_LOGIN else []),
+    *(["social_core.backends.google.GoogleOAuth2"] if SOCIAL_AUTH_GOOGLE_OAUTH2_KEY else []),
+    *(["social_core.backends.github.GithubOAuth2"] if SOCIAL_AUTH_GITHUB_KEY else []),
+    *(["social_core.backends.open_id_connect.OpenIdConnectAuth"] if SOCIAL_AUTH_OIDC_KEY else []),
+]
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/admin/"
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/admin/login/?sso=refused"
+SOCIAL_AUTH_RAISE_EXCEPTIONS = False
+SOCIAL_AUTH_USER_FIELDS = ["username", "email", "first_name", "last_name"]
+SOCIAL_AUTH_REDIRECT_IS_HTTPS = not DEBUG
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "connectors.sso.allowed_domain_only",
+    "social_core.pipeline.social_auth.social_user",
+    "social_core.pipeline.user.get_username",
+    "social_core.pipeline.user.create_user",
+    "connectors.sso.make_operator",
+    "social_core.pipeline.social_auth.associate_user",
+    "social_core.pipeline.social_auth.load_extra_data",
+    "social_core.pipeline.user.user_details",
+)

@@ -13,4 +13,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("webhooks.urls")),
     path("oauth/", include("connectors.oauth.urls")),
+    path("auth/", include("social_django.urls", namespace="social")),
 ]

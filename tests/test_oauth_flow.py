@@ -50,7 +50,9 @@ def oauth_connection(oauth_server):
     )
 
 
-def consent(authorize_url: str, *, allow: bool = True) -> str:
+def consent(
+    authorize_url: str, *, allow: bool = True, user: str = "alice", password: str = "alice-password"
+) -> str:
     """Play the user at the provider: log in, then allow (or deny) on the consent page.
     Returns the provider's redirect back to the hub."""
     browser = requests.Session()
@@ -60,7 +62,7 @@ def consent(authorize_url: str, *, allow: bool = True) -> str:
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
     page = browser.post(
         login.url,
-        data={"csrfmiddlewaretoken": token, "username": "alice", "password": "alice-password"},
+        data={"csrfmiddlewaretoken": token, "username": user, "password": password},
     )
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
     assert "client_id" in fields, page.text[:500]

@@ -21,20 +21,34 @@ django.setup()
 from django.contrib.auth.models import User
 from oauth2_provider.models import Application
 user = User.objects.create_user("alice", "alice@example.test", "alice-password")
+User.objects.create_user("bob", "bob@elsewhere.test", "bob-password")
 apps = {}
 for name, grant, redirect in [
     ("hub-code", Application.GRANT_AUTHORIZATION_CODE, REDIRECT),
     ("hub-machine", Application.GRANT_CLIENT_CREDENTIALS, ""),
+    ("hub-sso", Application.GRANT_AUTHORIZATION_CODE, SSO_URI),
 ]:
     secret = "s-" + name + "-" + SUFFIX
     app = Application.objects.create(
         name=name, user=user, client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=grant, redirect_uris=redirect, client_secret=secret,
-        skip_authorization=False, algorithm="",
+        skip_authorization=False, algorithm="RS256" if name == "hub-sso" else "",
     )
     apps[name] = {"client_id": app.client_id, "client_secret": secret}
 print(json.dumps(apps))
 """
+
+
+def _rsa_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 class OAuthServer:
@@ -43,11 +57,13 @@ class OAuthServer:
     ):
         self.workdir = Path(tempfile.mkdtemp(prefix="oauth-server-"))
         self.redirect_uri = redirect_uri
+        self.sso_redirect_uri = "http://testserver/auth/complete/oidc/"
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.oauth_server.settings",
             "OAUTH_SERVER_DB": str(self.workdir / "oauth.sqlite3"),
             "OAUTH_SERVER_TOKEN_SECONDS": str(token_seconds),
+            "OAUTH_SERVER_RSA_KEY": _rsa_key(),
         }
         self.process: subprocess.Popen | None = None
         self.apps: dict = {}
@@ -67,7 +83,8 @@ class OAuthServer:
 
     def start(self) -> OAuthServer:
         self._django("migrate", "-v", "0")
-        script = SETUP.replace("REDIRECT", repr(self.redirect_uri)).replace(
+        script = SETUP.replace("SSO_URI", repr(self.sso_redirect_uri))
+        script = script.replace("REDIRECT", repr(self.redirect_uri)).replace(
             "SUFFIX", repr(os.urandom(8).hex())
         )
         result = subprocess.run(

@@ -58,6 +58,10 @@ OAUTH2_PROVIDER = {
         "contacts.write": "Write contacts",
         "openid": "OpenID Connect",
         "email": "Email",
+        "profile": "Profile",
     },
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": os.environ.get("OAUTH_SERVER_RSA_KEY", ""),
+    "OAUTH2_VALIDATOR_CLASS": "tests.oauth_server.validators.Validator",
 }
