@@ -283,3 +283,8 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.load_extra_data",
     "social_core.pipeline.user.user_details",
 )
+# Scopes that look like full access, flagged in red on connections (regular expressions).
+HUB_BROAD_SCOPE_PATTERNS = env.list(
+    "HUB_BROAD_SCOPE_PATTERNS",
+    default=[r"^\*$", r"(^|[.:_/ -])admin($|[.:_/ -])", r"full[_-]?access", r"\.all$", r"^all$"],
+)

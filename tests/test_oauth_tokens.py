@@ -170,3 +170,68 @@ def test_a_401_with_a_token_believed_valid_refreshes_once_and_retries(oauth_serv
     assert hub.call("unauthorized", "GET", "/me/").status == 200
     assert oauth_server.stats()["refresh_tokens"] == before + 1  # exactly one refresh
     assert secret_of(connection, "access_token") != tokens["access_token"]
+
+
+CALLER = """
+import os, sys, time, django
+django.setup()
+from connectors import hub
+start_at = float(sys.argv[1])
+time.sleep(max(0.0, start_at - time.time()))
+try:
+    print(hub.call("processes", "GET", "/me/").status)
+except Exception as exc:
+    print(repr(exc))
+"""
+
+
+def test_eight_processes_cause_exactly_one_refresh(oauth_server, tmp_path):
+    # given a connection whose token is about to expire, in the database the processes share
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from django.conf import settings
+
+    app = make_app(oauth_server, OAuthApp.Grant.AUTHORIZATION_CODE)
+    connection = make_connection(oauth_server, app, "processes")
+    tokens = oauth_server.issue_tokens(expires_in=5)
+    give_tokens(connection, tokens, expires_in=5)
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = (
+            f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@"
+            f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DEBUG": "true",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "integrations_site.settings",
+        "HUB_VAR_DIR": str(settings.VAR_DIR),
+    }
+    before = oauth_server.stats()
+    # when eight separate processes call at the same instant
+    start_at = str(time.time() + 8)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CALLER, start_at],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for _ in range(8)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    # then all succeed, and the provider saw one refresh
+    assert [out.strip().splitlines()[-1] for out, _ in outputs] == ["200"] * 8, outputs
+    after = oauth_server.stats()
+    assert after["refresh_tokens"] - before["refresh_tokens"] == 1
+    assert after["revoked_refresh_tokens"] - before["revoked_refresh_tokens"] == 1
