@@ -169,3 +169,42 @@ def test_scopes_are_shown_side_by_side_with_broad_ones_flagged(
     ).content.decode()
     assert "requested: contacts.read<br>granted: contacts.read" in page
     assert 'title="looks like full access">admin</strong>' in page
+
+
+def test_the_oauth_app_pages_never_show_the_client_secret(
+    integration_admin_client, oauth_connection, oauth_server
+):
+    from django.urls import reverse
+
+    secret = oauth_server.apps["hub-code"]["client_secret"]
+    app = oauth_connection.oauth_app
+    for url in [
+        reverse("admin:connectors_oauthapp_changelist"),
+        reverse("admin:connectors_oauthapp_change", args=[app.pk]),
+        reverse("admin:connectors_connection_change", args=[oauth_connection.pk]),
+    ]:
+        page = integration_admin_client.get(url)
+        assert page.status_code == 200 and secret not in page.content.decode(), url
+    # replacing it through the write-only box works, and an empty box keeps it
+    data = {
+        "name": app.name,
+        "grant_type": app.grant_type,
+        "authorization_url": app.authorization_url,
+        "token_url": app.token_url,
+        "revocation_url": app.revocation_url,
+        "userinfo_url": app.userinfo_url,
+        "client_id": app.client_id,
+        "default_scopes": '["contacts.read"]',
+        "use_pkce": "on",
+        "extra_authorize_params": "{}",
+        "token_endpoint_auth": app.token_endpoint_auth,
+        "new_client_secret": "",
+    }
+    url = reverse("admin:connectors_oauthapp_change", args=[app.pk])
+    assert integration_admin_client.post(url, data).status_code == 302
+    app.refresh_from_db()
+    assert app.client_secret.reveal() == secret
+    integration_admin_client.post(url, {**data, "new_client_secret": "rotated-" + secret})
+    app.refresh_from_db()
+    assert app.client_secret.reveal() == "rotated-" + secret
+    assert app.client_secret_fingerprint.endswith(f"{secret[-4:]} ({len(secret) + 8} chars)")

@@ -51,6 +51,8 @@ class OAuthAppAdmin(admin.ModelAdmin):
     list_display = ["name", "grant_type", "client_id", "client_secret_fingerprint", "use_pkce"]
     search_fields = ["name", "client_id"]
     readonly_fields = ["client_secret_fingerprint", "created_at", "updated_at"]
+    # the admin builds its form with its own field callback: say it here too
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @method_decorator(sensitive_post_parameters("new_client_secret"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
