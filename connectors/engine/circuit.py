@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from django.core.cache import cache
 
+from connectors.engine.config_cache import forget_shared_state
 from connectors.engine.errors import CircuitOpenError
 
 __all__ = ["Breaker", "circuit_state", "reset", "state_keys"]
@@ -64,6 +65,7 @@ class Breaker:
     def success(self) -> None:
         if self.is_probe or self.had_failures:
             cache.delete_many(list(_keys(self.connection)))
+            forget_shared_state(self.connection.slug)
 
     def failure(self) -> None:
         failures_key, open_key, probe_key = _keys(self.connection)
@@ -79,6 +81,7 @@ class Breaker:
         if self.is_probe or failures >= self.connection.circuit_failure_threshold:
             cache.set(open_key, time.time() + cooldown, timeout=cooldown + 3600)
             cache.delete(probe_key)
+        forget_shared_state(self.connection.slug)
 
     def _open_error(self, until: float, correlation_id: str, probing: bool = False):
         retry_at = datetime.fromtimestamp(until, UTC)
@@ -110,3 +113,4 @@ def circuit_state(connection) -> str:
 def reset(connection) -> None:
     """Close the circuit by hand (the console's action, and tests)."""
     cache.delete_many(list(_keys(connection)))
+    forget_shared_state(connection.slug)

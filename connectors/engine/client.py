@@ -18,7 +18,6 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
@@ -57,6 +56,9 @@ __all__ = ["HubResponse", "call"]
 logger = logging.getLogger("connectors.engine")
 
 MAX_REDIRECTS = 3
+# Seconds a process trusts its last read of the shared state (configuration generation and
+# circuit breaker): other processes' changes are seen within this delay, its own at once.
+SHARED_STATE_MAX_AGE = 0.5
 DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
@@ -123,9 +125,7 @@ def _connection(target) -> tuple[Connection, dict]:
     """The connection (from the process cache when still current) and the shared state read
     with the configuration generation in one cache round trip (the breaker's keys)."""
     slug = target.slug if isinstance(target, Connection) else str(target)
-    keys = [config_cache.GENERATION_KEY, *state_keys(slug)]
-    shared = cache.get_many(keys)
-    config_cache.sync_generation(shared.pop(config_cache.GENERATION_KEY, None))
+    shared = config_cache.shared_state(slug, state_keys(slug), SHARED_STATE_MAX_AGE)
     if isinstance(target, Connection):
         return target, shared
     return config_cache.cached_connection(slug, _load_connection), shared

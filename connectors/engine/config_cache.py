@@ -31,6 +31,8 @@ __all__ = [
     "cached_secret",
     "cached_value",
     "current_generation",
+    "forget_shared_state",
+    "shared_state",
     "sync_generation",
     "watch",
 ]
@@ -53,10 +55,36 @@ _secrets: dict[tuple[int, str], _Entry] = {}
 _values: dict[tuple[str, object], _Entry] = {}
 
 
+_snapshots: dict[str, tuple[float, dict]] = {}
+
+
+def shared_state(slug: str, keys: list[str], max_age: float) -> dict:
+    """The shared keys of one connection (the generation and the breaker's state), read from
+    the cache at most once per ``max_age`` seconds per process. A process's own changes drop
+    the snapshot at once (:func:`forget_shared_state`, :func:`bump_generation`); changes made
+    by other processes are seen within ``max_age``."""
+    now = time.monotonic()
+    snapshot = _snapshots.get(slug)
+    if snapshot is not None and now - snapshot[0] < max_age:
+        return dict(snapshot[1])
+    values = cache.get_many([GENERATION_KEY, *keys])
+    sync_generation(values.pop(GENERATION_KEY, None))
+    _snapshots[slug] = (now, values)
+    return dict(values)
+
+
+def forget_shared_state(slug: str | None = None) -> None:
+    if slug is None:
+        _snapshots.clear()
+    else:
+        _snapshots.pop(slug, None)
+
+
 def bump_generation(**kwargs) -> None:
     """Tell every process that connections or credentials changed (this one at once)."""
     value = uuid.uuid4().hex
     cache.set(GENERATION_KEY, value, timeout=None)
+    _snapshots.clear()
     sync_generation(value)
 
 
