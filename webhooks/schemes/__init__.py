@@ -10,6 +10,7 @@ imported below, and its key added to ``webhooks.models.endpoint.SCHEME_CHOICES``
 
 from __future__ import annotations
 
+import abc
 import hmac
 import time
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class Verified:
     fingerprint: str
 
 
-class Scheme:
+class Scheme(abc.ABC):
     """Base of the schemes. ``key`` matches ``WebhookEndpoint.scheme``."""
 
     key = ""
@@ -66,10 +67,10 @@ class Scheme:
         """An id found in headers that ``event_id_source`` cannot express ('' if none)."""
         return ""
 
+    @abc.abstractmethod
     def verify(self, delivery: Delivery, secrets, *, tolerance: int, options: dict) -> Verified:
         """Return which secret verified the delivery, or raise ``SignatureRejected``.
         ``secrets`` is a list of ``(plaintext, fingerprint)`` pairs."""
-        raise NotImplementedError  # every registered scheme overrides it
 
     # -- helpers for the schemes -----------------------------------------------------------
     @staticmethod

@@ -8,6 +8,7 @@ below, and add its key to ``connectors.choices.AuthMethod``.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 
 from connectors.engine.errors import AuthError
@@ -25,7 +26,7 @@ class OutboundRequest:
     params: list[tuple[str, str]] = field(default_factory=list)
 
 
-class AuthMethod:
+class AuthMethod(abc.ABC):
     """Base of the auth methods. ``key`` matches ``Connection.auth_method``."""
 
     key: str = ""
@@ -38,8 +39,9 @@ class AuthMethod:
         """Query parameters whose values must never be logged."""
         return set()
 
+    @abc.abstractmethod
     def apply(self, request: OutboundRequest, connection, secret: str | None) -> None:
-        raise NotImplementedError  # every registered method overrides it
+        """Add the credential to ``request`` (headers or query parameters)."""
 
     def on_unauthorized(self, connection) -> bool:
         """Called after a 401 with a credential believed valid. Return True when the credential
