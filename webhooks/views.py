@@ -1,7 +1,7 @@
 """The public webhook endpoint: a thin DRF view over ``webhooks.services.ingest.receive``."""
 
+from django.http import JsonResponse
 from rest_framework.renderers import JSONRenderer
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webhooks.services.ingest import receive
@@ -21,4 +21,6 @@ class WebhookReceiver(APIView):
 
     def post(self, request, slug: str):
         result = receive(slug, request._request)
-        return Response(result.body(), status=result.status)
+        # A plain JSON response: DRF passes it through without content negotiation or
+        # rendering, which this hot path does not need.
+        return JsonResponse(result.body(), status=result.status)
