@@ -208,3 +208,6 @@ def test_the_oauth_app_pages_never_show_the_client_secret(
     app.refresh_from_db()
     assert app.client_secret.reveal() == "rotated-" + secret
     assert app.client_secret_fingerprint.endswith(f"{secret[-4:]} ({len(secret) + 8} chars)")
+    entry = AuditEntry.objects.get(detail__contains="client secret")
+    assert entry.action == "credential_replaced" and "rotated-" not in entry.detail
+    assert secret[-4:] in entry.detail and secret not in entry.detail

@@ -4,11 +4,13 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.utils.decorators import method_decorator
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from connectors.choices import AuditAction
 from connectors.forms import SecretInput
 from connectors.models import OAuthApp
 from connectors.secrets import SecretValue, fingerprint
+from connectors.services.credentials import record_audit
 
 
 def _https_urls(field, **kwargs):
@@ -58,9 +60,16 @@ class OAuthAppAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
+    @method_decorator(sensitive_variables("secret"))
     def save_model(self, request, obj, form, change):
         secret = form.cleaned_data.get("new_client_secret")
         if secret:
             obj.client_secret = SecretValue(secret)
             obj.client_secret_fingerprint = fingerprint(secret)
         super().save_model(request, obj, form, change)
+        if secret:
+            record_audit(
+                AuditAction.CREDENTIAL_REPLACED if change else AuditAction.CREDENTIAL_CREATED,
+                actor=request.user,
+                detail=f"OAuth app {obj.name!r}: client secret {obj.client_secret_fingerprint}",
+            )
