@@ -4,6 +4,7 @@ exist and the partners' documented examples, plus every kind of bad signature.""
 from __future__ import annotations
 
 import base64
+import json
 import secrets as pysecrets
 import time
 
@@ -304,3 +305,19 @@ def test_generic_hmac_variants(options, make_header, make_endpoint, post_webhook
     expected = 401
     second = post_webhook(endpoint, body.replace(b"4990", b"4991"), stale)
     assert second.status_code == expected
+
+
+def test_slacks_url_verification_is_answered_and_not_stored(make_endpoint, post_webhook):
+    secret = pysecrets.token_hex(16)
+    endpoint = make_endpoint("slack", secret)
+    challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"  # Slack's docs example
+    body = json.dumps(
+        {"token": "unused", "challenge": challenge, "type": "url_verification"}
+    ).encode()
+    response = post_webhook(endpoint, body, signing.slack_headers(body, secret))
+    assert response.status_code == 200
+    assert response.json()["challenge"] == challenge
+    assert not WebhookEvent.objects.exists()
+    # an unsigned one gets nothing back
+    refused = post_webhook(endpoint, body, {})
+    assert refused.status_code == 401 and "challenge" not in refused.json()

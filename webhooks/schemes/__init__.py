@@ -63,6 +63,11 @@ class Scheme(abc.ABC):
     #: headers whose values are signatures (kept in the stored headers: they are not secrets)
     signature_headers: tuple[str, ...] = ()
 
+    def handshake(self, payload) -> dict | None:
+        """A verified delivery that is the partner checking the URL, not an event: the JSON
+        answer it expects (nothing is stored), or None for a normal event."""
+        return None
+
     def event_id_from(self, headers) -> str:
         """An id found in headers that ``event_id_source`` cannot express ('' if none)."""
         return ""

@@ -34,3 +34,10 @@ class Slack(Scheme):
             secrets,
             lambda secret: hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode(),
         )
+
+    def handshake(self, payload):
+        # Events API URL check: a signed {"type": "url_verification", "challenge": "…"} that
+        # must be echoed back (https://api.slack.com/events/url_verification).
+        if isinstance(payload, dict) and payload.get("type") == "url_verification":
+            return {"challenge": str(payload.get("challenge", ""))[:1000]}
+        return None

@@ -251,6 +251,9 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
         valid = True
     except ValueError:
         payload, valid = None, False
+    answer = scheme.handshake(payload) if scheme is not None and valid else None
+    if answer is not None:
+        return IngestResult(200, "handshake", extra=answer)
     id_source = endpoint.event_id_source or (scheme.event_id_source if scheme else "body-hash")
     type_source = endpoint.event_type_source or (scheme.event_type_source if scheme else "")
     event_id = ""
