@@ -22,7 +22,7 @@ class ConnectorsConfig(AppConfig):
         post_migrate.connect(tasks.ensure_schedules, sender=self, dispatch_uid="connectors.sched")
         # oauthlib refuses plain-http token endpoints unless this variable is set; it reads it
         # on every call. Only ever set for development and the tests' local OAuth server.
-        if getattr(settings, "HUB_OAUTH_ALLOW_HTTP", False):
+        if settings.HUB_OAUTH_ALLOW_HTTP:
             os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
         # A provider may grant other scopes than asked: the hub records the granted scopes on
         # the connection (shown beside the requested ones) instead of failing the token call.

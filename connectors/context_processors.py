@@ -5,7 +5,7 @@ from django.conf import settings
 
 def sso(request):
     return {
-        "sso_providers": getattr(settings, "SSO_PROVIDERS", []),
-        "password_login": getattr(settings, "HUB_PASSWORD_LOGIN", True),
+        "sso_providers": settings.SSO_PROVIDERS,
+        "password_login": settings.HUB_PASSWORD_LOGIN,
         "sso_refused": request.GET.get("sso") == "refused",
     }

@@ -145,3 +145,14 @@ def post_webhook(client):
         )
 
     return post
+
+
+@pytest.fixture(scope="session")
+def oauth_server():
+    """One real OAuth 2.0 / OpenID Connect server (django-oauth-toolkit) for the test session,
+    in its own process on 127.0.0.1 (tests/oauth_server)."""
+    from tests.oauth_server.server import OAuthServer
+
+    server = OAuthServer().start()
+    yield server
+    server.stop()

@@ -4,26 +4,17 @@ pages, the callback; and disconnecting."""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 from django.urls import reverse
 
 from connectors.models import AuditEntry, Connection, Credential, OAuthApp
 from connectors.secrets import SecretValue
 from connectors.tasks import refresh_expiring_tokens
-from tests.oauth_server.server import OAuthServer
+from tests.oauth_server.server import consent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def oauth_server():
-    server = OAuthServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -48,29 +39,6 @@ def oauth_connection(oauth_server):
         oauth_app=app,
         requested_scopes=["contacts.read"],
     )
-
-
-def consent(
-    authorize_url: str, *, allow: bool = True, user: str = "alice", password: str = "alice-password"
-) -> str:
-    """Play the user at the provider: log in, then allow (or deny) on the consent page.
-    Returns the provider's redirect back to the hub."""
-    browser = requests.Session()
-    browser.trust_env = False
-    base = f"{urlsplit(authorize_url).scheme}://{urlsplit(authorize_url).netloc}"
-    login = browser.get(base + "/accounts/login/", params={"next": authorize_url[len(base) :]})
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
-    page = browser.post(
-        login.url,
-        data={"csrfmiddlewaretoken": token, "username": user, "password": password},
-    )
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
-    assert "client_id" in fields, page.text[:500]
-    if allow:
-        fields["allow"] = "Authorize"
-    answer = browser.post(page.url, data=fields, allow_redirects=False)
-    assert answer.status_code == 302, answer.text[:300]
-    return answer.headers["Location"]
 
 
 def test_connect_account_with_code_and_pkce(
@@ -145,6 +113,10 @@ def test_disconnect_revokes_at_the_provider(
         reverse("admin:connectors_connection_change", args=[oauth_connection.pk])
     ).content.decode()
     assert "needs its account reconnected: account disconnected" in page
+    listing = integration_admin_client.get(
+        reverse("admin:connectors_connection_changelist")
+    ).content.decode()
+    assert "1 connection(s) need their account reconnected: crm-oauth" in listing
 
 
 def test_the_schedule_refreshes_tokens_that_expire_soon(

@@ -16,16 +16,9 @@ from connectors.choices import CredentialKind
 from connectors.models import Connection, Credential, OAuthApp
 from connectors.secrets import SecretValue
 from connectors.services.credentials import create_credential
-from tests.oauth_server.server import OAuthServer
+from tests.processes import hub_process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def oauth_server():
-    server = OAuthServer().start()
-    yield server
-    server.stop()
 
 
 def make_app(server, grant: str) -> OAuthApp:
@@ -187,34 +180,16 @@ except Exception as exc:
 
 def test_eight_processes_cause_exactly_one_refresh(oauth_server, tmp_path):
     # given a connection whose token is about to expire, in the database the processes share
-    import os
     import subprocess
     import sys
     import time
     from pathlib import Path
 
-    from django.conf import settings
-
     app = make_app(oauth_server, OAuthApp.Grant.AUTHORIZATION_CODE)
     connection = make_connection(oauth_server, app, "processes")
     tokens = oauth_server.issue_tokens(expires_in=5)
     give_tokens(connection, tokens, expires_in=5)
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        url = f"sqlite:///{db['NAME']}"
-    else:
-        url = (
-            f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@"
-            f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DEBUG": "true",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "integrations_site.settings",
-        "HUB_VAR_DIR": str(settings.VAR_DIR),
-    }
+    env = hub_process_env(DJANGO_SETTINGS_MODULE="integrations_site.settings")
     before = oauth_server.stats()
     # when eight separate processes call at the same instant
     start_at = str(time.time() + 8)

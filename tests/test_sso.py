@@ -9,27 +9,19 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.oauth_server.server import OAuthServer
-from tests.test_oauth_flow import consent
+from tests.oauth_server.server import consent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module")
-def oidc_server():
-    server = OAuthServer().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def sso_settings(settings, oidc_server):
-    app = oidc_server.apps["hub-sso"]
+def sso_settings(settings, oauth_server):
+    app = oauth_server.apps["hub-sso"]
     settings.AUTHENTICATION_BACKENDS = [
         "django.contrib.auth.backends.ModelBackend",
         "social_core.backends.open_id_connect.OpenIdConnectAuth",
     ]
-    settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = oidc_server.url + "/o"
+    settings.SOCIAL_AUTH_OIDC_OIDC_ENDPOINT = oauth_server.url + "/o"
     settings.SOCIAL_AUTH_OIDC_KEY = app["client_id"]
     settings.SOCIAL_AUTH_OIDC_SECRET = app["client_secret"]
     settings.HUB_SSO_ALLOWED_DOMAINS = ["example.test"]

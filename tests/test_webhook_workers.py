@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection as db_connection
 
 from tests import signing
+from tests.processes import hub_process_env
 from webhooks.models import WebhookEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,25 +26,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment of a worker that uses the test database and the same broker."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        url = f"sqlite:///{db['NAME']}"
-    else:
-        url = (
-            f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    return {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DEBUG": "true",
-        "HUB_VAR_DIR": str(settings.VAR_DIR),
-        "HUB_HANDLER_MODULES": "tests.webhook_handlers",
-        "HUB_TEST_MARKER_DIR": str(tmp_path),
-        "Q_WORKERS": "1",
-        "LOG_LEVEL": "WARNING",
+    return hub_process_env(
+        HUB_HANDLER_MODULES="tests.webhook_handlers",
+        HUB_TEST_MARKER_DIR=str(tmp_path),
+        Q_WORKERS="1",
         **extra,
-    }
+    )
 
 
 def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:

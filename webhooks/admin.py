@@ -11,10 +11,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from connectors.admin.readonly import ReadOnlyAdminMixin
 from webhooks.choices import EventStatus
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.services import processing
-from webhooks.services.ingest import _load_config
+from webhooks.services.ingest import load_endpoint_config
 
 RETRY_PERMISSION = "webhooks.retry_webhookevent"
 
@@ -102,7 +103,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             return "-"
         if obj.unsigned:
             return "not used (unsigned)"
-        config = _load_config(obj.slug) if obj.enabled else None
+        config = load_endpoint_config(obj.slug) if obj.enabled else None
         if config is None:
             return "endpoint disabled"
         if config.secret_problem:
@@ -126,7 +127,9 @@ class EventAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Events are the record of what partners sent: read-only; retention purges them."""
+
     list_display = [
         "received_at",
         "endpoint",
@@ -165,15 +168,6 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "pretty_body",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # events are the record of what partners sent; retention purges them
 
     def has_retry_permission(self, request):
         return request.user.has_perm(RETRY_PERMISSION)

@@ -21,6 +21,6 @@ class WebhooksConfig(AppConfig):
 
         from django.conf import settings
 
-        for module in getattr(settings, "HUB_HANDLER_MODULES", []):
+        for module in settings.HUB_HANDLER_MODULES:
             importlib.import_module(module)
         post_migrate.connect(schedules.ensure, sender=self, dispatch_uid="webhooks.schedules")

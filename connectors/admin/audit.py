@@ -2,21 +2,13 @@
 
 from django.contrib import admin
 
+from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.models import AuditEntry
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "actor_name", "action", "connection_name", "fingerprint", "detail"]
     list_filter = ["action", "at"]
     search_fields = ["actor_name", "connection_name", "fingerprint", "detail"]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

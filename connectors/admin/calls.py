@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.models import ApiCall
 
 
@@ -23,7 +24,7 @@ class StatusClassFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiCall)
-class ApiCallAdmin(admin.ModelAdmin):
+class ApiCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "connection",
@@ -41,12 +42,3 @@ class ApiCallAdmin(admin.ModelAdmin):
     list_select_related = ["connection"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # COUNT(*) on a large log is slow; the pages do not need it
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -254,6 +254,21 @@ class ConnectionAdmin(admin.ModelAdmin):
                 request, f"{connection.slug}: disconnected; {outcome}.", messages.SUCCESS
             )
 
+    def changelist_view(self, request, extra_context=None):
+        waiting = list(
+            Connection.objects.filter(status=ConnectionStatus.REAUTH_REQUIRED).values_list(
+                "slug", flat=True
+            )[:20]
+        )
+        if waiting and request.method == "GET":
+            self.message_user(
+                request,
+                f"{len(waiting)} connection(s) need their account reconnected: "
+                f"{', '.join(waiting)}. Calls on them fail until then.",
+                messages.ERROR,
+            )
+        return super().changelist_view(request, extra_context)
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         connection = self.get_object(request, object_id)
         if connection is not None and connection.status == "reauth_required":

@@ -59,7 +59,6 @@ MAX_REDIRECTS = 3
 # Seconds a process trusts its last read of the shared state (configuration generation and
 # circuit breaker): other processes' changes are seen within this delay, its own at once.
 SHARED_STATE_MAX_AGE = 0.5
-DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -325,7 +324,7 @@ class _Call:
         self.use_breaker = use_breaker
         self.auth = get_auth_method(connection.auth_method)
         self.secret_params = self.auth.secret_query_params(connection)
-        self.max_bytes = getattr(settings, "HUB_MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES)
+        self.max_bytes = settings.HUB_MAX_RESPONSE_BYTES
         self.attempt = 0
         self.reauthorised = False
         self._secret: str | None = None

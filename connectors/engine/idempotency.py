@@ -30,7 +30,7 @@ STORED_HEADERS = ("Content-Type", "Location", "ETag", "Last-Modified")
 
 
 def ttl() -> timedelta:
-    return timedelta(seconds=getattr(settings, "HUB_IDEMPOTENCY_TTL_SECONDS", 24 * 3600))
+    return timedelta(seconds=settings.HUB_IDEMPOTENCY_TTL_SECONDS)
 
 
 def request_fingerprint(method: str, path: str, params, body: bytes | None) -> str:

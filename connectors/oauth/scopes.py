@@ -6,16 +6,8 @@ import re
 
 from django.conf import settings
 
-DEFAULT_PATTERNS = [
-    r"^\*$",
-    r"(^|[.:_/ -])admin($|[.:_/ -])",
-    r"full[_-]?access",
-    r"\.all$",
-    r"^all$",
-    r"(^|[.:_/-])\*$",
-]
-
 
 def broad_scopes(scopes) -> list[str]:
-    patterns = getattr(settings, "HUB_BROAD_SCOPE_PATTERNS", DEFAULT_PATTERNS)
+    """The scopes matching one of ``HUB_BROAD_SCOPE_PATTERNS`` (regular expressions)."""
+    patterns = settings.HUB_BROAD_SCOPE_PATTERNS
     return [s for s in scopes or [] if any(re.search(p, s, re.I) for p in patterns)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,12 +13,14 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SETUP = r"""
-import json, django
-django.setup()
+import json
 from django.contrib.auth.models import User
 from oauth2_provider.models import Application
 user = User.objects.create_user("alice", "alice@example.test", "alice-password")
@@ -87,16 +90,7 @@ class OAuthServer:
         script = script.replace("REDIRECT", repr(self.redirect_uri)).replace(
             "SUFFIX", repr(os.urandom(8).hex())
         )
-        result = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        self.apps = json.loads(result.stdout.strip().splitlines()[-1])
+        self.apps = json.loads(self.run(script).splitlines()[-1])
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -187,3 +181,26 @@ print(json.dumps({{"access_token": access.token, "refresh_token": refresh.token}
             "from oauth2_provider.models import AccessToken\n"
             "AccessToken.objects.update(expires=timezone.now() - timedelta(seconds=1))"
         )
+
+
+def consent(
+    authorize_url: str, *, allow: bool = True, user: str = "alice", password: str = "alice-password"
+) -> str:
+    """Play the user at the provider: log in, then allow (or deny) on the consent page.
+    Returns the provider's redirect back to the hub."""
+    browser = requests.Session()
+    browser.trust_env = False
+    base = f"{urlsplit(authorize_url).scheme}://{urlsplit(authorize_url).netloc}"
+    login = browser.get(base + "/accounts/login/", params={"next": authorize_url[len(base) :]})
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+    page = browser.post(
+        login.url,
+        data={"csrfmiddlewaretoken": token, "username": user, "password": password},
+    )
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    assert "client_id" in fields, page.text[:500]
+    if allow:
+        fields["allow"] = "Authorize"
+    answer = browser.post(page.url, data=fields, allow_redirects=False)
+    assert answer.status_code == 302, answer.text[:300]
+    return answer.headers["Location"]

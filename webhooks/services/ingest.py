@@ -78,7 +78,9 @@ class _EndpointConfig:
     secret_problem: str
 
 
-def _load_config(slug: str) -> _EndpointConfig | None:
+def load_endpoint_config(slug: str) -> _EndpointConfig | None:
+    """An enabled endpoint with its verification secrets, or None (uncached: the console's
+    view of it; the request path goes through :func:`endpoint_config`)."""
     endpoint = (
         WebhookEndpoint.objects.select_related("connection").filter(slug=slug, enabled=True).first()
     )
@@ -112,12 +114,12 @@ CONFIG_MAX_AGE = 1.0
 
 def endpoint_config(slug: str) -> _EndpointConfig | None:
     config_cache.current_generation(max_age=CONFIG_MAX_AGE)
-    return config_cache.cached_value("webhook-endpoint", slug, lambda: _load_config(slug))
+    return config_cache.cached_value("webhook-endpoint", slug, lambda: load_endpoint_config(slug))
 
 
 def _client_ip(request) -> str:
     remote = request.META.get("REMOTE_ADDR", "")
-    trusted = getattr(settings, "HUB_TRUSTED_PROXIES", [])
+    trusted = settings.HUB_TRUSTED_PROXIES
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if forwarded and remote in trusted:
         # The right-most address not added by one of our proxies is the client.

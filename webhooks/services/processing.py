@@ -38,16 +38,15 @@ __all__ = [
 
 logger = logging.getLogger("webhooks.processing")
 
-DEFAULT_SCHEDULE = [10, 60, 300, 1800, 7200, 21600, 43200, 86400]
 CLAIMABLE = (EventStatus.RECEIVED, EventStatus.RETRYING)
 
 
 def retry_schedule() -> list[int]:
-    return list(getattr(settings, "HUB_WEBHOOK_RETRY_SCHEDULE", DEFAULT_SCHEDULE))
+    return list(settings.HUB_WEBHOOK_RETRY_SCHEDULE)
 
 
 def lease_seconds() -> int:
-    return int(getattr(settings, "HUB_WEBHOOK_LEASE_SECONDS", 300))
+    return int(settings.HUB_WEBHOOK_LEASE_SECONDS)
 
 
 def claim(pk: int) -> WebhookEvent | None:
