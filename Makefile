@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Development defaults; production sets its own environment and does not use this file.
 export DEBUG ?= true
 
-.PHONY: run test lint bench venv dev clean check-python
+.PHONY: run demo test lint bench venv dev clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -31,6 +31,11 @@ dev: $(DEV_STAMP)
 run: $(STAMP)
 	$(PY) manage.py hub_bootstrap
 	$(PY) manage.py hub_run
+
+# The demo: the sandbox partners, examples/demo.yaml, the hub, and a scenario of payments.
+demo: $(STAMP)
+	SANDBOX_ENABLED=true $(PY) manage.py hub_bootstrap
+	SANDBOX_ENABLED=true $(PY) manage.py demo
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

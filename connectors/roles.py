@@ -27,6 +27,9 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
         "include": [
             "connectors.*",
             "webhooks.*",
+            "flows.*",
+            "api.*",
+            "sandbox.*",
             "django_q.*",
         ],
         "exclude": [
@@ -42,12 +45,20 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "connectors.view_apicall",
             "webhooks.view_*",
             "webhooks.retry_*",
+            "flows.view_*",
+            "flows.run_flow",
             "django_q.view_*",
         ],
         "exclude": ["connectors.*credential*"],
     },
     AUDITORS: {
-        "include": ["connectors.view_*", "webhooks.view_*", "django_q.view_*"],
+        "include": [
+            "connectors.view_*",
+            "webhooks.view_*",
+            "flows.view_*",
+            "api.view_*",
+            "django_q.view_*",
+        ],
         "exclude": ["connectors.*credential*"],
     },
 }

@@ -2,9 +2,10 @@
 
 Loaded before pytest-django reads the settings, so ``pytest`` works without ``make``: DEBUG-style
 settings (generated development keys in ``var/``, private networks allowed for the local test
-servers). Variables already set in the environment win.
+servers, the sandbox partner mounted). Variables already set in the environment win.
 """
 
 import os
 
 os.environ.setdefault("DEBUG", "true")
+os.environ.setdefault("SANDBOX_ENABLED", "true")

@@ -24,6 +24,10 @@ VAR_DIR = Path(env("HUB_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=False)
 
+# The sandbox partner (a fake CRM and payment provider under /sandbox/) for the demo and the
+# tests. Never in production: it answers whoever holds its demo key.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=False)
+
 SECRET_KEY = load_secret_key(env("SECRET_KEY", default=""), debug=DEBUG, var_dir=VAR_DIR)
 
 # Fernet keys for credentials at rest: the first encrypts, every one decrypts. Rotation: put the
@@ -47,8 +51,13 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_q",
     "social_django",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "connectors",
     "webhooks",
+    "flows",
+    "api",
+    *(["sandbox"] if SANDBOX_ENABLED else []),
 ]
 
 MIDDLEWARE = [
@@ -171,6 +180,19 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Integration hub API",
+    "DESCRIPTION": "Run flows and read their runs. Token authentication with per-token scopes; "
+    "POST requests honour the Idempotency-Key header (docs/rest-api.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # the docs page works offline: Swagger UI is served from the sidecar package
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/",
 }
 
 # --- Security (production) ----------------------------------------------------------------------

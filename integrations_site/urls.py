@@ -1,5 +1,6 @@
 """URL configuration: the operator console (admin) and the hub's endpoints."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -14,4 +15,7 @@ urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("oauth/", include("connectors.oauth.urls")),
     path("auth/", include("social_django.urls", namespace="social")),
+    path("api/", include("api.urls")),
 ]
+if settings.SANDBOX_ENABLED:
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))

@@ -3,20 +3,16 @@ SIGKILL in the middle of processing loses nothing and applies nothing twice."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets as pysecrets
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.db import connection as db_connection
 
 from tests import signing
-from tests.processes import hub_process_env
+from tests.processes import hub_process_env, purge_queue, start, stop, wait_for
 from webhooks.models import WebhookEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,47 +28,6 @@ def worker_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         Q_WORKERS="1",
         **extra,
     )
-
-
-def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the main process only (qcluster stops its own children), then make sure
-    nothing of its process group is left."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def purge_queue():
-    from django_q.brokers import get_broker
-
-    get_broker().purge_queue()
 
 
 @pytest.fixture

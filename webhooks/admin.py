@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from webhooks.choices import EventStatus
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.services import processing
 from webhooks.services.ingest import load_endpoint_config
+
+# (label, render(event) -> safe HTML): added by apps that build on webhooks, without webhooks
+# importing them (the flows app shows the event's flow runs).
+EVENT_LINKS: list[tuple[str, Callable]] = []
 
 RETRY_PERMISSION = "webhooks.retry_webhookevent"
 
@@ -164,6 +170,7 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "source_ip",
         "correlation_id",
         "api_calls",
+        "related",
         "pretty_headers",
         "pretty_body",
     ]
@@ -200,6 +207,12 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             else bytes(obj.body).decode("utf-8", errors="replace")
         )
         return format_html("<pre>{}</pre>", text[:200_000])
+
+    @admin.display(description="What it started")
+    def related(self, obj):
+        """Links other apps add to the event page (the flows app: the event's flow runs)."""
+        parts = [format_html("{}: {}", label, render(obj)) for label, render in EVENT_LINKS]
+        return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts)) if parts else "—"
 
     @admin.display(description="API calls made for it")
     def api_calls(self, obj):

@@ -15,6 +15,8 @@ class WebhookReceiver(APIView):
     permission_classes: list = []
     parser_classes: list = []
     throttle_classes: list = []
+    # Partner-facing, not part of the hub's API schema (docs/webhooks.md describes it).
+    schema = None
     # Partners read JSON; no content negotiation with the browsable API on the hot path.
     renderer_classes = [JSONRenderer]
     http_method_names = ["post", "options"]

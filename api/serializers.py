@@ -1,0 +1,55 @@
+from rest_framework import serializers
+
+from flows.models import Flow, FlowRun
+
+
+class FlowSerializer(serializers.ModelSerializer):
+    endpoint = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    connection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    mapping = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Flow
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "enabled",
+            "trigger",
+            "endpoint",
+            "event_type",
+            "cron",
+            "connection",
+            "mapping",
+            "method",
+            "path",
+            "match_key",
+        ]
+
+
+class FlowRunSerializer(serializers.ModelSerializer):
+    flow = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = FlowRun
+        fields = [
+            "id",
+            "flow",
+            "trigger",
+            "trigger_ref",
+            "event",
+            "status",
+            "outcome",
+            "record_id",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "error",
+            "correlation_id",
+        ]
+
+
+class RunRequestSerializer(serializers.Serializer):
+    payload = serializers.JSONField(
+        help_text="The data the flow's mapping reads (as a webhook event's body would be)."
+    )

@@ -1,0 +1,16 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from api import views
+
+urlpatterns = [
+    path("flows/", views.FlowList.as_view(), name="api-flows"),
+    path("flows/<slug:slug>/run/", views.RunFlow.as_view(), name="api-flow-run"),
+    path("runs/<int:pk>/", views.RunDetail.as_view(), name="api-run"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="api-schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]),
+        name="api-docs",
+    ),
+]

@@ -1,0 +1,91 @@
+"""The hub's REST API: list flows, run one by hand, read runs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.auth import HasScope, HubTokenAuthentication
+from api.idempotency import HEADER, idempotent
+from api.serializers import FlowRunSerializer, FlowSerializer, RunRequestSerializer
+from connectors.engine.errors import PermanentError
+from flows.mapping import MappingError
+from flows.models import Flow, FlowRun
+from flows.services.dispatch import run_manual
+
+
+class HubAPIView:
+    authentication_classes = [HubTokenAuthentication]
+    permission_classes = [HasScope]
+
+
+class FlowList(HubAPIView, generics.ListAPIView):
+    """The flows, enabled or not."""
+
+    required_scope = "flows:read"
+    serializer_class = FlowSerializer
+    queryset = Flow.objects.select_related("endpoint", "connection", "mapping").order_by("slug")
+
+
+class RunDetail(HubAPIView, generics.RetrieveAPIView):
+    """One flow run."""
+
+    required_scope = "flows:read"
+    serializer_class = FlowRunSerializer
+    queryset = FlowRun.objects.select_related("flow")
+
+
+class RunFlow(HubAPIView, APIView):
+    required_scope = "flows:run"
+
+    @extend_schema(
+        request=RunRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description="Same key and body: the first answer is replayed. Same key, "
+                "another body: 422.",
+            )
+        ],
+        responses={
+            201: OpenApiResponse(FlowRunSerializer, "The run succeeded (or was skipped)."),
+            404: OpenApiResponse(description="No such flow."),
+            409: OpenApiResponse(description="The flow is disabled, or the same key is running."),
+            422: OpenApiResponse(
+                FlowRunSerializer, "The run failed permanently (mapping, partner's 4xx)."
+            ),
+            503: OpenApiResponse(FlowRunSerializer, "A transient error: retry with the same key."),
+        },
+    )
+    @idempotent
+    def post(self, request, slug: str):
+        """Run a flow now on the given payload (manual trigger)."""
+        flow = get_object_or_404(Flow.objects.select_related("connection", "mapping"), slug=slug)
+        if not flow.enabled:
+            return Response({"detail": f"Flow {slug!r} is disabled."}, status=409)
+        body = RunRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        key = getattr(request, "idempotency_key", None) or f"request-{uuid.uuid4()}"
+        trigger_ref = f"api:{request.auth.prefix}:{key}"
+        try:
+            result = run_manual(flow, body.validated_data["payload"], trigger_ref=trigger_ref)
+        except (MappingError, PermanentError) as exc:
+            return Response(FlowRunSerializer(exc.flow_run).data, status=422)
+        except Exception as exc:
+            if getattr(exc, "flow_run", None) is None:
+                raise
+            return Response(
+                FlowRunSerializer(exc.flow_run).data,
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "30"},
+            )
+        response = Response(FlowRunSerializer(result.run).data, status=201)
+        response["Location"] = f"/api/runs/{result.run.pk}/"
+        return response

@@ -1,0 +1,410 @@
+"""The console for mappings (with a preview and the mapping sheet), flows (with Run now) and
+flow runs (linked to their event and API calls)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from connectors.admin.readonly import ReadOnlyAdminMixin
+from flows.mapping import apply_rules
+from flows.models import Flow, FlowRun, Mapping, MappingRule, RunStatus
+
+PREVIEW_EVENTS = 50
+
+
+class MappingRuleInline(admin.TabularInline):
+    model = MappingRule
+    extra = 1
+    fields = ["position", "source", "target", "transform", "args", "default", "required", "pii"]
+
+
+def sheet_rows(mapping: Mapping) -> list[list[str]]:
+    """The mapping sheet ("mapping des champs"): source, target, transform, required, PII."""
+    rows = []
+    for rule in mapping.rules.all():
+        transform = rule.transform
+        if rule.args:
+            transform += " " + json.dumps(rule.args, ensure_ascii=False, sort_keys=True)
+        rows.append(
+            [
+                rule.source or "—",
+                rule.target,
+                transform,
+                "yes" if rule.required else "no",
+                "yes" if rule.pii else "no",
+            ]
+        )
+    return rows
+
+
+SHEET_HEADER = ["source", "target", "transform", "required", "PII"]
+
+
+class PreviewForm(forms.Form):
+    event = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, help_text="A recent event's body…"
+    )
+    payload = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 14, "cols": 90}),
+        help_text="…or a sample payload (JSON).",
+    )
+
+
+@admin.register(Mapping)
+class MappingAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "rule_count", "pii_count", "used_by"]
+    search_fields = ["slug", "name"]
+    inlines = [MappingRuleInline]
+    change_form_template = "admin/flows/mapping/change_form.html"
+
+    @admin.display(description="Rules")
+    def rule_count(self, obj):
+        return obj.rules.count()
+
+    @admin.display(description="PII fields")
+    def pii_count(self, obj):
+        return obj.rules.filter(pii=True).count()
+
+    @admin.display(description="Flows")
+    def used_by(self, obj):
+        return ", ".join(obj.flows.values_list("slug", flat=True)) or "—"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/preview/", wrap(self.preview_view), name="flows_mapping_preview"
+            ),
+            path("<path:object_id>/sheet.csv", wrap(self.sheet_csv), name="flows_mapping_csv"),
+            path("<path:object_id>/sheet.md", wrap(self.sheet_md), name="flows_mapping_md"),
+            *super().get_urls(),
+        ]
+
+    def _mapping(self, request, object_id) -> Mapping:
+        mapping = self.get_object(request, object_id)
+        if mapping is None or not self.has_view_permission(request, mapping):
+            raise PermissionDenied
+        return mapping
+
+    def preview_view(self, request, object_id):
+        from webhooks.models import WebhookEvent
+
+        mapping = self._mapping(request, object_id)
+        events = list(
+            WebhookEvent.objects.select_related("endpoint")
+            .order_by("-received_at")
+            .only("pk", "event_type", "received_at", "endpoint__slug")[:PREVIEW_EVENTS]
+        )
+        form = PreviewForm(request.POST or None)
+        form.fields["event"].choices = [("", "—")] + [
+            (e.pk, f"{e.received_at:%Y-%m-%d %H:%M} {e.endpoint.slug} {e.event_type}")
+            for e in events
+        ]
+        result, problem = None, ""
+        if request.method == "POST" and form.is_valid():
+            payload, problem = None, ""
+            if form.cleaned_data["event"]:
+                event = WebhookEvent.objects.filter(pk=form.cleaned_data["event"]).first()
+                payload = event.payload() if event else None
+                if payload is None:
+                    problem = "That event has no JSON body."
+            elif form.cleaned_data["payload"].strip():
+                try:
+                    payload = json.loads(form.cleaned_data["payload"])
+                except ValueError as exc:
+                    problem = f"The sample is not valid JSON: {exc}"
+            else:
+                problem = "Pick an event or paste a sample payload."
+            if not problem:
+                result = apply_rules(mapping.specs(), payload)
+        return TemplateResponse(
+            request,
+            "admin/flows/mapping/preview.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": mapping,
+                "title": f"Preview of {mapping}",
+                "form": form,
+                "result": result,
+                "output": json.dumps(result.output, indent=2, ensure_ascii=False) if result else "",
+                "problem": problem,
+            },
+        )
+
+    def sheet_csv(self, request, object_id):
+        mapping = self._mapping(request, object_id)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(SHEET_HEADER)
+        writer.writerows(sheet_rows(mapping))
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="mapping-{mapping.slug}.csv"'
+        return response
+
+    def sheet_md(self, request, object_id):
+        mapping = self._mapping(request, object_id)
+
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|")
+
+        lines = [
+            f"# Mapping des champs: {mapping.name} (`{mapping.slug}`)",
+            "",
+            "| " + " | ".join(SHEET_HEADER) + " |",
+            "|" + "---|" * len(SHEET_HEADER),
+        ]
+        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in sheet_rows(mapping)]
+        response = HttpResponse(
+            "\n".join(lines) + "\n", content_type="text/markdown; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="mapping-{mapping.slug}.md"'
+        return response
+
+
+class RunNowForm(forms.Form):
+    payload = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 90}),
+        initial="{}",
+        help_text="The data the mapping reads (JSON), as a webhook event's body would be.",
+    )
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    list_display = [
+        "slug",
+        "name",
+        "enabled",
+        "trigger",
+        "trigger_detail",
+        "connection",
+        "last_run",
+    ]
+    list_filter = ["enabled", "trigger", "connection"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["scope_check", "recent_runs"]
+    change_form_template = "admin/flows/flow/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["slug", "name", "description", "enabled"]}),
+        ("Trigger", {"fields": ["trigger", "endpoint", "event_type", "cron", "condition"]}),
+        (
+            "Action",
+            {
+                "fields": [
+                    "connection",
+                    "mapping",
+                    "method",
+                    "path",
+                    "idempotency_key_template",
+                    "required_scopes",
+                    "scope_check",
+                ]
+            },
+        ),
+        (
+            "Upsert without duplicates",
+            {
+                "description": "Name a match key to look the record up first, then update it "
+                "or create it (never twice).",
+                "fields": [
+                    "match_key",
+                    "lookup_path",
+                    "lookup_results",
+                    "record_id_field",
+                    "update_method",
+                    "update_path",
+                ],
+            },
+        ),
+        ("Runs", {"fields": ["recent_runs"]}),
+    ]
+
+    @admin.display(description="When")
+    def trigger_detail(self, obj):
+        if obj.trigger == "webhook":
+            return f"{obj.endpoint.slug if obj.endpoint else '?'} · {obj.event_type}"
+        if obj.trigger == "schedule":
+            return obj.cron
+        return "by hand / API"
+
+    @admin.display(description="Last run")
+    def last_run(self, obj):
+        run = obj.runs.first()
+        if run is None:
+            return "—"
+        colour = {"failed": "#ba2121", "retrying": "#b8860b"}.get(run.status, "inherit")
+        return format_html(
+            '<span style="color:{}">{} {}</span>',
+            colour,
+            run.get_status_display(),
+            run.started_at.strftime("%Y-%m-%d %H:%M"),
+        )
+
+    @admin.display(description="Scopes")
+    def scope_check(self, obj):
+        if obj is None or not obj.pk or not obj.required_scopes:
+            return "—"
+        granted = set(obj.connection.granted_scopes or obj.connection.requested_scopes or [])
+        missing = [s for s in obj.required_scopes if s not in granted]
+        if missing:
+            return format_html(
+                '<strong style="color:#ba2121">The connection was not granted: {}</strong>',
+                ", ".join(missing),
+            )
+        return "The connection holds every scope this flow needs."
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, obj):
+        if obj is None or not obj.pk:
+            return "—"
+        url = reverse("admin:flows_flowrun_changelist") + f"?flow__id__exact={obj.pk}"
+        return format_html('<a href="{}">all runs of this flow</a>', url)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/run/", wrap(self.run_view), name="flows_flow_run"),
+            *super().get_urls(),
+        ]
+
+    def has_run_permission(self, request):
+        return request.user.has_perm("flows.run_flow")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_run": self.has_run_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def run_view(self, request, object_id):
+        from flows.services.dispatch import run_manual
+
+        flow = self.get_object(request, object_id)
+        if flow is None or not self.has_run_permission(request):
+            raise PermissionDenied
+        form = RunNowForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                payload = json.loads(form.cleaned_data["payload"])
+            except ValueError as exc:
+                form.add_error("payload", f"Not valid JSON: {exc}")
+            else:
+                ref = f"admin:{request.user.get_username()}:{request.POST.get('nonce', '')}"
+                try:
+                    result = run_manual(flow, payload, trigger_ref=ref)
+                except Exception as exc:
+                    run = getattr(exc, "flow_run", None)
+                    self.message_user(
+                        request,
+                        f"The run failed: {run.error if run else exc}",
+                        messages.ERROR,
+                    )
+                else:
+                    run = result.run
+                    self.message_user(
+                        request,
+                        f"Run #{run.pk}: {run.get_status_display()}"
+                        + (f", {run.get_outcome_display().lower()}" if run.outcome else "")
+                        + (f" ({run.record_id})" if run.record_id else ""),
+                        messages.SUCCESS,
+                    )
+                if run is not None:
+                    return HttpResponseRedirect(
+                        reverse("admin:flows_flowrun_change", args=[run.pk])
+                    )
+        import secrets
+
+        return TemplateResponse(
+            request,
+            "admin/flows/flow/run.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "original": flow,
+                "title": f"Run {flow} now",
+                "form": form,
+                "nonce": secrets.token_hex(8),
+            },
+        )
+
+
+@admin.register(FlowRun)
+class FlowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "flow",
+        "trigger",
+        "coloured_status",
+        "outcome",
+        "record_id",
+        "duration_ms",
+        "short_error",
+    ]
+    list_filter = ["status", "trigger", "outcome", "flow", "started_at"]
+    search_fields = ["=correlation_id", "=record_id", "trigger_ref"]
+    date_hierarchy = "started_at"
+    list_select_related = ["flow"]
+    fields = [
+        "flow",
+        "trigger",
+        "trigger_ref",
+        "event_link",
+        "status",
+        "outcome",
+        "record_id",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "error",
+        "correlation_id",
+        "api_calls",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Status", ordering="status")
+    def coloured_status(self, obj):
+        colour = {RunStatus.FAILED: "#ba2121", RunStatus.RETRYING: "#b8860b"}.get(
+            obj.status, "inherit"
+        )
+        return format_html('<span style="color:{}">{}</span>', colour, obj.get_status_display())
+
+    @admin.display(description="Error")
+    def short_error(self, obj):
+        return (obj.error[:120] + "…") if len(obj.error) > 120 else obj.error
+
+    @admin.display(description="Event")
+    def event_link(self, obj):
+        if not obj.event_id:
+            return "—"
+        url = reverse("admin:webhooks_webhookevent_change", args=[obj.event_id])
+        return format_html('<a href="{}">event #{}</a>', url, obj.event_id)
+
+    @admin.display(description="API calls")
+    def api_calls(self, obj):
+        url = reverse("admin:connectors_apicall_changelist") + f"?q={obj.correlation_id}"
+        return format_html('<a href="{}">calls with correlation id {}</a>', url, obj.correlation_id)
+
+
+def event_flow_runs(event) -> str:
+    """Links to an event's flow runs, for the event page."""
+    runs = list(event.flow_runs.select_related("flow").order_by("pk")[:20])
+    if not runs:
+        return "—"
+    return format_html_join(
+        ", ",
+        '<a href="{}">{} #{} ({})</a>',
+        (
+            (reverse("admin:flows_flowrun_change", args=[r.pk]), r.flow.slug, r.pk, r.status)
+            for r in runs
+        ),
+    )

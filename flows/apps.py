@@ -1,0 +1,28 @@
+from django.apps import AppConfig
+
+
+class FlowsConfig(AppConfig):
+    """Field mappings, flows (webhook, schedule or manual trigger → action) and flow runs."""
+
+    name = "flows"
+    verbose_name = "Mappings and flows"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models.signals import post_delete, post_save
+
+        from flows import schedules
+        from flows.models import Flow
+        from flows.services.dispatch import on_webhook_event
+        from webhooks.handlers import handler
+
+        # every event is offered to the flows whose endpoint and type match it
+        handler(endpoint="*", event_type="*")(on_webhook_event)
+        from flows.admin import event_flow_runs
+        from webhooks.admin import EVENT_LINKS
+
+        EVENT_LINKS.append(("Flow runs", event_flow_runs))
+        post_save.connect(schedules.on_flow_saved, sender=Flow, dispatch_uid="flows.sched.save")
+        post_delete.connect(
+            schedules.on_flow_deleted, sender=Flow, dispatch_uid="flows.sched.delete"
+        )

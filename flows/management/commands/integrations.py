@@ -1,0 +1,50 @@
+"""``manage.py integrations export [FILE]`` and ``integrations apply FILE [--dry-run]``."""
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from flows import iac
+
+
+class Command(BaseCommand):
+    help = (
+        "Integrations as code: export connections, endpoints, mappings and flows as YAML "
+        "(secrets as ${ENV_NAME} references), or apply such a file (all or nothing)."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        export = sub.add_parser("export", help="Write the configuration as YAML.")
+        export.add_argument("file", nargs="?", help="Output file (default: standard output).")
+        apply = sub.add_parser("apply", help="Create or update what a YAML file describes.")
+        apply.add_argument("file", help="The YAML file ('-' for standard input).")
+        apply.add_argument(
+            "--dry-run", action="store_true", help="Validate and show the changes; write nothing."
+        )
+
+    def handle(self, *args, action, **options):
+        if action == "export":
+            text = iac.dump(iac.export_document())
+            if options.get("file"):
+                Path(options["file"]).write_text(text, encoding="utf-8")
+                self.stderr.write(f"written to {options['file']}")
+            else:
+                self.stdout.write(text, ending="")
+            return
+        name = options["file"]
+        try:
+            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot read {name}: {exc.strerror}") from None
+        try:
+            report = iac.apply_document(iac.load(text), dry_run=options["dry_run"])
+        except iac.InvalidDocument as exc:
+            for error in exc.errors:
+                self.stderr.write(f"{name}: {error}")
+            raise CommandError(f"{len(exc.errors)} error(s); nothing was written.") from None
+        for line in report.changes:
+            self.stdout.write(line)
+        if options["dry_run"]:
+            self.stdout.write("dry run: nothing was written.")

@@ -1,0 +1,355 @@
+"""Field mappings, flows ("when this happens, do that") and the record of each flow run."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from flows.mapping import RuleSpec, check_rule
+from flows.transforms import registry as transforms
+
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class Mapping(models.Model):
+    """An ordered list of rules from source fields to target fields. Only mapped fields leave
+    the hub."""
+
+    slug = models.SlugField(
+        max_length=80, unique=True, help_text="Stable name, used by flows and in files."
+    )
+    name = models.CharField(max_length=120, help_text="Human name.")
+    description = models.TextField(blank=True, help_text="What it maps, for the team.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    def specs(self) -> list[RuleSpec]:
+        return [rule.spec() for rule in self.rules.all()]
+
+    def target_paths(self) -> set[str]:
+        """Every target path and each of its parents ("address.city" gives "address" too)."""
+        paths: set[str] = set()
+        for rule in self.rules.all():
+            parts = rule.target.split(".")
+            paths.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        return paths
+
+
+def transform_choices():
+    return [(name, name) for name in sorted(transforms)]
+
+
+class MappingRule(models.Model):
+    mapping = models.ForeignKey(
+        Mapping, on_delete=models.CASCADE, related_name="rules", help_text="The mapping."
+    )
+    position = models.PositiveIntegerField(
+        default=0, help_text="Rules apply in this order (and are named by it in errors)."
+    )
+    source = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Dotted path in the incoming data, list indexes allowed: "
+        "data.object.customer_details.email, items.0.sku. Empty for constant and template.",
+    )
+    target = models.CharField(
+        max_length=300,
+        help_text="Dotted path in the data sent to the partner; nested objects are created: "
+        "properties.email.",
+    )
+    transform = models.CharField(
+        max_length=40,
+        default="copy",
+        choices=transform_choices,
+        help_text="How the value is changed on the way (docs/mappings.md lists them).",
+    )
+    args = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The transform\'s arguments as JSON, e.g. {"region": "FR"} for phone_e164.',
+    )
+    default = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='Used when the source is missing or empty (JSON: "text", 0, true…).',
+    )
+    required = models.BooleanField(
+        default=False,
+        help_text="A missing required field fails the run (permanently: a person must look).",
+    )
+    pii = models.BooleanField(
+        "PII",
+        default=False,
+        help_text="Personal data (GDPR). Shown in the mapping sheet and the preview.",
+    )
+
+    class Meta:
+        ordering = ["mapping", "position", "pk"]
+        verbose_name = "mapping rule"
+
+    def __str__(self) -> str:
+        return f"{self.source or '—'} → {self.target}"
+
+    def spec(self) -> RuleSpec:
+        return RuleSpec(
+            position=self.position,
+            source=self.source,
+            target=self.target,
+            transform=self.transform,
+            args=self.args or {},
+            default=self.default,
+            required=self.required,
+            pii=self.pii,
+        )
+
+    def clean(self):
+        problems = check_rule(self.spec())
+        if problems:
+            raise ValidationError(problems)
+
+
+class TriggerKind(models.TextChoices):
+    WEBHOOK = "webhook", "Webhook event"
+    SCHEDULE = "schedule", "Schedule (cron)"
+    MANUAL = "manual", "Manual (admin or API)"
+
+
+class Flow(models.Model):
+    """When a trigger fires (and the condition holds), map the data and act on a connection:
+    call an operation, or upsert a record without duplicates (look up by a match key, then
+    update or create with an idempotency key)."""
+
+    slug = models.SlugField(max_length=80, unique=True, help_text="Stable name (API, files).")
+    name = models.CharField(max_length=120, help_text="Human name.")
+    description = models.TextField(blank=True, help_text="What it does, for the team.")
+    enabled = models.BooleanField(default=True, help_text="A disabled flow never runs.")
+    trigger = models.CharField(
+        max_length=20, choices=TriggerKind.choices, help_text="What starts a run."
+    )
+    endpoint = models.ForeignKey(
+        "webhooks.WebhookEndpoint",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="flows",
+        help_text="Webhook trigger: the endpoint whose events start the flow.",
+    )
+    event_type = models.CharField(
+        max_length=200,
+        blank=True,
+        default="*",
+        help_text='Webhook trigger: event type, "*" wildcards allowed (payment.*).',
+    )
+    cron = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Schedule trigger: a cron expression (minute hour day month weekday), "
+        "run by the workers.",
+    )
+    condition = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Optional: all must hold, on the incoming data. "
+        '[{"path": "data.status", "op": "eq", "value": "succeeded"}]; ops: eq, ne, in, '
+        "not_in, gt, gte, lt, lte, contains, exists, missing.",
+    )
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        on_delete=models.PROTECT,
+        related_name="flows",
+        help_text="The connection the action calls.",
+    )
+    mapping = models.ForeignKey(
+        Mapping,
+        on_delete=models.PROTECT,
+        related_name="flows",
+        help_text="Builds the body: only its fields are sent.",
+    )
+    method = models.CharField(
+        max_length=10, default="POST", help_text="The action's (or the create's) method."
+    )
+    path = models.CharField(
+        max_length=500,
+        help_text="The action's (or the create's) path, relative to the connection's base "
+        "URL; {field} is filled from the mapped data, URL-encoded.",
+    )
+    match_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Upsert: the mapped field that identifies the record (email, external id). "
+        "Empty: the action is a plain call.",
+    )
+    lookup_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Upsert: GET path that finds the record, e.g. /contacts?email={email}.",
+    )
+    lookup_results = models.CharField(
+        max_length=200,
+        blank=True,
+        default="results",
+        help_text="Upsert: where the found records are in the lookup's answer (a list, or one "
+        "object). Empty: the answer itself.",
+    )
+    record_id_field = models.CharField(
+        max_length=100,
+        default="id",
+        help_text="Upsert: the partner's id field in a record (used as {id} in the update path).",
+    )
+    update_method = models.CharField(
+        max_length=10, default="PATCH", help_text="Upsert: the method that updates a record."
+    )
+    update_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Upsert: the path that updates a record, e.g. /contacts/{id}.",
+    )
+    idempotency_key_template = models.CharField(
+        max_length=300,
+        default="flow:{flow}:{trigger}",
+        help_text="The key every create carries (partner header and local record): {flow}, "
+        "{trigger} (the event or request that started the run), {event_id}, {endpoint}, "
+        "{data.<field>}. The same trigger gives the same key, so a retry never creates twice.",
+    )
+    required_scopes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Scopes the action needs; the console warns when the connection was not "
+        "granted them (least privilege).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [("run_flow", "Can run a flow by hand")]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    @property
+    def is_upsert(self) -> bool:
+        return bool(self.match_key)
+
+    def clean(self):
+        from flows.conditions import check_condition
+
+        errors: dict[str, str] = {}
+        if self.trigger == TriggerKind.WEBHOOK and not self.endpoint_id:
+            errors["endpoint"] = "A webhook flow needs its endpoint."
+        if self.trigger == TriggerKind.SCHEDULE:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.cron or ""):
+                errors["cron"] = f'"{self.cron}" is not a cron expression (e.g. "0 2 * * *").'
+        problems = check_condition(self.condition)
+        if problems:
+            errors["condition"] = "; ".join(problems)
+        self.method = (self.method or "").upper()
+        self.update_method = (self.update_method or "").upper()
+        if self.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            errors["method"] = "One of GET, POST, PUT, PATCH, DELETE."
+        if self.is_upsert:
+            if not self.lookup_path:
+                errors["lookup_path"] = "An upsert needs a lookup path to find the record first."
+            if not self.update_path:
+                errors["update_path"] = "An upsert needs an update path (e.g. /contacts/{id})."
+        if self.mapping_id:
+            targets = self.mapping.target_paths()
+            for name, extra in (
+                ("path", set()),
+                ("lookup_path", set()),
+                ("update_path", {"id"}),
+            ):
+                unknown = self.unknown_placeholders(getattr(self, name), targets | extra)
+                if unknown:
+                    errors[name] = (
+                        f'unknown field "{unknown[0]}" (the mapping produces: '
+                        f"{', '.join(sorted(targets)) or 'nothing'})"
+                    )
+            if self.is_upsert and self.match_key not in targets:
+                errors["match_key"] = f'unknown field "{self.match_key}": not a mapped target'
+        if errors:
+            raise ValidationError(errors)
+
+    @staticmethod
+    def unknown_placeholders(template: str, known: set[str]) -> list[str]:
+        return [name for name in PLACEHOLDER.findall(template or "") if name not in known]
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    SKIPPED = "skipped", "Skipped (condition not met)"
+    RETRYING = "retrying", "Transient error (retried)"
+    FAILED = "failed", "Failed (a person must look)"
+
+
+class RunOutcome(models.TextChoices):
+    NONE = "", "—"
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    UNCHANGED = "unchanged", "Unchanged (already up to date)"
+    CALLED = "called", "Called"
+
+
+class FlowRun(models.Model):
+    """One run of a flow: what started it, how it ended, and its correlation id (which links
+    its API calls)."""
+
+    flow = models.ForeignKey(
+        Flow, on_delete=models.CASCADE, related_name="runs", help_text="The flow."
+    )
+    trigger = models.CharField(
+        max_length=20, choices=TriggerKind.choices, help_text="What started the run."
+    )
+    trigger_ref = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The event (endpoint:event id), the API request's idempotency key, or the "
+        "scheduled time.",
+    )
+    event = models.ForeignKey(
+        "webhooks.WebhookEvent",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="flow_runs",
+        help_text="The webhook event that started it.",
+    )
+    status = models.CharField(
+        max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING, help_text="Status."
+    )
+    outcome = models.CharField(
+        max_length=20,
+        choices=RunOutcome.choices,
+        blank=True,
+        default="",
+        help_text="What the action did at the partner.",
+    )
+    record_id = models.CharField(
+        max_length=200, blank=True, help_text="The partner's id of the record created/updated."
+    )
+    started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="Start.")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="End.")
+    duration_ms = models.PositiveIntegerField(default=0, help_text="Duration.")
+    error = models.TextField(blank=True, help_text="What went wrong (no secrets, no payload).")
+    correlation_id = models.CharField(
+        max_length=100, db_index=True, help_text="Shared with the event and the API calls."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["flow", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.flow} #{self.pk} {self.status}"

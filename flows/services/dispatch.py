@@ -1,0 +1,67 @@
+"""Where flows meet their triggers: webhook events, schedules and manual runs."""
+
+from __future__ import annotations
+
+import logging
+from fnmatch import fnmatchcase
+
+from django.utils import timezone
+
+from connectors.engine.errors import PermanentError
+from flows.mapping import MappingError
+from flows.models import Flow, TriggerKind
+from flows.services.runner import RunResult, run_flow
+
+__all__ = ["flows_for_event", "on_webhook_event", "run_manual", "run_scheduled"]
+
+logger = logging.getLogger("flows.dispatch")
+
+
+def flows_for_event(endpoint_slug: str, event_type: str) -> list[Flow]:
+    candidates = Flow.objects.filter(
+        enabled=True, trigger=TriggerKind.WEBHOOK, endpoint__slug=endpoint_slug
+    ).select_related("connection", "mapping")
+    return [flow for flow in candidates if fnmatchcase(event_type or "", flow.event_type or "*")]
+
+
+def on_webhook_event(event) -> None:
+    """The webhook handler that runs every flow matching an event (registered for all
+    endpoints and types by the flows app). A mapping error or a partner's refusal fails the
+    event at once; anything else is retried by the event's retry schedule."""
+    from webhooks.handlers import HandlerPermanentError
+
+    for flow in flows_for_event(event.endpoint, event.event_type):
+        try:
+            run_flow(
+                flow,
+                event.payload,
+                trigger=TriggerKind.WEBHOOK,
+                trigger_ref=f"{event.endpoint}:{event.event_id}",
+                event_id=event.pk,
+                variables={"event_id": event.event_id, "endpoint": event.endpoint},
+                correlation_id=event.correlation_id,
+            )
+        except MappingError as exc:
+            raise HandlerPermanentError(f"flow {flow.slug}: {exc}") from exc
+        except PermanentError as exc:
+            raise HandlerPermanentError(f"flow {flow.slug}: {exc}") from exc
+
+
+def run_manual(flow: Flow, payload, *, trigger_ref: str) -> RunResult:
+    return run_flow(flow, payload, trigger=TriggerKind.MANUAL, trigger_ref=trigger_ref)
+
+
+def run_scheduled(slug: str) -> str:
+    """The django-q2 task of a schedule-triggered flow."""
+    flow = Flow.objects.select_related("connection", "mapping").filter(slug=slug).first()
+    if flow is None or not flow.enabled or flow.trigger != TriggerKind.SCHEDULE:
+        return "skipped"
+    now = timezone.now()
+    payload = {"flow": flow.slug, "scheduled_at": now.isoformat()}
+    result = run_flow(
+        flow,
+        payload,
+        trigger=TriggerKind.SCHEDULE,
+        trigger_ref=f"schedule:{now:%Y-%m-%dT%H:%M}",
+    )
+    return result.run.status

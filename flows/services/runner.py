@@ -1,0 +1,247 @@
+"""Running a flow: condition → mapping → action (a call, or an upsert without duplicates).
+
+Upsert, the way the brief asks ("identifiant stable, vérifier avant création, appels
+idempotents"):
+
+1. a short lock on (flow, match value), so two runs for the same person do not both create;
+2. look the record up at the partner by the match key;
+3. found: already equal on every mapped field → nothing sent ("unchanged"); otherwise update it;
+4. not found: create it with an idempotency key derived from the flow and the trigger, sent as
+   the partner's header and held in the local idempotency record. A retried or replayed event
+   gets the same key, so even when a first attempt died after the partner answered, the
+   partner (or the local record) replays the first create instead of making a second one.
+
+Every run is a ``FlowRun``. Errors are recorded, then raised to the caller: a ``MappingError``
+or an engine ``PermanentError`` is permanent; anything else is transient (the webhook retry
+rules apply).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import time
+from datetime import timedelta
+from urllib.parse import quote
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from connectors import hub
+from connectors.correlation import correlation_scope, current_correlation_id, new_correlation_id
+from connectors.engine.errors import PermanentError, RetryableError
+from flows.conditions import evaluate
+from flows.mapping import MappingError, map_or_raise
+from flows.models import PLACEHOLDER, Flow, FlowRun, RunOutcome, RunStatus
+from flows.paths import MISSING, get_path
+
+__all__ = ["RunResult", "run_flow"]
+
+logger = logging.getLogger("flows.runner")
+
+UPSERT_LOCK_SECONDS = 60
+
+
+class RunResult:
+    def __init__(self, run: FlowRun, data: dict | None, response=None):
+        self.run = run
+        self.data = data
+        self.response = response
+
+
+def _fill(template: str, data: dict, extra: dict | None = None) -> str:
+    """A path template filled from the mapped data, each value URL-encoded."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        found = (extra or {}).get(name, MISSING)
+        if found is MISSING:
+            found = get_path(data, name)
+        if found is MISSING or found is None or isinstance(found, (dict, list)):
+            raise MappingError([f'path "{template}": the field "{name}" has no value'])
+        return quote(str(found), safe="")
+
+    return PLACEHOLDER.sub(value, template)
+
+
+def _key(flow: Flow, data: dict, variables: dict) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name.startswith("data."):
+            found = get_path(data, name[5:])
+            return "" if found is MISSING else str(found)
+        if name not in variables:
+            raise MappingError([f'idempotency key template: unknown variable "{name}"'])
+        return str(variables[name])
+
+    key = PLACEHOLDER.sub(value, flow.idempotency_key_template)
+    if len(key) > 200:  # keep it within what partners accept; still unique per trigger
+        key = key[:120] + ":" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return key
+
+
+def _leaves(data, prefix: str = ""):
+    if isinstance(data, dict):
+        for name, value in data.items():
+            yield from _leaves(value, f"{prefix}{name}.")
+    else:
+        yield prefix[:-1], data
+
+
+def _already_equal(record, data: dict) -> bool:
+    return isinstance(record, dict) and all(
+        get_path(record, path) == value for path, value in _leaves(data)
+    )
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _lookup(flow: Flow, data: dict):
+    try:
+        response = hub.call(flow.connection, "GET", _fill(flow.lookup_path, data))
+    except PermanentError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    body = response.json() if response.content else None
+    found = get_path(body, flow.lookup_results) if flow.lookup_results else body
+    if found is MISSING or found is None:
+        return None
+    if isinstance(found, list):
+        match_value = get_path(data, flow.match_key)
+        for record in found:
+            # a partner's search may be fuzzy: only an exact match on the key counts
+            if get_path(record, flow.match_key) in (match_value, MISSING):
+                return record
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _record_id(flow: Flow, record) -> str:
+    found = get_path(record, flow.record_id_field) if isinstance(record, dict) else MISSING
+    return "" if found is MISSING or found is None else str(found)
+
+
+class _UpsertLock:
+    """A short lock per (flow, match value) in the shared cache (Redis or the database)."""
+
+    def __init__(self, flow: Flow, match_value):
+        digest = hashlib.sha256(str(match_value).encode()).hexdigest()[:32]
+        self.key = f"hub:flows:upsert:{flow.pk}:{digest}"
+        self.token = secrets.token_hex(8)
+
+    def __enter__(self):
+        if not cache.add(self.key, self.token, UPSERT_LOCK_SECONDS):
+            raise RetryableError(
+                "another run is upserting the same record right now; this one is retried shortly",
+                retry_at=timezone.now() + timedelta(seconds=2),
+            )
+        return self
+
+    def __exit__(self, *exc):
+        if cache.get(self.key) == self.token:
+            cache.delete(self.key)
+
+
+def _act(flow: Flow, data: dict, key: str):
+    """The action; returns (outcome, record id, response)."""
+    if not flow.is_upsert:
+        use_key = key if flow.method in ("POST", "PATCH", "PUT", "DELETE") else None
+        body = data if flow.method != "GET" else None
+        response = hub.call(
+            flow.connection, flow.method, _fill(flow.path, data), json=body, idempotency_key=use_key
+        )
+        return RunOutcome.CALLED, _record_id(flow, _json(response)), response
+    match_value = get_path(data, flow.match_key)
+    if match_value is MISSING or match_value in (None, ""):
+        raise MappingError([f'match key "{flow.match_key}" has no value in the mapped data'])
+    with _UpsertLock(flow, match_value):
+        record = _lookup(flow, data)
+        if record is not None:
+            record_id = _record_id(flow, record)
+            if not record_id:
+                raise PermanentError(
+                    f'the lookup found a record without "{flow.record_id_field}" (check the '
+                    "flow's record id field)"
+                )
+            if _already_equal(record, data):
+                return RunOutcome.UNCHANGED, record_id, None
+            response = hub.call(
+                flow.connection,
+                flow.update_method,
+                _fill(flow.update_path, data, {"id": record_id}),
+                json=data,
+                idempotency_key=f"{key}:update:{record_id}:{_digest(data)[:16]}",
+            )
+            return RunOutcome.UPDATED, record_id, response
+        response = hub.call(
+            flow.connection, flow.method, _fill(flow.path, data), json=data, idempotency_key=key
+        )
+        return RunOutcome.CREATED, _record_id(flow, _json(response)), response
+
+
+def _json(response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def run_flow(
+    flow: Flow,
+    payload,
+    *,
+    trigger: str,
+    trigger_ref: str,
+    event_id: int | None = None,
+    variables: dict | None = None,
+    correlation_id: str | None = None,
+) -> RunResult:
+    """Run ``flow`` on ``payload`` and record the run. Raises the run's error after recording
+    it (``MappingError``/``PermanentError``: permanent; others: transient)."""
+    correlation_id = correlation_id or current_correlation_id() or new_correlation_id()
+    run = FlowRun.objects.create(
+        flow=flow,
+        trigger=trigger,
+        trigger_ref=trigger_ref[:300],
+        event_id=event_id,
+        correlation_id=correlation_id,
+    )
+    started = time.monotonic()
+
+    def finish(status, **fields):
+        run.status = status
+        run.finished_at = timezone.now()
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+        for name, value in fields.items():
+            setattr(run, name, value)
+        run.save()
+
+    with correlation_scope(correlation_id):
+        try:
+            holds, why = evaluate(flow.condition, payload)
+            if not holds:
+                finish(RunStatus.SKIPPED, error=f"condition not met: {why}")
+                return RunResult(run, None)
+            data = map_or_raise(flow.mapping.specs(), payload).output
+            key = _key(
+                flow,
+                data,
+                {"flow": flow.slug, "trigger": trigger_ref, **(variables or {})},
+            )
+            outcome, record_id, response = _act(flow, data, key)
+        except (MappingError, PermanentError) as exc:
+            finish(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000])
+            exc.flow_run = run
+            raise
+        except Exception as exc:
+            finish(RunStatus.RETRYING, error=f"{type(exc).__name__}: {exc}"[:4000])
+            exc.flow_run = run
+            raise
+    finish(RunStatus.SUCCEEDED, outcome=outcome, record_id=record_id[:200])
+    return RunResult(run, data, response)

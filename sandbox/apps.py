@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class SandboxConfig(AppConfig):
+    """A sandbox partner for the demo, the end-to-end tests and the benchmarks: a CRM with a
+    contacts API and switchable faults, and a payment provider that emits signed webhooks.
+    Installed only when ``SANDBOX_ENABLED`` is true; never in production."""
+
+    name = "sandbox"
+    verbose_name = "Sandbox partner"
+    default_auto_field = "django.db.models.BigAutoField"

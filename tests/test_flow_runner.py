@@ -1,0 +1,147 @@
+"""Running flows against the sandbox CRM over real HTTP: upsert (create, update, unchanged),
+plain calls, conditions, a lookup answering 404, the idempotency key when a first attempt died
+after the partner answered, and the flow run's record."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from django.utils import timezone
+
+from connectors.choices import CredentialKind
+from connectors.engine import idempotency
+from connectors.engine.circuit import reset
+from connectors.models import ApiCall, Connection, IdempotencyRecord
+from connectors.services.credentials import create_credential
+from flows.mapping import MappingError
+from flows.models import Flow, FlowRun, Mapping, MappingRule
+from flows.services.runner import run_flow
+from sandbox.models import SandboxContact, SandboxRequest, SandboxState
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def crm(live_server):
+    key = secrets.token_urlsafe(16)
+    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key})
+    connection = Connection.objects.create(
+        name="CRM",
+        slug="crm",
+        base_url=live_server.url + "/sandbox/crm/v1",
+        idempotency_header_name="Idempotency-Key",
+        retry_backoff_base=0.01,
+        retry_backoff_cap=0.05,
+    )
+    create_credential(connection, CredentialKind.API_KEY, key)
+    reset(connection)
+    mapping = Mapping.objects.create(slug="m", name="m")
+    MappingRule.objects.create(mapping=mapping, position=1, source="email", target="email")
+    MappingRule.objects.create(mapping=mapping, position=2, source="plan", target="plan")
+    return connection, mapping
+
+
+def upsert_flow(crm, **fields) -> Flow:
+    connection, mapping = crm
+    values = {
+        "slug": "upsert",
+        "name": "upsert",
+        "trigger": "manual",
+        "connection": connection,
+        "mapping": mapping,
+        "path": "/contacts",
+        "match_key": "email",
+        "lookup_path": "/contacts?email={email}",
+        "update_path": "/contacts/{id}",
+        **fields,
+    }
+    return Flow.objects.create(**values)
+
+
+def go(flow, payload, ref="t-1"):
+    return run_flow(flow, payload, trigger="manual", trigger_ref=ref)
+
+
+def test_upsert_creates_then_updates_then_leaves_alone(crm):
+    flow = upsert_flow(crm)
+    created = go(flow, {"email": "a@x.test", "plan": "pro"}, "r1").run
+    updated = go(flow, {"email": "a@x.test", "plan": "team"}, "r2").run
+    same = go(flow, {"email": "a@x.test", "plan": "team"}, "r3").run
+    assert [created.outcome, updated.outcome, same.outcome] == ["created", "updated", "unchanged"]
+    contact = SandboxContact.objects.get()
+    assert contact.data == {"email": "a@x.test", "plan": "team"}
+    assert created.record_id == updated.record_id == same.record_id == f"c_{contact.pk}"
+    writes = SandboxRequest.objects.exclude(method="GET").values_list("method", "idempotency_key")
+    assert list(writes) == [
+        ("POST", "flow:upsert:r1"),
+        ("PATCH", writes[1][1]),
+    ]
+    assert writes[1][1].startswith(f"flow:upsert:r2:update:c_{contact.pk}:")
+    # every run links to its API calls by its correlation id
+    assert ApiCall.objects.filter(correlation_id=same.correlation_id).count() == 1
+
+
+def test_a_plain_call_and_a_condition_that_does_not_hold(crm):
+    flow = upsert_flow(crm, match_key="", lookup_path="", update_path="")
+    flow.condition = [{"path": "plan", "op": "eq", "value": "pro"}]
+    flow.save()
+    skipped = go(flow, {"email": "b@x.test", "plan": "free"}, "s1").run
+    assert skipped.status == "skipped" and "plan eq 'pro' does not hold" in skipped.error
+    called = go(flow, {"email": "b@x.test", "plan": "pro"}, "s2").run
+    assert (called.status, called.outcome) == ("succeeded", "called")
+    assert SandboxContact.objects.count() == 1
+
+
+def test_a_lookup_answering_404_means_not_found(crm):
+    flow = upsert_flow(crm, lookup_path="/contacts/by-email-{email}", lookup_results="")
+    result = go(flow, {"email": "c@x.test"})
+    assert result.run.outcome == "created"
+
+
+def test_a_mapping_error_is_recorded_and_raised(crm):
+    flow = upsert_flow(crm)
+    Mapping.objects.get().rules.filter(target="email").update(required=True)
+    with pytest.raises(MappingError, match="rule 1 \\(email → email\\)"):
+        go(flow, {"plan": "pro"})
+    run = FlowRun.objects.get()
+    assert run.status == "failed" and "required field" in run.error
+    assert SandboxRequest.objects.count() == 0
+
+
+class WorkerDied(BaseException):
+    """Stands for the process dying (SIGKILL) right after the partner answered."""
+
+
+def test_a_create_whose_first_attempt_died_after_the_partner_answered_is_not_made_twice(
+    crm, monkeypatch
+):
+    flow = upsert_flow(crm, match_key="", lookup_path="", update_path="")
+    payload = {"email": "d@x.test", "plan": "pro"}
+    real_complete = idempotency.complete
+
+    def die(*args, **kwargs):
+        raise WorkerDied
+
+    # the first attempt reaches the partner, which creates the contact; the worker dies before
+    # the hub records the answer: the local idempotency record stays "in flight"
+    monkeypatch.setattr(idempotency, "complete", die)
+    with pytest.raises(WorkerDied):
+        go(flow, payload, "evt-1")
+    monkeypatch.setattr(idempotency, "complete", real_complete)
+    assert SandboxContact.objects.count() == 1
+    record = IdempotencyRecord.objects.get(key="flow:upsert:evt-1")
+    assert record.state == "in_flight"
+
+    # once its lease has run out, the retry takes the key over and sends the same key again:
+    # the partner replays its first answer instead of creating a second contact
+    IdempotencyRecord.objects.filter(pk=record.pk).update(locked_until=timezone.now())
+    result = go(flow, payload, "evt-1")
+
+    assert SandboxContact.objects.count() == 1
+    assert result.run.record_id == f"c_{SandboxContact.objects.get().pk}"
+    posts = SandboxRequest.objects.filter(method="POST")
+    assert [p.idempotency_key for p in posts] == ["flow:upsert:evt-1", "flow:upsert:evt-1"]
+    assert [p.status for p in posts] == [201, 201]
+    record.refresh_from_db()
+    assert record.state == "completed"

@@ -1,0 +1,192 @@
+"""Integrations as code: export → apply on an empty database → the same file; errors that point
+at their place with nothing written; secrets only as ${ENV_NAME} references; dry runs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from connectors.models import AuditEntry, Connection, Credential
+from flows import iac
+from flows.models import Flow, Mapping, MappingRule
+from webhooks.models import WebhookEndpoint
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+
+
+@pytest.fixture
+def demo_env(monkeypatch, secret_value):
+    monkeypatch.setenv("SANDBOX_CRM_API_KEY", secret_value)
+    monkeypatch.setenv("SANDBOX_PAYMENTS_WEBHOOK_SECRET", "whsec_" + "QUJDRA==" * 4)
+    return secret_value
+
+
+def apply_text(text: str, *args) -> str:
+    out = io.StringIO()
+    path = Path("var") / "test-apply.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    try:
+        call_command("integrations", "apply", str(path), *args, stdout=out)
+    finally:
+        path.unlink()
+    return out.getvalue()
+
+
+def export_text() -> str:
+    out = io.StringIO()
+    call_command("integrations", "export", stdout=out)
+    return out.getvalue()
+
+
+def wipe():
+    Flow.objects.all().delete()
+    Mapping.objects.all().delete()
+    WebhookEndpoint.objects.all().delete()
+    Connection.objects.all().delete()
+
+
+@pytest.mark.django_db
+def test_export_then_apply_on_an_empty_database_gives_the_same_file(demo_env, monkeypatch):
+    apply_text(DEMO.read_text())
+    first = export_text()
+    # the export names each secret by an environment variable, never by its value
+    assert demo_env not in first and "whsec_" not in first
+    assert "api_key: ${HUB_SANDBOX_CRM_API_KEY}" in first
+    monkeypatch.setenv("HUB_SANDBOX_CRM_API_KEY", demo_env)
+    monkeypatch.setenv("HUB_SANDBOX_PAYMENTS_WEBHOOK_SIGNING_SECRET", "whsec_" + "QUJDRA==" * 4)
+
+    wipe()
+    assert Connection.objects.count() == 0
+    apply_text(first)
+
+    assert export_text() == first
+    credential = Credential.objects.get(connection__slug="sandbox-crm", kind="api_key")
+    assert credential.value.reveal() == demo_env
+
+
+@pytest.mark.django_db
+def test_apply_is_idempotent_and_prints_what_changes(demo_env):
+    created = apply_text(DEMO.read_text())
+    assert "+ connection sandbox-crm (created)" in created
+    assert "+ flow payment-succeeded-upsert-contact (created)" in created
+    again = apply_text(DEMO.read_text())
+    assert "= flow payment-succeeded-upsert-contact (unchanged)" in again
+    assert "= connection sandbox-crm (unchanged)" in again
+    assert Credential.objects.filter(connection__slug="sandbox-crm").count() == 1
+
+    changed = DEMO.read_text().replace("path: /contacts\n", "path: /people\n")
+    changed = changed.replace("transform: title\n", "transform: upper\n", 1)
+    report = apply_text(changed)
+    assert "~ flow payment-succeeded-upsert-contact: path changed" in report
+    assert "~ mapping payment-customer-to-contact: rules changed" in report
+    assert Flow.objects.get().path == "/people"
+
+
+@pytest.mark.django_db
+def test_a_changed_secret_is_replaced_and_audited(demo_env, monkeypatch, secret_value):
+    apply_text(DEMO.read_text())
+    monkeypatch.setenv("SANDBOX_CRM_API_KEY", secret_value + "-new")
+    report = apply_text(DEMO.read_text())
+    assert "~ connection sandbox-crm: secret api_key changed" in report
+    credential = Credential.objects.get(connection__slug="sandbox-crm", kind="api_key")
+    assert credential.value.reveal() == secret_value + "-new"
+    assert AuditEntry.objects.filter(action="credential_replaced").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_dry_run_writes_nothing(demo_env):
+    report = apply_text(DEMO.read_text(), "--dry-run")
+    assert "+ flow payment-succeeded-upsert-contact (created)" in report
+    assert "dry run: nothing was written." in report
+    assert Connection.objects.count() == 0 and Credential.objects.count() == 0
+
+
+def broken_demo(edit) -> str:
+    document = yaml.safe_load(DEMO.read_text())
+    edit(document)
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("edit", "error"),
+    [
+        (
+            lambda d: d["flows"][0]["action"].update(path="/contacts/{target.idd}"),
+            'flows[0].action.path: unknown field "target.idd" (the mapping produces: email, '
+            "first_name, last_name, phone, tags)",
+        ),
+        (
+            lambda d: d["flows"][0]["action"].update(verb="POST"),
+            'flows[0].action: unknown field "verb"',
+        ),
+        (
+            lambda d: d["mappings"][0]["rules"][3]["args"].update(country="FR"),
+            'mappings[0].rules[3].args: unknown argument "country" for transform phone_e164 '
+            "(it takes: region)",
+        ),
+        (
+            lambda d: d["mappings"][0]["rules"][0].update(transform="shout"),
+            "mappings[0].rules[0].transform: Value 'shout' is not a valid choice.",
+        ),
+        (
+            lambda d: d["connections"][0].update(base_url="not a url"),
+            "connections[0].base_url: Enter a valid URL.",
+        ),
+        (
+            lambda d: d["connections"][0]["secrets"].update(api_key="sk_live_written_in_the_file"),
+            "connections[0].secrets.api_key: write secrets as ${ENV_NAME} references, never as "
+            "values in the file",
+        ),
+        (
+            lambda d: d["connections"][0]["secrets"].update(api_key="${NOT_SET_ANYWHERE}"),
+            "connections[0].secrets.api_key: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            lambda d: d["endpoints"][0].update(connection="nowhere"),
+            'endpoints[0].connection: unknown connection "nowhere"',
+        ),
+        (
+            lambda d: d["flows"][0]["trigger"].update(endpoint="nowhere"),
+            'flows[0].trigger.endpoint: unknown endpoint "nowhere"',
+        ),
+        (
+            lambda d: d["flows"][0]["condition"][0].update(op="like"),
+            'flows[0].condition: condition[0].op: unknown operator "like"',
+        ),
+        (lambda d: d.update(extras=[]), 'unknown section "extras"'),
+        (lambda d: d["flows"].append(d["flows"][0]), 'flows[1].slug: "payment-succeeded'),
+    ],
+)
+def test_a_bad_file_names_the_place_and_writes_nothing(demo_env, edit, error):
+    with pytest.raises(iac.InvalidDocument) as caught:
+        iac.apply_document(iac.load(broken_demo(edit)))
+    assert any(message.startswith(error) for message in caught.value.errors), caught.value.errors
+    assert Connection.objects.count() == 0
+    assert Mapping.objects.count() == 0 and MappingRule.objects.count() == 0
+    assert Credential.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_command_prints_every_error_and_fails(demo_env, capsys):
+    text = broken_demo(lambda d: d["flows"][0]["action"].update(path="/x/{nope}", verb="GET"))
+    with pytest.raises(CommandError, match="nothing was written"):
+        apply_text(text)
+    err = capsys.readouterr().err
+    assert 'flows[0].action: unknown field "verb"' in err
+
+
+@pytest.mark.django_db
+def test_yaml_is_read_safely():
+    with pytest.raises(iac.InvalidDocument, match="not valid YAML"):
+        iac.load("connections: [\n")
+    with pytest.raises(iac.InvalidDocument, match="not valid YAML"):
+        iac.load("!!python/object/apply:os.system ['echo pwned']")
+    with pytest.raises(iac.InvalidDocument, match="must be a mapping"):
+        iac.load("- a\n- b\n")
