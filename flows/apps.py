@@ -11,8 +11,9 @@ class FlowsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
+        from connectors.engine import config_cache
         from flows import schedules
-        from flows.models import Flow
+        from flows.models import Flow, Mapping, MappingRule
         from flows.services.dispatch import on_webhook_event
         from webhooks.handlers import handler
 
@@ -22,6 +23,8 @@ class FlowsConfig(AppConfig):
         from webhooks.admin import EVENT_LINKS
 
         EVENT_LINKS.append(("Flow runs", event_flow_runs))
+        # the runner caches mapping rules per process; a change anywhere drops them everywhere
+        config_cache.watch(Mapping, MappingRule)
         post_save.connect(schedules.on_flow_saved, sender=Flow, dispatch_uid="flows.sched.save")
         post_delete.connect(
             schedules.on_flow_deleted, sender=Flow, dispatch_uid="flows.sched.delete"

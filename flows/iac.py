@@ -20,6 +20,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import transaction
 
 from connectors.choices import CredentialKind
+from connectors.engine.config_cache import bump_generation
 from connectors.models import Connection, OAuthApp
 from connectors.secrets import SecretUnreadable
 from connectors.services.credentials import (
@@ -433,6 +434,7 @@ def _apply_mappings(document, report) -> dict[str, Mapping]:
         if current != wanted:
             mapping.rules.all().delete()
             MappingRule.objects.bulk_create(MappingRule(mapping=mapping, **v) for v in wanted)
+            bump_generation()  # bulk_create sends no signal: drop cached rules everywhere
             changed.append("rules")
         known[item["slug"]] = mapping
         report.note("mapping", item["slug"], None if created else changed)

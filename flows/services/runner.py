@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 import time
 from datetime import timedelta
 from urllib.parse import quote
@@ -32,10 +31,11 @@ from django.utils import timezone
 
 from connectors import hub
 from connectors.correlation import correlation_scope, current_correlation_id, new_correlation_id
+from connectors.engine import config_cache
 from connectors.engine.errors import PermanentError, RetryableError
 from flows.conditions import evaluate
 from flows.mapping import MappingError, map_or_raise
-from flows.models import PLACEHOLDER, Flow, FlowRun, RunOutcome, RunStatus
+from flows.models import PLACEHOLDER, Flow, FlowRun, MappingRule, RunOutcome, RunStatus
 from flows.paths import MISSING, get_path
 
 __all__ = ["RunResult", "run_flow"]
@@ -50,6 +50,17 @@ class RunResult:
         self.run = run
         self.data = data
         self.response = response
+
+
+def mapping_specs(mapping_id: int):
+    """The mapping's rules, from the process cache while the configuration generation holds
+    (a saved or deleted mapping or rule bumps it; seen by other processes within 0.5 s)."""
+    config_cache.current_generation(max_age=0.5)
+    return config_cache.cached_value(
+        "flows.mapping",
+        mapping_id,
+        lambda: [r.spec() for r in MappingRule.objects.filter(mapping_id=mapping_id)],
+    )
 
 
 def _fill(template: str, data: dict, extra: dict | None = None) -> str:
@@ -133,10 +144,9 @@ class _UpsertLock:
     def __init__(self, flow: Flow, match_value):
         digest = hashlib.sha256(str(match_value).encode()).hexdigest()[:32]
         self.key = f"hub:flows:upsert:{flow.pk}:{digest}"
-        self.token = secrets.token_hex(8)
 
     def __enter__(self):
-        if not cache.add(self.key, self.token, UPSERT_LOCK_SECONDS):
+        if not cache.add(self.key, 1, UPSERT_LOCK_SECONDS):
             raise RetryableError(
                 "another run is upserting the same record right now; this one is retried shortly",
                 retry_at=timezone.now() + timedelta(seconds=2),
@@ -144,8 +154,9 @@ class _UpsertLock:
         return self
 
     def __exit__(self, *exc):
-        if cache.get(self.key) == self.token:
-            cache.delete(self.key)
+        # Runs take well under the lock's lifetime; deleting without reading it first saves a
+        # round trip, and at worst frees a lock that had expired and been taken again.
+        cache.delete(self.key)
 
 
 def _act(flow: Flow, data: dict, key: str):
@@ -220,7 +231,7 @@ def run_flow(
         run.duration_ms = int((time.monotonic() - started) * 1000)
         for name, value in fields.items():
             setattr(run, name, value)
-        run.save()
+        run.save(update_fields=["status", "finished_at", "duration_ms", *fields])
 
     with correlation_scope(correlation_id):
         try:
@@ -228,7 +239,7 @@ def run_flow(
             if not holds:
                 finish(RunStatus.SKIPPED, error=f"condition not met: {why}")
                 return RunResult(run, None)
-            data = map_or_raise(flow.mapping.specs(), payload).output
+            data = map_or_raise(mapping_specs(flow.mapping_id), payload).output
             key = _key(
                 flow,
                 data,

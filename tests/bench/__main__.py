@@ -38,6 +38,7 @@ def configure_environment() -> Path:
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
     os.environ.setdefault("FERNET_KEYS", Fernet.generate_key().decode())
     os.environ["HUB_ALLOW_PRIVATE_NETWORKS"] = "true"
+    os.environ["SANDBOX_ENABLED"] = "true"  # the flows benchmark talks to the sandbox CRM
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
     os.environ["SECURE_SSL_REDIRECT"] = "false"
     os.environ["LOG_LEVEL"] = "WARNING"
@@ -62,13 +63,15 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
 
-    from tests.bench import bench_engine, bench_ingest
+    from tests.bench import bench_engine, bench_flows, bench_ingest
 
-    which = sys.argv[1:] or ["engine", "ingest"]
+    which = sys.argv[1:] or ["engine", "ingest", "flows"]
     if "engine" in which:
         bench_engine.run()
     if "ingest" in which:
         bench_ingest.run()
+    if "flows" in which:
+        bench_flows.run()
     return 0
 
 

@@ -1,0 +1,130 @@
+"""Flows: N payment payloads pushed through the mapping and the engine into the sandbox CRM
+(its own gunicorn process) as upserts — a lookup, then a create with an idempotency key, a flow
+run and call rows for each — against a raw ``requests`` loop doing the same HTTP calls (the same
+lookup and the same POST with its key and an already-mapped body) to the same server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+import requests
+
+from connectors.choices import CredentialKind
+from connectors.engine.circuit import reset
+from connectors.models import Connection
+from connectors.services.credentials import create_credential
+from flows.mapping import map_or_raise
+from flows.models import Flow, FlowRun, Mapping, MappingRule
+from flows.services.runner import run_flow
+from sandbox.emitter import payment_event
+from sandbox.models import SandboxContact, SandboxState
+from tests.bench.bench_ingest import free_port, start_gunicorn
+
+COUNT = int(os.environ.get("BENCH_FLOW_RECORDS", "500"))
+TARGET = 0.60
+
+RULES = [
+    ("data.object.customer.email", "email", "lower", {}),
+    ("data.object.customer.first_name", "first_name", "title", {}),
+    ("data.object.customer.last_name", "last_name", "title", {}),
+    ("data.object.customer.phone", "phone", "phone_e164", {"region": "FR"}),
+    ("", "tags", "constant", {"value": ["customer"]}),
+]
+
+
+def setup(url: str, key: str) -> Flow:
+    connection = Connection.objects.create(
+        name="bench CRM",
+        slug="bench-crm",
+        base_url=url + "/sandbox/crm/v1",
+        idempotency_header_name="Idempotency-Key",
+        retry_max_attempts=1,
+    )
+    create_credential(connection, CredentialKind.API_KEY, key)
+    reset(connection)
+    mapping = Mapping.objects.create(slug="bench-mapping", name="bench")
+    for position, (source, target, transform, args) in enumerate(RULES, 1):
+        MappingRule.objects.create(
+            mapping=mapping,
+            position=position,
+            source=source,
+            target=target,
+            transform=transform,
+            args=args,
+        )
+    return Flow.objects.create(
+        slug="bench-upsert",
+        name="bench",
+        trigger="manual",
+        connection=connection,
+        mapping=mapping,
+        path="/contacts",
+        match_key="email",
+        lookup_path="/contacts?email={email}",
+        update_path="/contacts/{id}",
+    )
+
+
+def payloads(prefix: str, count: int) -> list[dict]:
+    return [payment_event(email=f"{prefix}{i}@example.test") for i in range(count)]
+
+
+def raw_rate(url: str, key: str, bodies: list[dict], prefix: str) -> float:
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["X-API-Key"] = key
+    base = url + "/sandbox/crm/v1/contacts"
+    started = time.perf_counter()
+    for i, body in enumerate(bodies):
+        session.get(base, params={"email": body["email"]}, timeout=(3.05, 10)).raise_for_status()
+        session.post(
+            base, json=body, headers={"Idempotency-Key": f"{prefix}-{i}"}, timeout=(3.05, 10)
+        ).raise_for_status()
+    return len(bodies) / (time.perf_counter() - started)
+
+
+def hub_rate(flow: Flow, events: list[dict], prefix: str) -> float:
+    started = time.perf_counter()
+    for i, event in enumerate(events):
+        run_flow(flow, event, trigger="manual", trigger_ref=f"{prefix}-{i}")
+    return len(events) / (time.perf_counter() - started)
+
+
+def run() -> None:
+    print(f"== Flows: {COUNT} upserts through mapping + engine vs raw requests (same calls) ==")
+    key = secrets.token_urlsafe(24)
+    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key, "log_requests": False})
+    port = free_port()
+    server = start_gunicorn(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        flow = setup(url, key)
+        specs = flow.mapping.specs()
+
+        def mapped(events):
+            return [map_or_raise(specs, e).output for e in events]
+
+        # warm both paths
+        raw_rate(url, key, mapped(payloads("warm-raw-", 20)), "warm-raw")
+        hub_rate(flow, payloads("warm-hub-", 20), "warm-hub")
+        raw_first = raw_rate(url, key, mapped(payloads("raw-a-", COUNT)), "raw-a")
+        hub = hub_rate(flow, payloads("hub-", COUNT), "hub")
+        raw_second = raw_rate(url, key, mapped(payloads("raw-b-", COUNT)), "raw-b")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    raw = max(raw_first, raw_second)
+    created = SandboxContact.objects.filter(email__startswith="hub-").count()
+    runs = FlowRun.objects.filter(status="succeeded", outcome="created").count()
+    ratio = hub / raw
+    verdict = "meets" if ratio >= TARGET else "BELOW"
+    print(
+        f"raw {raw:7.1f} records/s (runs: {raw_first:.1f}, {raw_second:.1f}), "
+        f"hub {hub:7.1f} records/s, ratio {ratio:.2f} (target >= {TARGET:.2f}: {verdict})"
+    )
+    print(
+        f"    {created} contacts created by the hub's timed run (expected {COUNT}); "
+        f"{runs} runs 'created' in all (with the warm-up: {COUNT + 20})"
+    )
