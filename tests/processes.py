@@ -78,3 +78,11 @@ def purge_queue():
     from django_q.brokers import get_broker
 
     get_broker().purge_queue()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -147,3 +147,35 @@ def test_a_create_whose_first_attempt_died_after_the_partner_answered_is_not_mad
     assert [p.status for p in posts] == [201, 201]
     record.refresh_from_db()
     assert record.state == "completed"
+
+
+def test_run_now_from_the_console(crm, operator_client, auditor_client):
+    flow = upsert_flow(crm)
+    page = operator_client.get(f"/admin/flows/flow/{flow.pk}/change/")
+    assert b"Run now" in page.content
+    form = operator_client.get(f"/admin/flows/flow/{flow.pk}/run/")
+    assert form.status_code == 200
+    response = operator_client.post(
+        f"/admin/flows/flow/{flow.pk}/run/",
+        {"payload": '{"email": "e@x.test", "plan": "pro"}', "nonce": "n1"},
+    )
+    run = FlowRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/flows/flowrun/{run.pk}/change/"
+    assert (run.trigger, run.outcome) == ("manual", "created")
+    assert SandboxContact.objects.count() == 1
+    bad = operator_client.post(f"/admin/flows/flow/{flow.pk}/run/", {"payload": "{oops"})
+    assert b"Not valid JSON" in bad.content
+    # auditors read flows and runs but cannot run them
+    assert auditor_client.get(f"/admin/flows/flowrun/{run.pk}/change/").status_code == 200
+    refused = auditor_client.post(f"/admin/flows/flow/{flow.pk}/run/", {"payload": "{}"})
+    assert refused.status_code == 403
+    assert b"Run now" not in auditor_client.get(f"/admin/flows/flow/{flow.pk}/change/").content
+
+
+def test_operators_cannot_edit_mappings_or_flows(crm, operator_client):
+    flow = upsert_flow(crm)
+    assert operator_client.get("/admin/flows/flow/add/").status_code == 403
+    response = operator_client.post(f"/admin/flows/flow/{flow.pk}/change/", {"slug": "x"})
+    assert response.status_code == 403
+    assert operator_client.get("/admin/flows/mapping/add/").status_code == 403

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -21,7 +23,15 @@ from flows import iac
 from flows.models import FlowRun
 from sandbox.emitter import emit, new_signing_secret, payment_event
 from sandbox.models import SandboxContact, SandboxRequest, SandboxState
-from tests.processes import hub_process_env, purge_queue, start, stop, wait_for
+from tests.processes import (
+    ROOT,
+    free_port,
+    hub_process_env,
+    purge_queue,
+    start,
+    stop,
+    wait_for,
+)
 from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,7 +91,9 @@ def writes():
     return list(SandboxRequest.objects.exclude(method="GET").order_by("pk"))
 
 
-def test_a_signed_payment_creates_exactly_one_contact_with_exactly_the_mapped_fields(demo, worker):
+def test_a_signed_payment_creates_exactly_one_contact_with_exactly_the_mapped_fields(
+    demo, worker, operator_client
+):
     event = payment_event(email="Ada.Lovelace@Example.test", name="ada lovelace")
     response = emit(demo.url, demo.secret, event)
     assert response.status_code == 202, response.text
@@ -108,6 +120,12 @@ def test_a_signed_payment_creates_exactly_one_contact_with_exactly_the_mapped_fi
     assert run.event_id == stored.pk and run.correlation_id == stored.correlation_id
     calls = ApiCall.objects.filter(correlation_id=stored.correlation_id).order_by("pk")
     assert [(c.method, c.status_code) for c in calls] == [("GET", 200), ("POST", 201)]
+    # the event's page links its flow run; the run's page links the event and its API calls
+    event_page = operator_client.get(f"/admin/webhooks/webhookevent/{stored.pk}/change/")
+    assert f"/admin/flows/flowrun/{run.pk}/change/" in event_page.content.decode()
+    run_page = operator_client.get(f"/admin/flows/flowrun/{run.pk}/change/").content.decode()
+    assert f"/admin/webhooks/webhookevent/{stored.pk}/change/" in run_page
+    assert f"?q={run.correlation_id}" in run_page
 
 
 def test_the_same_event_delivered_five_times_at_once_gives_one_contact(demo, worker):
@@ -214,3 +232,42 @@ def test_a_mapping_error_fails_the_event_with_the_rule_named(demo, worker):
     run = FlowRun.objects.get()
     assert run.status == "failed" and "rule 1" in run.error
     assert writes() == [] and SandboxContact.objects.count() == 0
+
+
+def test_make_demo_shows_processed_deduplicated_retried_and_recovered_events(tmp_path):
+    """``manage.py demo`` as a real process (what ``make demo`` runs after the bootstrap), on
+    this test run's database: within a minute and a half every payment is processed, the
+    duplicate delivery is stored once, the burst sent while the CRM answered 503 was retried
+    and recovered, and the CRM holds one contact per customer."""
+    purge_queue()
+    port = free_port()
+    log = (tmp_path / "demo.log").open("w")
+    env = hub_process_env(SANDBOX_ENABLED="true", Q_WORKERS="2")
+    demo = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    db_connection.close()
+    try:
+        wait_for(lambda: WebhookEvent.objects.count() >= 9, 60, "the demo's 9 payments")
+        wait_for(
+            lambda: not WebhookEvent.objects.exclude(status="processed").exists(),
+            90,
+            "every demo event to be processed",
+        )
+    finally:
+        stop(demo)
+        log.close()
+    output = (tmp_path / "demo.log").read_text()
+    assert "(duplicate): 200" in output, output
+    assert WebhookEvent.objects.count() == 9  # 9 payments; the duplicate delivery not stored
+    assert WebhookEvent.objects.filter(attempts__gt=1).count() >= 1  # the burst was retried
+    emails = sorted(SandboxContact.objects.values_list("email", flat=True))
+    assert emails == sorted(
+        ["ada@example.test", "grace@example.test", "alan@example.test"]
+        + [f"burst{i}@example.test" for i in range(5)]
+    )

@@ -217,3 +217,22 @@ def test_the_openapi_schema_and_its_docs_page_work_offline(crm):
     assert docs.status_code == 200
     # Swagger UI comes from the sidecar package (static files), not from a CDN
     assert "cdn.jsdelivr" not in docs.text and "swagger-ui" in docs.text
+
+
+def test_a_token_created_in_the_console_is_shown_once_and_never_again(integration_admin_client):
+    response = integration_admin_client.post(
+        "/admin/api/apitoken/add/",
+        {"name": "website", "scopes": ["flows:run"]},
+        follow=True,
+    )
+    text = response.content.decode()
+    row = ApiToken.objects.get()
+    shown = [word for word in text.split() if word.startswith("hub_") and len(word) > 30]
+    assert len(shown) == 1, "the token is shown once, in the creation message"
+    token = shown[0]
+    assert token.startswith(row.prefix) and row.scopes == ["flows:run"]
+    from api.models import digest
+
+    assert row.key_digest == digest(token)
+    for url in ["/admin/api/apitoken/", f"/admin/api/apitoken/{row.pk}/change/"]:
+        assert token not in integration_admin_client.get(url).content.decode()

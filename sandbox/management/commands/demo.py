@@ -27,8 +27,6 @@ from sandbox.emitter import emit, payment_event
 
 DEMO_FILE = Path(settings.BASE_DIR) / "examples" / "demo.yaml"
 ADDRESS = "127.0.0.1:8000"
-BASE = f"http://{ADDRESS}"
-SCENARIO_SECONDS = 90
 
 
 def demo_secrets(var_dir: Path) -> dict[str, str]:
@@ -59,8 +57,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-scenario", action="store_true", help="Set up and run, emit nothing."
         )
+        parser.add_argument(
+            "--addrport", default=ADDRESS, help=f"Where the hub listens (default {ADDRESS})."
+        )
 
-    def handle(self, *args, no_scenario: bool, **options):
+    def handle(self, *args, no_scenario: bool, addrport: str, **options):
+        self.base = f"http://{addrport}"
         if not settings.SANDBOX_ENABLED:
             raise CommandError("The demo needs the sandbox: run it with SANDBOX_ENABLED=true.")
         from sandbox.models import SandboxState
@@ -77,12 +79,14 @@ class Command(BaseCommand):
                 "rate_limit": 0,
             },
         )
-        report = iac.apply_document(iac.load(DEMO_FILE.read_text()))
+        # the demo file names the default address; the partners are this same server
+        text = DEMO_FILE.read_text().replace(f"http://{ADDRESS}", self.base)
+        report = iac.apply_document(iac.load(text))
         for line in report.changes:
             self.stdout.write(line)
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         hub = subprocess.Popen(  # noqa: S603 - our own manage.py
-            [sys.executable, manage, "hub_run", ADDRESS, "--noreload"], start_new_session=True
+            [sys.executable, manage, "hub_run", addrport, "--noreload"], start_new_session=True
         )
         stopping = False
 
@@ -94,7 +98,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         try:
             if not self._wait_until_up(hub):
-                raise CommandError("The hub did not start on " + BASE)
+                raise CommandError("The hub did not start on " + self.base)
             if not no_scenario:
                 self._scenario(values["SANDBOX_PAYMENTS_WEBHOOK_SECRET"], lambda: stopping)
             self._guide()
@@ -113,7 +117,7 @@ class Command(BaseCommand):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and hub.poll() is None:
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{BASE}/admin/login/", timeout=2).status_code == 200:
+                if requests.get(f"{self.base}/admin/login/", timeout=2).status_code == 200:
                     return True
             time.sleep(0.3)
         return False
@@ -121,7 +125,7 @@ class Command(BaseCommand):
     def _scenario(self, secret: str, stopped) -> None:
         from sandbox.models import SandboxState
 
-        url = f"{BASE}/webhooks/payments/"
+        url = f"{self.base}/webhooks/payments/"
         say = self.stdout.write
         customers = [
             ("ada@example.test", "Ada Lovelace"),
@@ -152,7 +156,7 @@ class Command(BaseCommand):
     def _guide(self) -> None:
         self.stdout.write(
             self.style.SUCCESS(
-                f"\nDemo running on {BASE}/admin/ — log in with the admin account.\n"
+                f"\nDemo running on {self.base}/admin/ — log in with the admin account.\n"
                 "  Webhooks > Webhook events: processed, duplicate refused, retried, recovered\n"
                 "  Mappings and flows > Flow runs: created / unchanged, with their API calls\n"
                 "  Connections > API calls: lookups, creates, the 503s and the circuit breaker\n"
