@@ -121,6 +121,7 @@ class TriggerKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook event"
     SCHEDULE = "schedule", "Schedule (cron)"
     MANUAL = "manual", "Manual (admin or API)"
+    SYNC = "sync", "Sync job (each record of a scheduled sync)"
 
 
 class Flow(models.Model):

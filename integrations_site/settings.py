@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "connectors",
     "webhooks",
     "flows",
+    "syncs",
     "api",
     *(["sandbox"] if SANDBOX_ENABLED else []),
 ]
@@ -253,6 +254,9 @@ HUB_WEBHOOK_RETRY_SCHEDULE = env.list(
 )
 # A worker holds an event this long; past it, the sweeper takes the event back.
 HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)
+# A sync run holds its job this long past its last committed page; past it, the job is
+# considered lost and the next start (or the sweeper) resumes the run from its last page.
+HUB_SYNC_LEASE_SECONDS = env.int("HUB_SYNC_LEASE_SECONDS", default=300)
 # Modules that register webhook handlers (@webhooks.handlers.handler), imported at start-up.
 HUB_HANDLER_MODULES = env.list("HUB_HANDLER_MODULES", default=[])
 # OAuth over plain http (oauthlib refuses it): development and the tests' local OAuth server only.

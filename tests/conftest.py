@@ -156,3 +156,24 @@ def oauth_server():
     server = OAuthServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sandbox_crm(live_server):
+    """A connection to the sandbox CRM served by the live server, with a fresh API key."""
+    from connectors.engine.circuit import reset
+    from sandbox.models import SandboxState
+
+    key = secrets.token_urlsafe(16)
+    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key, "log_requests": False})
+    connection = Connection.objects.create(
+        name="CRM",
+        slug="crm",
+        base_url=live_server.url + "/sandbox/crm/v1",
+        idempotency_header_name="Idempotency-Key",
+        retry_backoff_base=0.01,
+        retry_backoff_cap=0.05,
+    )
+    create_credential(connection, CredentialKind.API_KEY, key)
+    reset(connection)
+    return connection

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class SyncsConfig(AppConfig):
+    """Scheduled syncs: jobs with pagination and cursors, their runs, and the record mirror."""
+
+    name = "syncs"
+    verbose_name = "Scheduled syncs"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models.signals import post_delete, post_migrate, post_save
+
+        from syncs import schedules
+        from syncs.models import SyncJob
+
+        post_save.connect(schedules.on_job_saved, sender=SyncJob, dispatch_uid="syncs.save")
+        post_delete.connect(schedules.on_job_deleted, sender=SyncJob, dispatch_uid="syncs.del")
+        post_migrate.connect(schedules.ensure, sender=self, dispatch_uid="syncs.schedules")

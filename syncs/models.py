@@ -1,0 +1,309 @@
+"""Sync jobs (scheduled batch imports and exports), their runs, and the record mirror."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+
+class SourceKind(models.TextChoices):
+    CONNECTION = "connection", "A connection's list operation"
+    PYTHON = "python", "A registered Python source"
+
+
+class TargetKind(models.TextChoices):
+    MIRROR = "mirror", "The record mirror"
+    FLOW = "flow", "A flow's action (upsert without duplicates)"
+    PYTHON = "python", "A registered Python handler"
+
+
+class SyncMode(models.TextChoices):
+    INCREMENTAL = "incremental", "Incremental (from the cursor)"
+    FULL = "full", "Full (everything; reports records gone at the source)"
+
+
+class SyncJob(models.Model):
+    """A scheduled batch that keeps two systems in step: read pages from a source, map each
+    record, write it to a target; advance the cursor after each committed page."""
+
+    slug = models.SlugField(max_length=80, unique=True, help_text="Stable name (CLI, files).")
+    name = models.CharField(max_length=120, help_text="Human name.")
+    description = models.TextField(blank=True, help_text="What it keeps in step, for the team.")
+    enabled = models.BooleanField(default=True, help_text="A disabled job is never scheduled.")
+    cron = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="When it runs (cron: minute hour day month weekday), by the workers. Empty: "
+        "only by hand.",
+    )
+    mode = models.CharField(
+        max_length=20, choices=SyncMode.choices, default=SyncMode.INCREMENTAL, help_text="Mode."
+    )
+    page_size = models.PositiveIntegerField(default=100, help_text="Records per page.")
+    # -- source
+    source_kind = models.CharField(
+        max_length=20,
+        choices=SourceKind.choices,
+        default=SourceKind.CONNECTION,
+        help_text="Where records come from.",
+    )
+    source_connection = models.ForeignKey(
+        "connectors.Connection",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sync_sources",
+        help_text="Connection source: the connection whose list operation is read.",
+    )
+    source_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Connection source: the list path (GET), e.g. /contacts; a query string may "
+        "be part of it.",
+    )
+    source_python = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Python source: the name a site module registered with @sync_source.",
+    )
+    pagination = models.CharField(
+        max_length=30,
+        default="cursor_token",
+        help_text="How pages follow: cursor_token, link_header, offset, page_number.",
+    )
+    pagination_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Strategy options, e.g. {"cursor_param": "cursor", "next_path": "next_cursor"}.',
+    )
+    records_path = models.CharField(
+        max_length=200,
+        blank=True,
+        default="results",
+        help_text="Where the records are in a page's body (empty: the body is the list).",
+    )
+    id_field = models.CharField(
+        max_length=100, default="id", help_text="The record's id at the source."
+    )
+    updated_field = models.CharField(
+        max_length=100,
+        blank=True,
+        default="updated_at",
+        help_text="The record's last-change time at the source (ISO 8601 or Unix time); the "
+        "incremental cursor follows it.",
+    )
+    since_param = models.CharField(
+        max_length=100,
+        blank=True,
+        default="updated_since",
+        help_text="Incremental: the query parameter that asks for records changed since a time "
+        "(inclusive). Empty: the source has none (every run reads all, the cursor filters).",
+    )
+    overlap_seconds = models.PositiveIntegerField(
+        default=0,
+        help_text="Incremental: re-read this many seconds before the cursor (late writes at the "
+        "source); repeats are dropped by content hash.",
+    )
+    # -- mapping and target
+    mapping = models.ForeignKey(
+        "flows.Mapping",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sync_jobs",
+        help_text="Mirror and Python targets: what is kept of each record (only these fields).",
+    )
+    target_kind = models.CharField(
+        max_length=20,
+        choices=TargetKind.choices,
+        default=TargetKind.MIRROR,
+        help_text="Where records go.",
+    )
+    object_type = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="Mirror target: the kind of record (contact, invoice…).",
+    )
+    target_flow = models.ForeignKey(
+        "flows.Flow",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sync_jobs",
+        help_text="Flow target: a flow (its mapping and upsert) run for each record.",
+    )
+    target_python = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Python target: the name a site module registered with @sync_target.",
+    )
+    # -- state (written by the runner)
+    cursor = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Where the next incremental run starts: the last committed time and the ids "
+        "read at that time, or the partner's opaque token. Clear it to start over.",
+    )
+    lease_until = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="A run holds the job until then."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+
+    class Meta:
+        ordering = ["slug"]
+        permissions = [("run_syncjob", "Can run a sync job by hand")]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    @property
+    def mirror_connection(self):
+        return self.source_connection
+
+    def clean(self):
+        from syncs.pagination import registry as strategies
+        from syncs.registry import sources, targets
+
+        errors: dict[str, str] = {}
+        if self.cron:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.cron):
+                errors["cron"] = f'"{self.cron}" is not a cron expression (e.g. "0 2 * * *").'
+        if self.source_kind == SourceKind.CONNECTION:
+            if not self.source_connection_id:
+                errors["source_connection"] = "A connection source needs its connection."
+            if not self.source_path:
+                errors["source_path"] = "A connection source needs its list path."
+            if self.pagination not in strategies:
+                errors["pagination"] = (
+                    f'unknown pagination "{self.pagination}" '
+                    f"(known: {', '.join(sorted(strategies))})"
+                )
+        elif self.source_python not in sources:
+            errors["source_python"] = (
+                f'no Python source registered as "{self.source_python}" '
+                f"(registered: {', '.join(sorted(sources)) or 'none'})"
+            )
+        if self.target_kind == TargetKind.MIRROR:
+            if not self.mapping_id:
+                errors["mapping"] = "The mirror keeps mapped fields only: give a mapping."
+            if not self.object_type:
+                errors["object_type"] = "Name the kind of record (contact, invoice…)."
+            if not self.source_connection_id:
+                errors["source_connection"] = "Mirrored records belong to the source connection."
+        elif self.target_kind == TargetKind.FLOW and not self.target_flow_id:
+            errors["target_flow"] = "A flow target needs its flow."
+        elif self.target_kind == TargetKind.PYTHON and self.target_python not in targets:
+            errors["target_python"] = (
+                f'no Python target registered as "{self.target_python}" '
+                f"(registered: {', '.join(sorted(targets)) or 'none'})"
+            )
+        if not 1 <= self.page_size <= 1000:
+            errors["page_size"] = "Between 1 and 1000."
+        if errors:
+            raise ValidationError(errors)
+
+
+class RunState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused (continues later)"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Finished with failed records"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped (another run was going)"
+
+
+class SyncRun(models.Model):
+    """One run of a job: counts, the cursor before and after, the first errors."""
+
+    job = models.ForeignKey(
+        SyncJob, on_delete=models.CASCADE, related_name="runs", help_text="The job."
+    )
+    trigger = models.CharField(
+        max_length=20, default="manual", help_text="schedule, manual, or continuation."
+    )
+    status = models.CharField(
+        max_length=20, choices=RunState.choices, default=RunState.RUNNING, help_text="Status."
+    )
+    mode = models.CharField(max_length=20, choices=SyncMode.choices, help_text="Mode.")
+    started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="Start.")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="End.")
+    pages = models.PositiveIntegerField(default=0, help_text="Pages committed.")
+    fetched = models.PositiveIntegerField(default=0, help_text="Records read.")
+    created = models.PositiveIntegerField(default=0, help_text="Records created at the target.")
+    updated = models.PositiveIntegerField(default=0, help_text="Records updated at the target.")
+    unchanged = models.PositiveIntegerField(
+        default=0, help_text="Records skipped: same content as last time."
+    )
+    failed = models.PositiveIntegerField(default=0, help_text="Records that could not be synced.")
+    disappeared = models.PositiveIntegerField(
+        default=0, help_text="Full runs: mirrored records no longer at the source."
+    )
+    cursor_before = models.JSONField(default=dict, blank=True, help_text="Cursor at the start.")
+    cursor_after = models.JSONField(default=dict, blank=True, help_text="Cursor at the end.")
+    page_state = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Where the next page starts (a killed or paused run resumes from here).",
+    )
+    errors = models.JSONField(
+        default=list, blank=True, help_text="The first errors, with their record ids."
+    )
+    resumed = models.PositiveIntegerField(
+        default=0, help_text="Times the run continued (after a pause or a lost worker)."
+    )
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="Paused: when it continues."
+    )
+    message = models.CharField(max_length=500, blank=True, help_text="Why it paused, skipped…")
+    correlation_id = models.CharField(
+        max_length=100, db_index=True, help_text="Shared by the run's API calls."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["job", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.job} #{self.pk} {self.status}"
+
+
+class MirrorRecord(models.Model):
+    """A local copy of a partner's record: the mapped fields only, and how it changes."""
+
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        on_delete=models.CASCADE,
+        related_name="mirror_records",
+        help_text="Where the record lives.",
+    )
+    object_type = models.CharField(max_length=80, help_text="contact, invoice…")
+    external_id = models.CharField(max_length=200, help_text="The partner's id.")
+    data = models.JSONField(default=dict, help_text="The mapped fields only.")
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the mapped fields.")
+    source_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="The source's last change."
+    )
+    last_synced_at = models.DateTimeField(default=timezone.now, help_text="Last written here.")
+    last_seen_run = models.BigIntegerField(
+        default=0, help_text="The last run that read it (full runs find the gone ones)."
+    )
+    disappeared_at = models.DateTimeField(
+        null=True, blank=True, help_text="A full run no longer found it at the source."
+    )
+
+    class Meta:
+        ordering = ["connection", "object_type", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "object_type", "external_id"], name="mirror_unique_record"
+            )
+        ]
+        permissions = [("view_pii", "Can see personal data in mirrored records")]
+        verbose_name = "mirrored record"
+
+    def __str__(self) -> str:
+        return f"{self.object_type} {self.external_id}"

@@ -1,0 +1,37 @@
+"""Pagination strategies: how to ask for the first page and, from a page's answer, for the next.
+
+A registry of small classes, one file each (cursor token in the body, ``Link: rel="next"``,
+offset/limit, page number). A strategy's state is plain JSON (kept on the sync run after each
+committed page, so a run killed in the middle resumes from its last committed page).
+
+    class Strategy:
+        key = "name"
+        def first(self, params: dict, options: dict, page_size: int) -> dict: ...   # the state
+        def request(self, state, options, page_size) -> tuple[str | None, dict]: ...  # path, params
+        def next(self, state, response, records, options, page_size) -> dict | None: ...
+"""
+
+from __future__ import annotations
+
+import importlib
+
+registry: dict[str, type] = {}
+
+
+def register(cls):
+    registry[cls.key] = cls
+    return cls
+
+
+def get_strategy(key: str):
+    if key not in registry:
+        raise KeyError(f'unknown pagination "{key}" (known: {", ".join(sorted(registry))})')
+    return registry[key]()
+
+
+def choices() -> list[tuple[str, str]]:
+    return [(key, cls.label) for key, cls in sorted(registry.items())]
+
+
+for _module in ("cursor_token", "link_header", "offset", "page_number"):
+    importlib.import_module(f"syncs.pagination.{_module}")

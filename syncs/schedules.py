@@ -1,0 +1,64 @@
+"""Each job with a cron expression has a django-q2 cron schedule ``sync:<slug>``; paused runs
+continue through one-off schedules ``sync-continue:<run id>``."""
+
+from __future__ import annotations
+
+from django_q.models import Schedule
+
+from syncs.models import SyncJob
+
+TASK = "syncs.services.runner.scheduled_run"
+CONTINUE_TASK = "syncs.services.runner.continue_run"
+
+
+def sync_schedule(job: SyncJob) -> None:
+    name = f"sync:{job.slug}"
+    if job.enabled and job.cron:
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": TASK,
+                "args": repr((job.slug,)),
+                "schedule_type": Schedule.CRON,
+                "cron": job.cron,
+                "repeats": -1,
+            },
+        )
+    else:
+        Schedule.objects.filter(name=name).delete()
+
+
+def schedule_continuation(run, when) -> None:
+    Schedule.objects.update_or_create(
+        name=f"sync-continue:{run.pk}",
+        defaults={
+            "func": CONTINUE_TASK,
+            "args": repr((run.pk,)),
+            "schedule_type": Schedule.ONCE,
+            "next_run": when,
+            "repeats": 1,
+        },
+    )
+
+
+def on_job_saved(sender, instance: SyncJob, **kwargs) -> None:
+    if not kwargs.get("raw"):
+        sync_schedule(instance)
+
+
+def on_job_deleted(sender, instance: SyncJob, **kwargs) -> None:
+    Schedule.objects.filter(name=f"sync:{instance.slug}").delete()
+
+
+def ensure(**kwargs) -> None:
+    """The safety net, created after every ``migrate``: once a minute, continue paused runs
+    whose time has come and runs whose worker was lost."""
+    Schedule.objects.get_or_create(
+        name="syncs: sweep (due continuations, lost runs)",
+        defaults={
+            "func": "syncs.services.runner.sweep",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
