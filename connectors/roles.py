@@ -2,7 +2,8 @@
 
 * **Integration admins** configure connections, credentials and (later) endpoints and flows.
 * **Operators** watch and retry: they view connections and events, and never reach a credential.
-* **Auditors** read everything that is not secret; they change nothing.
+* **Auditors** read everything that is not secret (the DPO among them sees mirrored personal
+  data); they change nothing.
 
 The groups are created by a data migration; their permissions are (re)granted after every
 ``migrate`` from the patterns below, so a model added by a later release gets its permissions
@@ -28,6 +29,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "connectors.*",
             "webhooks.*",
             "flows.*",
+            "syncs.*",
             "api.*",
             "sandbox.*",
             "django_q.*",
@@ -47,15 +49,19 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "webhooks.retry_*",
             "flows.view_*",
             "flows.run_flow",
+            "syncs.view_*",
+            "syncs.run_syncjob",
             "django_q.view_*",
         ],
-        "exclude": ["connectors.*credential*"],
+        # operators work on runs, not on people: mirrored personal data is masked for them
+        "exclude": ["connectors.*credential*", "syncs.view_pii"],
     },
     AUDITORS: {
         "include": [
             "connectors.view_*",
             "webhooks.view_*",
             "flows.view_*",
+            "syncs.view_*",
             "api.view_*",
             "django_q.view_*",
         ],

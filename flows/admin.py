@@ -237,6 +237,8 @@ class FlowAdmin(admin.ModelAdmin):
             return f"{obj.endpoint.slug if obj.endpoint else '?'} · {obj.event_type}"
         if obj.trigger == "schedule":
             return obj.cron
+        if obj.trigger == "sync":
+            return "each record of its sync jobs"
         return "by hand / API"
 
     @admin.display(description="Last run")

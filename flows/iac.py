@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -175,6 +176,7 @@ def export_document() -> dict:
         ],
         "mappings": mappings,
         "flows": flows,
+        **{section.name: section.export() for section in EXTRA_SECTIONS},
     }
 
 
@@ -216,7 +218,7 @@ class _Rollback(Exception):
     pass
 
 
-def _entries(document: dict, section: str, report: ApplyReport) -> list[tuple[str, dict]]:
+def entries(document: dict, section: str, report: ApplyReport) -> list[tuple[str, dict]]:
     items = document.get(section) or []
     if not isinstance(items, list):
         report.errors.append(f"{section}: expected a list")
@@ -240,7 +242,7 @@ def _entries(document: dict, section: str, report: ApplyReport) -> list[tuple[st
     return entries
 
 
-def _unknown(where: str, item: dict, allowed: set[str], report: ApplyReport) -> bool:
+def unknown_keys(where: str, item: dict, allowed: set[str], report: ApplyReport) -> bool:
     unknown = [key for key in item if key not in allowed]
     for key in unknown:
         report.errors.append(f'{where}: unknown field "{key}"')
@@ -258,7 +260,7 @@ def _validation_errors(where: str, exc: ValidationError, rename: dict | None = N
     return out
 
 
-def _assign(instance, values: dict) -> list[str]:
+def assign(instance, values: dict) -> list[str]:
     """Set attributes; returns the names whose value changed."""
     changed = []
     for name, value in values.items():
@@ -272,7 +274,7 @@ def _assign(instance, values: dict) -> list[str]:
     return changed
 
 
-def _save(instance, where, report, *, rename=None, exclude=None) -> bool:
+def save_validated(instance, where, report, *, rename=None, exclude=None) -> bool:
     try:
         instance.full_clean(exclude=exclude)
     except ValidationError as exc:
@@ -330,8 +332,8 @@ def _apply_secrets(connection, where, secrets, report, actor) -> list[str]:
 def _apply_connections(document, report, actor) -> dict[str, Connection]:
     known = {c.slug: c for c in Connection.objects.all()}
     allowed = {"slug", "oauth_app", "secrets", *CONNECTION_FIELDS}
-    for where, item in _entries(document, "connections", report):
-        if _unknown(where, item, allowed, report):
+    for where, item in entries(document, "connections", report):
+        if unknown_keys(where, item, allowed, report):
             continue
         slug = item["slug"]
         connection = known.get(slug)
@@ -350,8 +352,8 @@ def _apply_connections(document, report, actor) -> dict[str, Connection]:
                 report.errors.append(f'{where}.oauth_app: no OAuth app named "{name}"')
                 continue
             values["oauth_app"] = app
-        changed = _assign(connection, values)
-        if (created or changed) and not _save(connection, where, report):
+        changed = assign(connection, values)
+        if (created or changed) and not save_validated(connection, where, report):
             continue
         changed += _apply_secrets(connection, where, item.get("secrets") or {}, report, actor)
         known[slug] = connection
@@ -362,8 +364,8 @@ def _apply_connections(document, report, actor) -> dict[str, Connection]:
 def _apply_endpoints(document, report, connections) -> dict[str, WebhookEndpoint]:
     known = {e.slug: e for e in WebhookEndpoint.objects.all()}
     allowed = {"slug", "connection", *ENDPOINT_FIELDS}
-    for where, item in _entries(document, "endpoints", report):
-        if _unknown(where, item, allowed, report):
+    for where, item in entries(document, "endpoints", report):
+        if unknown_keys(where, item, allowed, report):
             continue
         connection = connections.get(item.get("connection"))
         if connection is None or connection.pk is None:
@@ -377,8 +379,8 @@ def _apply_endpoints(document, report, connections) -> dict[str, WebhookEndpoint
             endpoint = WebhookEndpoint(slug=item["slug"])
         values = {name: item[name] for name in ENDPOINT_FIELDS if name in item}
         values["connection"] = connection
-        changed = _assign(endpoint, values)
-        if (created or changed) and not _save(endpoint, where, report):
+        changed = assign(endpoint, values)
+        if (created or changed) and not save_validated(endpoint, where, report):
             continue
         known[item["slug"]] = endpoint
         report.note("endpoint", item["slug"], None if created else changed)
@@ -390,7 +392,7 @@ def _rule_values(where: str, index: int, rule, report) -> dict | None:
     if not isinstance(rule, dict):
         report.errors.append(f"{place}: expected a mapping of field: value")
         return None
-    if _unknown(place, rule, set(RULE_FIELDS), report):
+    if unknown_keys(place, rule, set(RULE_FIELDS), report):
         return None
     values = {"transform": "copy", "args": {}, "default": None, "required": False, "pii": False}
     values.update(rule)
@@ -407,8 +409,8 @@ def _rule_values(where: str, index: int, rule, report) -> dict | None:
 def _apply_mappings(document, report) -> dict[str, Mapping]:
     known = {m.slug: m for m in Mapping.objects.prefetch_related("rules")}
     allowed = {"slug", "name", "description", "rules"}
-    for where, item in _entries(document, "mappings", report):
-        if _unknown(where, item, allowed, report):
+    for where, item in entries(document, "mappings", report):
+        if unknown_keys(where, item, allowed, report):
             continue
         rules = item.get("rules")
         if not isinstance(rules, list) or not rules:
@@ -421,11 +423,11 @@ def _apply_mappings(document, report) -> dict[str, Mapping]:
         created = mapping is None
         if created:
             mapping = Mapping(slug=item["slug"])
-        changed = _assign(
+        changed = assign(
             mapping,
             {"name": item.get("name") or item["slug"], "description": item.get("description", "")},
         )
-        if (created or changed) and not _save(mapping, where, report):
+        if (created or changed) and not save_validated(mapping, where, report):
             continue
         current = [
             {name: getattr(rule, name) for name in ["position", *RULE_FIELDS]}
@@ -455,15 +457,15 @@ FLOW_RENAME = {
 def _apply_flows(document, report, connections, endpoints, mappings) -> None:
     known = {f.slug: f for f in Flow.objects.all()}
     allowed = {"slug", "name", "description", "enabled", "trigger", "condition", "action"}
-    for where, item in _entries(document, "flows", report):
-        if _unknown(where, item, allowed, report):
+    for where, item in entries(document, "flows", report):
+        if unknown_keys(where, item, allowed, report):
             continue
         trigger, action = item.get("trigger"), item.get("action")
         if not isinstance(trigger, dict) or not isinstance(action, dict):
             report.errors.append(f"{where}: needs a trigger and an action (mappings of fields)")
             continue
-        bad = _unknown(f"{where}.trigger", trigger, {"type", *TRIGGER_FIELDS}, report)
-        bad |= _unknown(
+        bad = unknown_keys(f"{where}.trigger", trigger, {"type", *TRIGGER_FIELDS}, report)
+        bad |= unknown_keys(
             f"{where}.action", action, {"connection", "mapping", *ACTION_FIELDS}, report
         )
         if bad:
@@ -506,17 +508,34 @@ def _apply_flows(document, report, connections, endpoints, mappings) -> None:
         created = flow is None
         if created:
             flow = Flow(slug=item["slug"])
-        changed = _assign(flow, values)
-        if (created or changed) and not _save(flow, where, report, rename=FLOW_RENAME):
+        changed = assign(flow, values)
+        if (created or changed) and not save_validated(flow, where, report, rename=FLOW_RENAME):
             continue
+        known[item["slug"]] = flow
         report.note("flow", item["slug"], None if created else changed)
+    return known
+
+
+@dataclass
+class Section:
+    """A section another app adds to the file (the syncs app: ``syncs``): ``export()`` gives
+    its entries; ``apply(document, report, known)`` validates and writes them, where ``known``
+    maps "connections", "endpoints", "mappings" and "flows" to {slug: object}."""
+
+    name: str
+    export: Callable[[], list]
+    apply: Callable[[dict, ApplyReport, dict], None]
+
+
+EXTRA_SECTIONS: list[Section] = []
 
 
 def apply_document(document: dict, *, dry_run: bool = False, actor=None) -> ApplyReport:
     """Create or update everything in ``document``; all or nothing. Raises ``InvalidDocument``
     (nothing written) when any entry is wrong."""
     report = ApplyReport()
-    unknown = set(document) - {"version", "connections", "endpoints", "mappings", "flows"}
+    sections = {"version", "connections", "endpoints", "mappings", "flows"}
+    unknown = set(document) - sections - {section.name for section in EXTRA_SECTIONS}
     for key in sorted(unknown):
         report.errors.append(f'unknown section "{key}"')
     if document.get("version", VERSION) != VERSION:
@@ -526,7 +545,15 @@ def apply_document(document: dict, *, dry_run: bool = False, actor=None) -> Appl
             connections = _apply_connections(document, report, actor)
             endpoints = _apply_endpoints(document, report, connections)
             mappings = _apply_mappings(document, report)
-            _apply_flows(document, report, connections, endpoints, mappings)
+            flows = _apply_flows(document, report, connections, endpoints, mappings)
+            known = {
+                "connections": connections,
+                "endpoints": endpoints,
+                "mappings": mappings,
+                "flows": flows,
+            }
+            for section in EXTRA_SECTIONS:
+                section.apply(document, report, known)
             if report.errors or dry_run:
                 raise _Rollback
     except _Rollback:

@@ -17,3 +17,14 @@ class SyncsConfig(AppConfig):
         post_save.connect(schedules.on_job_saved, sender=SyncJob, dispatch_uid="syncs.save")
         post_delete.connect(schedules.on_job_deleted, sender=SyncJob, dispatch_uid="syncs.del")
         post_migrate.connect(schedules.ensure, sender=self, dispatch_uid="syncs.schedules")
+
+        from connectors.admin.connection import CONNECTION_PANELS
+        from syncs.admin import connection_sync_panel
+
+        CONNECTION_PANELS.append(connection_sync_panel)
+
+        from flows import iac
+        from syncs.iac import SECTION
+
+        if SECTION not in iac.EXTRA_SECTIONS:
+            iac.EXTRA_SECTIONS.append(SECTION)

@@ -254,11 +254,15 @@ def test_make_demo_shows_processed_deduplicated_retried_and_recovered_events(tmp
     db_connection.close()
     try:
         wait_for(lambda: WebhookEvent.objects.count() >= 9, 60, "the demo's 9 payments")
-        wait_for(
-            lambda: not WebhookEvent.objects.exclude(status="processed").exists(),
-            90,
-            "every demo event to be processed",
-        )
+        try:
+            wait_for(
+                lambda: not WebhookEvent.objects.exclude(status="processed").exists(),
+                90,
+                "every demo event to be processed",
+            )
+        except AssertionError as exc:
+            states = list(WebhookEvent.objects.values_list("status", "attempts", "last_error"))
+            raise AssertionError(f"{exc}: {states}") from None
     finally:
         stop(demo)
         log.close()

@@ -45,6 +45,9 @@ def export_text() -> str:
 
 
 def wipe():
+    from syncs.models import SyncJob
+
+    SyncJob.objects.all().delete()
     Flow.objects.all().delete()
     Mapping.objects.all().delete()
     WebhookEndpoint.objects.all().delete()

@@ -1,9 +1,12 @@
 """Connections in the console: configuration for admins, a read-only view for the others."""
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from connectors.choices import ConnectionStatus
 from connectors.engine.circuit import circuit_state
@@ -20,6 +23,9 @@ STATUS_COLOURS = {
     ConnectionStatus.FAILING: "#c62828",
     ConnectionStatus.DISABLED: "#6d6d6d",
 }
+
+# render(connection) -> safe HTML or "": panels other apps add to the connection page.
+CONNECTION_PANELS: list[Callable] = []
 
 
 class CredentialInline(admin.TabularInline):
@@ -67,12 +73,13 @@ class ConnectionAdmin(admin.ModelAdmin):
         "oauth_connect",
         "scopes_side_by_side",
         "oauth_account",
+        "work_on_it",
     ]
     actions = ["test_connections", "reset_circuits", "disconnect_accounts"]
     inlines = [CredentialInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "service_kind", "environment", "owner"]}),
-        ("Status", {"fields": ["status", "status_reason", "status_changed_at"]}),
+        ("Status", {"fields": ["status", "status_reason", "status_changed_at", "work_on_it"]}),
         (
             "API",
             {
@@ -130,6 +137,15 @@ class ConnectionAdmin(admin.ModelAdmin):
                 '<strong style="color:{}" title="{}">{}</strong>', colour, obj.status_reason, label
             )
         return format_html('<strong style="color:{}">{}</strong>', colour, label)
+
+    @admin.display(description="Jobs using it")
+    def work_on_it(self, obj):
+        """What other apps run on this connection (the syncs app: its jobs, failing ones in
+        red), without connectors importing them."""
+        if obj is None or obj.pk is None:
+            return "—"
+        parts = [html for render in CONNECTION_PANELS if (html := render(obj))]
+        return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts)) if parts else "—"
 
     @admin.display(description="Credentials")
     def credentials_link(self, obj):

@@ -1,0 +1,317 @@
+"""Sync jobs in the console (next run, last run, Run now, history), their runs, and the record
+mirror with a CSV export that masks personal data for users without the permission to see it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from connectors.admin.readonly import ReadOnlyAdminMixin
+from syncs.models import MirrorRecord, RunState, SyncJob, SyncRun
+
+STATUS_COLOURS = {
+    RunState.FAILED: "#c62828",
+    RunState.PARTIAL: "#ef6c00",
+    RunState.PAUSED: "#ef6c00",
+    RunState.SUCCEEDED: "#2e7d32",
+}
+PII_PERMISSION = "syncs.view_pii"
+MASK = "•••"
+
+
+def _badge(run: SyncRun | None) -> str:
+    if run is None:
+        return "never run"
+    return format_html(
+        '<strong style="color:{}">{}</strong> {}',
+        STATUS_COLOURS.get(run.status, "#333"),
+        run.get_status_display(),
+        run.started_at.strftime("%Y-%m-%d %H:%M"),
+    )
+
+
+def last_run(job: SyncJob) -> SyncRun | None:
+    return job.runs.exclude(status=RunState.SKIPPED).first()
+
+
+def next_run(job: SyncJob):
+    from django_q.models import Schedule
+
+    schedule = Schedule.objects.filter(name=f"sync:{job.slug}").first()
+    return schedule.next_run if schedule else None
+
+
+@admin.register(SyncJob)
+class SyncJobAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "enabled", "mode", "cron", "next_run_at", "last_run_status"]
+    list_filter = ["enabled", "mode", "source_kind", "target_kind"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["lease_until", "next_run_at", "last_run_status", "history"]
+    change_form_template = "admin/syncs/syncjob/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["slug", "name", "description", "enabled", "cron", "mode"]}),
+        (
+            "Source",
+            {
+                "fields": [
+                    "source_kind",
+                    "source_connection",
+                    "source_path",
+                    "pagination",
+                    "pagination_options",
+                    "records_path",
+                    "id_field",
+                    "updated_field",
+                    "since_param",
+                    "overlap_seconds",
+                    "page_size",
+                    "source_python",
+                ]
+            },
+        ),
+        (
+            "Target",
+            {"fields": ["target_kind", "mapping", "object_type", "target_flow", "target_python"]},
+        ),
+        (
+            "State",
+            {"fields": ["cursor", "lease_until", "next_run_at", "last_run_status", "history"]},
+        ),
+    ]
+
+    @admin.display(description="Next run")
+    def next_run_at(self, obj):
+        when = next_run(obj) if obj and obj.pk else None
+        return when.strftime("%Y-%m-%d %H:%M") if when else "—"
+
+    @admin.display(description="Last run")
+    def last_run_status(self, obj):
+        return _badge(last_run(obj)) if obj and obj.pk else "—"
+
+    @admin.display(description="Runs")
+    def history(self, obj):
+        if obj is None or not obj.pk:
+            return "—"
+        url = reverse("admin:syncs_syncrun_changelist") + f"?job__id__exact={obj.pk}"
+        return format_html('<a href="{}">run history</a>', url)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/run/", wrap(self.run_view), name="syncs_syncjob_run"),
+            *super().get_urls(),
+        ]
+
+    def has_run_permission(self, request):
+        return request.user.has_perm("syncs.run_syncjob")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_run": self.has_run_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def run_view(self, request, object_id):
+        """Run now: queued for the workers (a long run never holds the web request)."""
+        from django_q.tasks import async_task
+
+        job = self.get_object(request, object_id)
+        if request.method != "POST" or job is None or not self.has_run_permission(request):
+            raise PermissionDenied
+        async_task("syncs.services.runner.run_job", job.slug, "manual")
+        self.message_user(
+            request, f"{job} queued; its run appears in the history.", messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("admin:syncs_syncjob_change", args=[job.pk]))
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "job",
+        "trigger",
+        "coloured_status",
+        "pages",
+        "fetched",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "disappeared",
+        "message",
+    ]
+    list_filter = ["status", "trigger", "job", "started_at"]
+    search_fields = ["=correlation_id"]
+    date_hierarchy = "started_at"
+    list_select_related = ["job"]
+    fields = [
+        "job",
+        "trigger",
+        "mode",
+        "status",
+        "message",
+        "started_at",
+        "finished_at",
+        "next_attempt_at",
+        "resumed",
+        "pages",
+        "fetched",
+        "created",
+        "updated",
+        "unchanged",
+        "failed",
+        "disappeared",
+        "cursor_before",
+        "cursor_after",
+        "error_list",
+        "correlation_id",
+        "api_calls",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Status", ordering="status")
+    def coloured_status(self, obj):
+        return format_html(
+            '<strong style="color:{}">{}</strong>',
+            STATUS_COLOURS.get(obj.status, "#333"),
+            obj.get_status_display(),
+        )
+
+    @admin.display(description="First errors")
+    def error_list(self, obj):
+        if not obj.errors:
+            return "—"
+        return format_html_join(
+            "", "<div><code>{}</code>: {}</div>", ((e["record"], e["error"]) for e in obj.errors)
+        )
+
+    @admin.display(description="API calls")
+    def api_calls(self, obj):
+        url = reverse("admin:connectors_apicall_changelist") + f"?q={obj.correlation_id}"
+        return format_html('<a href="{}">calls with correlation id {}</a>', url, obj.correlation_id)
+
+
+def pii_targets(record: MirrorRecord) -> set[str]:
+    """The PII target paths of the mappings of the jobs that mirror this kind of record."""
+    from flows.models import MappingRule
+
+    return set(
+        MappingRule.objects.filter(
+            pii=True,
+            mapping__sync_jobs__source_connection_id=record.connection_id,
+            mapping__sync_jobs__object_type=record.object_type,
+        ).values_list("target", flat=True)
+    )
+
+
+def masked(data: dict, pii: set[str], prefix: str = "") -> dict:
+    out = {}
+    for name, value in data.items():
+        path = prefix + name
+        if path in pii:
+            out[name] = MASK
+        elif isinstance(value, dict):
+            out[name] = masked(value, pii, path + ".")
+        else:
+            out[name] = value
+    return out
+
+
+@admin.register(MirrorRecord)
+class MirrorRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "external_id",
+        "object_type",
+        "connection",
+        "source_updated_at",
+        "last_synced_at",
+        "disappeared_at",
+    ]
+    list_filter = ["object_type", "connection", "disappeared_at"]
+    search_fields = ["=external_id"]
+    fields = [
+        "connection",
+        "object_type",
+        "external_id",
+        "shown_data",
+        "content_hash",
+        "source_updated_at",
+        "last_synced_at",
+        "disappeared_at",
+    ]
+    readonly_fields = fields
+    actions = ["export_csv"]
+
+    def get_readonly_fields(self, request, obj=None):
+        self._can_see_pii = request.user.has_perm(PII_PERMISSION)
+        return super().get_readonly_fields(request, obj)
+
+    @admin.display(description="Data (mapped fields)")
+    def shown_data(self, obj):
+        data = (
+            obj.data if getattr(self, "_can_see_pii", False) else masked(obj.data, pii_targets(obj))
+        )
+        return format_html("<pre>{}</pre>", json.dumps(data, indent=2, ensure_ascii=False))
+
+    @admin.action(description="Export the selected records as CSV")
+    def export_csv(self, request, queryset):
+        can_see = request.user.has_perm(PII_PERMISSION)
+        rows = list(queryset.order_by("connection", "object_type", "external_id"))
+        cache: dict = {}
+        columns: list[str] = []
+        prepared = []
+        for row in rows:
+            key = (row.connection_id, row.object_type)
+            if key not in cache:
+                cache[key] = pii_targets(row)
+            data = row.data if can_see else masked(row.data, cache[key])
+            flat = dict(_flatten(data))
+            columns += [name for name in flat if name not in columns]
+            prepared.append((row, flat))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["object_type", "external_id", *columns, "last_synced_at", "disappeared"])
+        for row, flat in prepared:
+            writer.writerow(
+                [
+                    row.object_type,
+                    row.external_id,
+                    *[_cell(flat.get(name, "")) for name in columns],
+                    row.last_synced_at.isoformat(),
+                    "yes" if row.disappeared_at else "",
+                ]
+            )
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="mirrored-records.csv"'
+        return response
+
+
+def _flatten(data, prefix=""):
+    for name, value in data.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield prefix + name, value
+
+
+def _cell(value) -> str:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
+
+
+def connection_sync_panel(connection) -> str:
+    """For the connection page: the jobs that read from it, a failing one in red."""
+    jobs = list(SyncJob.objects.filter(source_connection=connection))
+    if not jobs:
+        return ""
+    parts = []
+    for job in jobs:
+        run = last_run(job)
+        url = reverse("admin:syncs_syncjob_change", args=[job.pk])
+        parts.append(format_html('sync <a href="{}">{}</a>: {}', url, job.slug, _badge(run)))
+    return format_html_join(", ", "{}", ((p,) for p in parts))
