@@ -3,6 +3,7 @@ or ``items[0].sku`` to read; ``properties.email`` to write nested objects."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["MISSING", "PathError", "get_path", "parse_path", "set_path"]
@@ -16,9 +17,17 @@ class PathError(ValueError):
     pass
 
 
-def parse_path(path: str) -> list[str | int]:
-    """``"a.b[0].c"`` → ``["a", "b", 0, "c"]``; ``PathError`` for a malformed path."""
-    if not isinstance(path, str) or not path.strip():
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """``"a.b[0].c"`` → ``("a", "b", 0, "c")``; ``PathError`` for a malformed path. Paths come
+    from configuration: parsed once each (cached)."""
+    if not isinstance(path, str):
+        raise PathError("empty path")
+    return _parse(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(path: str) -> tuple[str | int, ...]:
+    if not path.strip():
         raise PathError("empty path")
     parts: list[str | int] = []
     for chunk in path.strip().replace("[", ".[").split("."):
@@ -32,7 +41,7 @@ def parse_path(path: str) -> list[str | int]:
             parts.append(chunk)
         else:
             raise PathError(f'malformed path "{path}" (at "{chunk}")')
-    return parts
+    return tuple(parts)
 
 
 def get_path(data, path: str):

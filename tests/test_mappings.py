@@ -39,7 +39,7 @@ def test_paths_read_dotted_keys_and_list_indexes_both_ways():
     assert get_path(PAYMENT, "data.object.items[0].sku") == "A1"
     assert get_path(PAYMENT, "data.object.items.5.sku") is MISSING
     assert get_path(PAYMENT, "data.object.amount.value") is MISSING
-    assert parse_path("a[2].b") == ["a", 2, "b"]
+    assert parse_path("a[2].b") == ("a", 2, "b")
     with pytest.raises(PathError, match="malformed"):
         parse_path("a..b")
     with pytest.raises(PathError, match="malformed index"):
