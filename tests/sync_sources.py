@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from syncs.registry import sync_source
+from syncs.registry import sync_source, sync_target
 
 CUSTOMERS: list[dict] = []
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -25,3 +25,13 @@ def site_customers(since):
     for customer in CUSTOMERS:
         if since is None or datetime.fromisoformat(customer["updated_at"]) >= since:
             yield customer
+
+
+RECEIVED: list[dict] = []
+
+
+@sync_target("collect")
+def collect(records, job):
+    """A Python target: keeps what it is given, says what it did."""
+    RECEIVED.extend(records)
+    return {"created": len(records)}

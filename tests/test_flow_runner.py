@@ -179,3 +179,23 @@ def test_operators_cannot_edit_mappings_or_flows(crm, operator_client):
     response = operator_client.post(f"/admin/flows/flow/{flow.pk}/change/", {"slug": "x"})
     assert response.status_code == 403
     assert operator_client.get("/admin/flows/mapping/add/").status_code == 403
+
+
+def test_a_scheduled_flow_runs_from_its_task_and_a_disabled_one_does_not(crm):
+    from flows.services.dispatch import run_scheduled
+
+    _connection, mapping = crm
+    MappingRule.objects.create(
+        mapping=mapping, position=3, source="flow", target="source", transform="copy"
+    )
+    rule = MappingRule.objects.get(mapping=mapping, target="email")
+    rule.source, rule.transform, rule.args = "", "constant", {"value": "nightly@x.test"}
+    rule.save()
+    flow = upsert_flow(crm, slug="nightly", trigger="schedule", cron="0 2 * * *")
+    assert run_scheduled("nightly") == "succeeded"
+    run = FlowRun.objects.get()
+    assert run.trigger == "schedule" and run.trigger_ref.startswith("schedule:")
+    assert SandboxContact.objects.get().data == {"email": "nightly@x.test", "source": "nightly"}
+    flow.enabled = False
+    flow.save()
+    assert run_scheduled("nightly") == "skipped"

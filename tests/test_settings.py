@@ -132,3 +132,26 @@ def test_check_deploy_passes_with_production_settings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_sandbox_is_not_mounted_unless_enabled():
+    from tests.processes import ROOT, hub_process_env
+
+    script = (
+        "import django; django.setup()\n"
+        "from django.urls import Resolver404, resolve\n"
+        "from django.conf import settings\n"
+        "assert 'sandbox' not in settings.INSTALLED_APPS\n"
+        "try:\n    resolve('/sandbox/crm/v1/me')\nexcept Resolver404:\n    print('not mounted')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=hub_process_env(
+            SANDBOX_ENABLED="false", DJANGO_SETTINGS_MODULE="integrations_site.settings"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "not mounted", result.stderr

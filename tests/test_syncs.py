@@ -300,3 +300,24 @@ def test_a_push_from_a_python_source_upserts_into_the_crm_without_duplicates(san
     again = run_job(job.slug)
     assert (again.fetched, again.created, again.unchanged) == (25, 0, 25)
     assert SandboxContact.objects.count() == 25
+
+
+def test_a_python_target_receives_each_page_of_mapped_records(sandbox_crm):
+    from tests import sync_sources
+
+    contacts(30, timestamps=2)
+    sync_sources.RECEIVED.clear()
+    job = mirror_job(sandbox_crm, target_kind="python", target_python="collect", page_size=8)
+    run = run_job(job.slug)
+    assert (run.status, run.fetched, run.created, run.pages) == ("succeeded", 30, 30, 4)
+    assert len(sync_sources.RECEIVED) == 30
+    assert set(sync_sources.RECEIVED[0]) == {"email", "plan", "_id"}  # mapped fields only
+    assert MirrorRecord.objects.count() == 0
+
+
+def test_an_overlap_window_rereads_recent_records_and_hashes_drop_the_repeats(sandbox_crm):
+    contacts(40, timestamps=4)
+    job = mirror_job(sandbox_crm, overlap_seconds=3600, page_size=15)
+    assert run_job(job.slug).created == 40
+    again = run_job(job.slug)
+    assert (again.fetched, again.created, again.updated, again.unchanged) == (40, 0, 0, 40)
