@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from flows.mapping import apply_rules
 from flows.models import Flow, FlowRun, Mapping, MappingRule, RunStatus
@@ -393,8 +394,7 @@ class FlowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="API calls")
     def api_calls(self, obj):
-        url = reverse("admin:connectors_apicall_changelist") + f"?q={obj.correlation_id}"
-        return format_html('<a href="{}">calls with correlation id {}</a>', url, obj.correlation_id)
+        return calls_link(obj.correlation_id)
 
 
 def event_flow_runs(event) -> str:

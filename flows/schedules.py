@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django_q.models import Schedule
 
+from connectors import schedules
 from flows.models import Flow, TriggerKind
 
 TASK = "flows.services.dispatch.run_scheduled"
@@ -15,20 +16,8 @@ def schedule_name(flow: Flow) -> str:
 
 def sync_schedule(flow: Flow) -> None:
     """Create, update or remove the flow's cron schedule."""
-    name = schedule_name(flow)
-    if flow.enabled and flow.trigger == TriggerKind.SCHEDULE and flow.cron:
-        Schedule.objects.update_or_create(
-            name=name,
-            defaults={
-                "func": TASK,
-                "args": repr((flow.slug,)),
-                "schedule_type": Schedule.CRON,
-                "cron": flow.cron,
-                "repeats": -1,
-            },
-        )
-    else:
-        Schedule.objects.filter(name=name).delete()
+    active = flow.enabled and flow.trigger == TriggerKind.SCHEDULE
+    schedules.follow(schedule_name(flow), TASK, (flow.slug,), flow.cron, active)
 
 
 def on_flow_saved(sender, instance: Flow, **kwargs) -> None:

@@ -13,6 +13,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from syncs.models import MirrorRecord, RunState, SyncJob, SyncRun
 
@@ -193,8 +194,7 @@ class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="API calls")
     def api_calls(self, obj):
-        url = reverse("admin:connectors_apicall_changelist") + f"?q={obj.correlation_id}"
-        return format_html('<a href="{}">calls with correlation id {}</a>', url, obj.correlation_id)
+        return calls_link(obj.correlation_id)
 
 
 def pii_targets(record: MirrorRecord) -> set[str]:

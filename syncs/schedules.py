@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django_q.models import Schedule
 
+from connectors import schedules
 from syncs.models import SyncJob
 
 TASK = "syncs.services.runner.scheduled_run"
@@ -12,20 +13,7 @@ CONTINUE_TASK = "syncs.services.runner.continue_run"
 
 
 def sync_schedule(job: SyncJob) -> None:
-    name = f"sync:{job.slug}"
-    if job.enabled and job.cron:
-        Schedule.objects.update_or_create(
-            name=name,
-            defaults={
-                "func": TASK,
-                "args": repr((job.slug,)),
-                "schedule_type": Schedule.CRON,
-                "cron": job.cron,
-                "repeats": -1,
-            },
-        )
-    else:
-        Schedule.objects.filter(name=name).delete()
+    schedules.follow(f"sync:{job.slug}", TASK, (job.slug,), job.cron, job.enabled)
 
 
 def schedule_continuation(run, when) -> None:

@@ -165,7 +165,7 @@ def sandbox_crm(live_server):
     from sandbox.models import SandboxState
 
     key = secrets.token_urlsafe(16)
-    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key, "log_requests": False})
+    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key, "log_requests": True})
     connection = Connection.objects.create(
         name="CRM",
         slug="crm",

@@ -4,42 +4,25 @@ after the partner answered, and the flow run's record."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from django.utils import timezone
 
-from connectors.choices import CredentialKind
 from connectors.engine import idempotency
-from connectors.engine.circuit import reset
-from connectors.models import ApiCall, Connection, IdempotencyRecord
-from connectors.services.credentials import create_credential
+from connectors.models import ApiCall, IdempotencyRecord
 from flows.mapping import MappingError
 from flows.models import Flow, FlowRun, Mapping, MappingRule
 from flows.services.runner import run_flow
-from sandbox.models import SandboxContact, SandboxRequest, SandboxState
+from sandbox.models import SandboxContact, SandboxRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def crm(live_server):
-    key = secrets.token_urlsafe(16)
-    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key})
-    connection = Connection.objects.create(
-        name="CRM",
-        slug="crm",
-        base_url=live_server.url + "/sandbox/crm/v1",
-        idempotency_header_name="Idempotency-Key",
-        retry_backoff_base=0.01,
-        retry_backoff_cap=0.05,
-    )
-    create_credential(connection, CredentialKind.API_KEY, key)
-    reset(connection)
+def crm(sandbox_crm):
     mapping = Mapping.objects.create(slug="m", name="m")
     MappingRule.objects.create(mapping=mapping, position=1, source="email", target="email")
     MappingRule.objects.create(mapping=mapping, position=2, source="plan", target="plan")
-    return connection, mapping
+    return sandbox_crm, mapping
 
 
 def upsert_flow(crm, **fields) -> Flow:

@@ -4,17 +4,12 @@ schema and its offline docs page."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 import requests
 from django.utils import timezone
 
 from api.models import ApiToken
-from connectors.choices import CredentialKind
-from connectors.engine.circuit import reset
 from connectors.models import Connection
-from connectors.services.credentials import create_credential
 from flows.models import Flow, FlowRun, Mapping, MappingRule
 from sandbox.models import SandboxContact, SandboxRequest, SandboxState
 
@@ -22,21 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def crm(live_server):
-    key = secrets.token_urlsafe(24)
-    state = SandboxState.get()
-    state.api_key = key
-    state.save()
-    connection = Connection.objects.create(
-        name="Sandbox CRM",
-        slug="crm",
-        base_url=live_server.url + "/sandbox/crm/v1",
-        idempotency_header_name="Idempotency-Key",
-        retry_backoff_base=0.01,
-        retry_backoff_cap=0.05,
-    )
-    create_credential(connection, CredentialKind.API_KEY, key)
-    reset(connection)
+def crm(sandbox_crm, live_server):
+    connection = sandbox_crm
     mapping = Mapping.objects.create(slug="signup", name="Signup → contact")
     MappingRule.objects.create(
         mapping=mapping, position=1, source="email", target="email", transform="lower"

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from webhooks.choices import EventStatus
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
@@ -216,8 +217,7 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="API calls made for it")
     def api_calls(self, obj):
-        url = reverse("admin:connectors_apicall_changelist") + f"?q={obj.correlation_id}"
-        return format_html('<a href="{}">calls with correlation id {}</a>', url, obj.correlation_id)
+        return calls_link(obj.correlation_id)
 
     # -- actions ---------------------------------------------------------------------------
     @admin.action(description="Retry now", permissions=["retry"])

@@ -42,3 +42,12 @@ class ApiCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["connection"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # COUNT(*) on a large log is slow; the pages do not need it
+
+
+def calls_link(correlation_id: str):
+    """A link to the API calls that carry a correlation id (event, flow run and sync run pages)."""
+    from django.urls import reverse
+    from django.utils.html import format_html
+
+    url = reverse("admin:connectors_apicall_changelist") + f"?q={correlation_id}"
+    return format_html('<a href="{}">calls with correlation id {}</a>', url, correlation_id)
