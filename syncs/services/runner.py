@@ -396,8 +396,15 @@ def _commit_page(ctx: _Context, records: list, next_state) -> None:
         ctx.progress(run)
 
 
-def _digest(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+def _encode(data) -> tuple[str, str]:
+    """The record as canonical JSON text and its SHA-256: the text is what the mirror stores
+    (encoded once for both)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def _digest(data) -> str:
+    return _encode(data)[1]
 
 
 def _mapped(ctx: _Context, fresh):
@@ -427,10 +434,10 @@ def _to_mirror(ctx: _Context, fresh) -> None:
     new: dict[str, tuple] = {}  # a source listing an id twice in a page: its last version
     changed, seen = [], []
     for record_id, at, data in mapped:
-        digest = _digest(data)
+        text, digest = _encode(data)
         row = existing.get(record_id)
         if row is None:
-            new[record_id] = (data, digest, at)
+            new[record_id] = (text, digest, at)
         elif row.content_hash == digest and row.disappeared_at is None:
             run.unchanged += 1
             row.last_seen_run = run.pk
@@ -473,13 +480,13 @@ def _insert_mirror_rows(job: SyncJob, run: SyncRun, new: dict, now: datetime) ->
             job.source_connection_id,
             job.object_type,
             record_id,
-            ops.adapt_json_value(data, None),
+            text,  # canonical JSON text: SQLite stores it, PostgreSQL's COPY parses it to jsonb
             digest,
             ops.adapt_datetimefield_value(at),
             synced,
             run.pk,
         ]
-        for record_id, (data, digest, at) in new.items()
+        for record_id, (text, digest, at) in new.items()
     ]
     head = "INSERT INTO {} ({}) VALUES ".format(  # noqa: S608 - names from the model
         ops.quote_name(MirrorRecord._meta.db_table),
@@ -487,7 +494,7 @@ def _insert_mirror_rows(job: SyncJob, run: SyncRun, new: dict, now: datetime) ->
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # COPY: no SQL to build or parse per row (psycopg adapts each value, Jsonb too)
+            # COPY: no SQL to build or parse per row
             table = ops.quote_name(MirrorRecord._meta.db_table)
             names = ", ".join(ops.quote_name(name) for name in columns)
             with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
