@@ -321,3 +321,31 @@ def test_an_overlap_window_rereads_recent_records_and_hashes_drop_the_repeats(sa
     assert run_job(job.slug).created == 40
     again = run_job(job.slug)
     assert (again.fetched, again.created, again.updated, again.unchanged) == (40, 0, 0, 40)
+
+
+def test_the_partners_opaque_sync_token_is_the_cursor_when_it_has_one(scripted, partner):
+    job = scripted_job(
+        scripted,
+        "cursor_token",
+        next_path="next",
+        sync_token_path="sync_token",
+        sync_token_param="sync_token",
+    )
+    job.records_path, job.mode = "data", "incremental"
+    job.save()
+    partner.script(
+        Reply(200, json={"data": items(1, 2), "next": "p2"}),
+        Reply(200, json={"data": items(3), "sync_token": "T1"}),
+    )
+    first = run_job(job.slug)
+    assert first.created == 3
+    job.refresh_from_db()
+    assert job.cursor == {"token": "T1"}
+
+    partner.requests.clear()
+    partner.script(Reply(200, json={"data": items(4), "sync_token": "T2"}))
+    second = run_job(job.slug)
+    assert (second.fetched, second.created) == (1, 1)
+    assert [r.path for r in partner.requests] == ["/v1/items?sync_token=T1&limit=2"]
+    job.refresh_from_db()
+    assert job.cursor == {"token": "T2"}

@@ -148,17 +148,26 @@ def _parse_time(value) -> datetime | None:
 
 @dataclass
 class _Cursor:
+    """(time, ids read at that time), and/or the partner's opaque sync token."""
+
     at: datetime | None
     ids: set[str]
+    token: str | None = None
 
     @classmethod
     def load(cls, data: dict) -> _Cursor:
-        return cls(_parse_time(data.get("at")), set(data.get("ids") or []))
+        return cls(_parse_time(data.get("at")), set(data.get("ids") or []), data.get("token"))
+
+    def copy(self) -> _Cursor:
+        return _Cursor(self.at, set(self.ids), self.token)
 
     def dump(self) -> dict:
-        if self.at is None:
-            return {}
-        return {"at": self.at.isoformat(), "ids": sorted(self.ids)}
+        out: dict = {}
+        if self.at is not None:
+            out.update(at=self.at.isoformat(), ids=sorted(self.ids))
+        if self.token:
+            out["token"] = self.token
+        return out
 
     def already_read(self, at: datetime | None, record_id: str) -> bool:
         if self.at is None or at is None:
@@ -183,6 +192,7 @@ class _Context:
     run: SyncRun
     cursor: _Cursor
     progress: Callable | None = None
+    sync_token: str | None = None
 
 
 def run_job(slug: str, trigger: str = "manual", progress: Callable | None = None) -> SyncRun:
@@ -291,7 +301,10 @@ def _pull_connection(ctx: _Context) -> None:
         state = run.page_state
     else:
         params = {}
-        if job.mode == SyncMode.INCREMENTAL and job.since_param and ctx.cursor.at:
+        token_param = options.get("sync_token_param")
+        if job.mode == SyncMode.INCREMENTAL and token_param and ctx.cursor.token:
+            params[token_param] = ctx.cursor.token
+        elif job.mode == SyncMode.INCREMENTAL and job.since_param and ctx.cursor.at:
             since = ctx.cursor.at - timedelta(seconds=job.overlap_seconds)
             params[job.since_param] = since.isoformat()
         state = strategy.first(params, options, job.page_size)
@@ -323,6 +336,9 @@ def _pull_connection(ctx: _Context) -> None:
                     "job's records path)"
                 )
             next_state = strategy.next(state, response, records, options, job.page_size)
+            if next_state is None and options.get("sync_token_path"):
+                token = get_path(body, options["sync_token_path"])
+                ctx.sync_token = None if token is MISSING or token in (None, "") else str(token)
             if next_state is not None:
                 pending = fetcher.submit(fetch, next_state)
             _commit_page(ctx, records, next_state)
@@ -360,7 +376,13 @@ def _commit_page(ctx: _Context, records: list, next_state) -> None:
     run's counters and where the next page starts."""
     job, run = ctx.job, ctx.run
     fresh: list[tuple[str, datetime | None, dict]] = []
-    filtering = job.mode == SyncMode.INCREMENTAL and not job.overlap_seconds
+    options = job.pagination_options or {}
+    # with the partner's sync token, the partner itself says what changed: nothing to filter
+    filtering = (
+        job.mode == SyncMode.INCREMENTAL
+        and not job.overlap_seconds
+        and not options.get("sync_token_path")
+    )
     for record in records:
         record_id = _record_id(job, record)
         if not record_id:
@@ -370,9 +392,11 @@ def _commit_page(ctx: _Context, records: list, next_state) -> None:
         if filtering and ctx.cursor.already_read(at, record_id):
             continue
         fresh.append((record_id, at, record))
-    cursor = _Cursor(ctx.cursor.at, set(ctx.cursor.ids))
+    cursor = ctx.cursor.copy()
     for record_id, at, _record in fresh:
         cursor.advance(at, record_id)
+    if next_state is None and ctx.sync_token:
+        cursor.token = ctx.sync_token  # kept with the last page: the next run starts from it
     # Flow and Python targets call out (HTTP, site code): never inside a database
     # transaction. Their effects are idempotent (upsert, keys), so a page cut in the middle is
     # simply done again. The mirror is written in the same transaction as the cursor.
