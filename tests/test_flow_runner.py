@@ -12,7 +12,7 @@ from connectors.models import ApiCall, IdempotencyRecord
 from flows.mapping import MappingError
 from flows.models import Flow, FlowRun, Mapping, MappingRule
 from flows.services.runner import run_flow
-from sandbox.models import SandboxContact, SandboxRequest
+from sandbox.models import SandboxContact, SandboxRequest, SandboxState
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -182,3 +182,34 @@ def test_a_scheduled_flow_runs_from_its_task_and_a_disabled_one_does_not(crm):
     flow.enabled = False
     flow.save()
     assert run_scheduled("nightly") == "skipped"
+
+
+def test_no_console_page_shows_the_partner_key_after_flows_ran(crm, role_client):
+    """Every list and object page of the console, for every role, after a flow called the CRM:
+    the CRM's API key appears nowhere (flow runs, API calls, sandbox pages, audit...)."""
+    from django.contrib import admin
+    from django.urls import NoReverseMatch, reverse
+
+    from connectors.roles import ADMINS, AUDITORS, OPERATORS
+
+    go(upsert_flow(crm), {"email": "k@x.test", "plan": "pro"})
+    key = SandboxState.get().api_key
+    pages = []
+    for model in admin.site._registry:
+        opts = model._meta
+        try:
+            pages.append(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+        except NoReverseMatch:
+            continue
+        first = model.objects.first()
+        if first is not None:
+            pages.append(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])
+            )
+    assert any("/flows/flowrun/" in page for page in pages)
+    for role in (None, ADMINS, OPERATORS, AUDITORS):
+        client = role_client(role)
+        for url in pages:
+            response = client.get(url)
+            assert response.status_code in (200, 302, 403), (role, url, response.status_code)
+            assert key not in response.content.decode(), (role, url)
