@@ -213,3 +213,31 @@ def test_no_console_page_shows_the_partner_key_after_flows_ran(crm, role_client)
             response = client.get(url)
             assert response.status_code in (200, 302, 403), (role, url, response.status_code)
             assert key not in response.content.decode(), (role, url)
+
+
+def test_the_lookup_matches_the_key_without_case(crm):
+    existing = SandboxContact.objects.create(
+        email="ann@x.test", data={"email": "Ann@X.test", "plan": "pro"}
+    )
+    flow = upsert_flow(crm)
+    result = go(flow, {"email": "ann@x.test", "plan": "team"})
+    assert (result.run.outcome, result.run.record_id) == ("updated", f"c_{existing.pk}")
+    assert SandboxContact.objects.count() == 1
+
+    flow.lookup_path = "/me"  # answers JSON without a results list: nothing found
+    flow.save()
+    assert go(flow, {"email": "z@x.test"}, "r-z").run.outcome == "created"
+
+
+def test_a_lookup_answering_something_else_than_json_fails_the_run(api_connection, partner):
+    from connectors.engine.errors import PermanentError
+    from tests.partners import Reply
+
+    mapping = Mapping.objects.create(slug="m2", name="m2")
+    MappingRule.objects.create(mapping=mapping, position=1, source="email", target="email")
+    flow = upsert_flow((api_connection, mapping), slug="html")
+    partner.script(Reply(200, body=b"<html>login</html>", headers={"Content-Type": "text/html"}))
+    with pytest.raises(PermanentError, match="not JSON"):
+        go(flow, {"email": "a@x.test"})
+    assert FlowRun.objects.get().status == "failed"
+    assert [r.method for r in partner.requests] == ["GET"]  # nothing was created

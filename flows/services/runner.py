@@ -119,18 +119,32 @@ def _lookup(flow: Flow, data: dict):
         if exc.status == 404:
             return None
         raise
-    body = response.json() if response.content else None
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        raise PermanentError(
+            f"the lookup {flow.lookup_path} answered something that is not JSON (check the "
+            "flow's lookup path)",
+            status=response.status,
+            correlation_id=response.correlation_id,
+        ) from None
     found = get_path(body, flow.lookup_results) if flow.lookup_results else body
     if found is MISSING or found is None:
         return None
     if isinstance(found, list):
-        match_value = get_path(data, flow.match_key)
+        wanted = _comparable(get_path(data, flow.match_key))
         for record in found:
-            # a partner's search may be fuzzy: only an exact match on the key counts
-            if get_path(record, flow.match_key) in (match_value, MISSING):
+            # a partner's search may be fuzzy: only a match on the key counts (text compared
+            # without case or surrounding spaces: "Ada@X.com" is ada@x.com)
+            value = get_path(record, flow.match_key)
+            if value is MISSING or _comparable(value) == wanted:
                 return record
         return None
     return found if isinstance(found, dict) else None
+
+
+def _comparable(value):
+    return value.strip().casefold() if isinstance(value, str) else value
 
 
 def _record_id(flow: Flow, record) -> str:
@@ -171,7 +185,7 @@ def _act(flow: Flow, data: dict, key: str):
     match_value = get_path(data, flow.match_key)
     if match_value is MISSING or match_value in (None, ""):
         raise MappingError([f'match key "{flow.match_key}" has no value in the mapped data'])
-    with _UpsertLock(flow, match_value):
+    with _UpsertLock(flow, _comparable(match_value)):
         record = _lookup(flow, data)
         if record is not None:
             record_id = _record_id(flow, record)
