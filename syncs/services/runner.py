@@ -14,6 +14,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -536,7 +537,12 @@ def _insert_mirror_rows(job: SyncJob, run: SyncRun, new: dict, now: datetime) ->
 
 def _to_flow(ctx: _Context, fresh) -> None:
     job, run = ctx.job, ctx.run
+    renewed = time.monotonic()
     for record_id, at, record in fresh:
+        if time.monotonic() - renewed > lease().total_seconds() / 3:
+            # a page of slow partner calls must not look like a lost worker to the sweeper
+            _renew(job)
+            renewed = time.monotonic()
         stamp = at.isoformat() if at else _digest(record)[:16]
         try:
             result = run_flow(
