@@ -64,6 +64,7 @@ class SyncJobAdmin(admin.ModelAdmin):
                 "fields": [
                     "source_kind",
                     "source_connection",
+                    "source_method",
                     "source_path",
                     "pagination",
                     "pagination_options",

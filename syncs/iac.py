@@ -8,6 +8,7 @@ from syncs.models import SyncJob
 FIELDS = ["name", "description", "enabled", "cron", "mode", "page_size"]
 SOURCE = {
     "kind": "source_kind",
+    "method": "source_method",
     "path": "source_path",
     "python": "source_python",
     "pagination": "pagination",

@@ -56,6 +56,13 @@ class SyncJob(models.Model):
         related_name="sync_sources",
         help_text="Connection source: the connection whose list operation is read.",
     )
+    source_method = models.CharField(
+        max_length=10,
+        choices=[("GET", "GET (parameters in the query)"), ("POST", "POST (parameters as JSON)")],
+        default="GET",
+        help_text="Connection source: how the list operation is called. POST is for search "
+        "endpoints that take their filters and paging in a JSON body.",
+    )
     source_path = models.CharField(
         max_length=500,
         blank=True,

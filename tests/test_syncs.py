@@ -349,3 +349,21 @@ def test_the_partners_opaque_sync_token_is_the_cursor_when_it_has_one(scripted, 
     assert [r.path for r in partner.requests] == ["/v1/items?sync_token=T1&limit=2"]
     job.refresh_from_db()
     assert job.cursor == {"token": "T2"}
+
+
+def test_a_search_endpoint_is_paged_with_post_bodies(scripted, partner):
+    import json
+
+    job = scripted_job(scripted, "cursor_token", next_path="next", cursor_param="after")
+    job.source_method, job.records_path = "POST", "data"
+    job.save()
+    partner.script(
+        Reply(200, json={"data": items(1, 2), "next": "k2"}),
+        Reply(200, json={"data": items(3)}),
+    )
+    assert run_job(job.slug).created == 3
+    assert [(r.method, r.path) for r in partner.requests] == [("POST", "/v1/items")] * 2
+    assert [json.loads(r.body) for r in partner.requests] == [
+        {"limit": 2},
+        {"limit": 2, "after": "k2"},
+    ]

@@ -317,6 +317,9 @@ def _pull_connection(ctx: _Context) -> None:
 
     def fetch(page_state):
         path, params = strategy.request(page_state, options, job.page_size)
+        if job.source_method == "POST" and not path:
+            # a search endpoint: filters and paging in the body (a next link is still a GET)
+            return context.copy().run(hub.call, connection, "POST", job.source_path, json=params)
         return context.copy().run(
             hub.call, connection, "GET", path or job.source_path, params=params
         )
