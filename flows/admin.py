@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 
 from django import forms
 from django.contrib import admin, messages
@@ -325,8 +326,6 @@ class FlowAdmin(admin.ModelAdmin):
                     return HttpResponseRedirect(
                         reverse("admin:flows_flowrun_change", args=[run.pk])
                     )
-        import secrets
-
         return TemplateResponse(
             request,
             "admin/flows/flow/run.html",

@@ -7,12 +7,14 @@ the rule and the field; it is permanent (retrying the same payload gives the sam
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 from flows.paths import MISSING, PathError, get_path, parse_path, set_path
 from flows.transforms import TransformError, get_transform
 
-__all__ = ["MappingError", "MappingResult", "RuleSpec", "apply_rules", "check_rule"]
+__all__ = ["MappingError", "MappingResult", "RuleSpec", "apply_rules", "canonical", "check_rule"]
 
 
 class MappingError(Exception):
@@ -50,6 +52,13 @@ class MappingResult:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+def canonical(data) -> tuple[str, str]:
+    """Mapped data as canonical JSON text and its SHA-256: what the mirror stores and compares,
+    and what update keys are derived from (the same data always gives the same digest)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def check_rule(rule: RuleSpec) -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["MISSING", "PathError", "get_path", "parse_path", "set_path"]
+__all__ = ["MISSING", "PathError", "get_path", "leaves", "parse_path", "set_path"]
 
 MISSING = object()
 
@@ -61,6 +61,16 @@ def get_path(data, path: str):
         else:
             return MISSING
     return current
+
+
+def leaves(data, prefix: str = ""):
+    """``{"a": {"b": 1}, "c": 2}`` → ``("a.b", 1), ("c", 2)``: every non-object value with its
+    dotted path (lists are values)."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            yield from leaves(value, f"{prefix}{name}.")
+    else:
+        yield prefix[:-1], data
 
 
 def set_path(target: dict, path: str, value) -> None:

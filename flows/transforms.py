@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.paths import MISSING, get_path
+
 __all__ = ["Transform", "TransformError", "get_transform", "registry", "transform"]
 
 
@@ -302,8 +304,6 @@ def constant(source, *, value):
 
 
 def _dig(root, path: str):
-    from flows.paths import MISSING, get_path
-
     found = get_path(root, path)
     return "" if found is MISSING or found is None else found
 

@@ -3,6 +3,7 @@ signed with the Standard Webhooks reference library (``standardwebhooks``)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -16,8 +17,6 @@ __all__ = ["emit", "new_signing_secret", "payment_event", "signed_headers"]
 
 def new_signing_secret() -> str:
     """A fresh ``whsec_`` secret, as Standard Webhooks senders issue them."""
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 

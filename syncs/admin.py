@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
+from flows.paths import leaves
 from syncs.models import MirrorRecord, RunState, SyncJob, SyncRun
 
 STATUS_COLOURS = {
@@ -272,7 +273,7 @@ class MirrorRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             if key not in cache:
                 cache[key] = pii_targets(row)
             data = row.data if can_see else masked(row.data, cache[key])
-            flat = dict(_flatten(data))
+            flat = dict(leaves(data))
             columns += [name for name in flat if name not in columns]
             prepared.append((row, flat))
         buffer = io.StringIO()
@@ -291,14 +292,6 @@ class MirrorRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="mirrored-records.csv"'
         return response
-
-
-def _flatten(data, prefix=""):
-    for name, value in data.items():
-        if isinstance(value, dict):
-            yield from _flatten(value, f"{prefix}{name}.")
-        else:
-            yield prefix + name, value
 
 
 def _cell(value) -> str:

@@ -165,10 +165,6 @@ class SyncJob(models.Model):
     def __str__(self) -> str:
         return self.name or self.slug
 
-    @property
-    def mirror_connection(self):
-        return self.source_connection
-
     def clean(self):
         from syncs.pagination import registry as strategies
         from syncs.registry import sources, targets

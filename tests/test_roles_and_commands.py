@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from connectors.roles import ADMINS, AUDITORS, OPERATORS
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,12 +70,6 @@ def test_bootstrap_creates_no_account_in_production(settings):
     out = io.StringIO()
     call_command("hub_bootstrap", stdout=out)
     assert not get_user_model().objects.exists()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children_of(pid: int) -> list[int]:

@@ -41,9 +41,7 @@ def on_webhook_event(event) -> None:
                 variables={"event_id": event.event_id, "endpoint": event.endpoint},
                 correlation_id=event.correlation_id,
             )
-        except MappingError as exc:
-            raise HandlerPermanentError(f"flow {flow.slug}: {exc}") from exc
-        except PermanentError as exc:
+        except (MappingError, PermanentError) as exc:
             raise HandlerPermanentError(f"flow {flow.slug}: {exc}") from exc
 
 

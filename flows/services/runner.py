@@ -19,7 +19,6 @@ rules apply).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import time
@@ -34,9 +33,9 @@ from connectors.correlation import correlation_scope, current_correlation_id, ne
 from connectors.engine import config_cache
 from connectors.engine.errors import PermanentError, RetryableError
 from flows.conditions import evaluate
-from flows.mapping import MappingError, map_or_raise
+from flows.mapping import MappingError, canonical, map_or_raise
 from flows.models import PLACEHOLDER, Flow, FlowRun, MappingRule, RunOutcome, RunStatus
-from flows.paths import MISSING, get_path
+from flows.paths import MISSING, get_path, leaves
 
 __all__ = ["RunResult", "run_flow"]
 
@@ -46,10 +45,11 @@ UPSERT_LOCK_SECONDS = 60
 
 
 class RunResult:
-    def __init__(self, run: FlowRun, data: dict | None, response=None):
+    """A finished run and the mapped data it sent (None when its condition did not hold)."""
+
+    def __init__(self, run: FlowRun, data: dict | None):
         self.run = run
         self.data = data
-        self.response = response
 
 
 def mapping_specs(mapping_id: int):
@@ -94,22 +94,10 @@ def _key(flow: Flow, data: dict, variables: dict) -> str:
     return key
 
 
-def _leaves(data, prefix: str = ""):
-    if isinstance(data, dict):
-        for name, value in data.items():
-            yield from _leaves(value, f"{prefix}{name}.")
-    else:
-        yield prefix[:-1], data
-
-
 def _already_equal(record, data: dict) -> bool:
     return isinstance(record, dict) and all(
-        get_path(record, path) == value for path, value in _leaves(data)
+        get_path(record, path) == value for path, value in leaves(data)
     )
-
-
-def _digest(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _lookup(flow: Flow, data: dict):
@@ -174,14 +162,14 @@ class _UpsertLock:
 
 
 def _act(flow: Flow, data: dict, key: str):
-    """The action; returns (outcome, record id, response)."""
+    """The action; returns (outcome, the partner's record id)."""
     if not flow.is_upsert:
         use_key = key if flow.method in ("POST", "PATCH", "PUT", "DELETE") else None
         body = data if flow.method != "GET" else None
         response = hub.call(
             flow.connection, flow.method, _fill(flow.path, data), json=body, idempotency_key=use_key
         )
-        return RunOutcome.CALLED, _record_id(flow, _json(response)), response
+        return RunOutcome.CALLED, _record_id(flow, _json(response))
     match_value = get_path(data, flow.match_key)
     if match_value is MISSING or match_value in (None, ""):
         raise MappingError([f'match key "{flow.match_key}" has no value in the mapped data'])
@@ -195,19 +183,19 @@ def _act(flow: Flow, data: dict, key: str):
                     "flow's record id field)"
                 )
             if _already_equal(record, data):
-                return RunOutcome.UNCHANGED, record_id, None
-            response = hub.call(
+                return RunOutcome.UNCHANGED, record_id
+            hub.call(
                 flow.connection,
                 flow.update_method,
                 _fill(flow.update_path, data, {"id": record_id}),
                 json=data,
-                idempotency_key=f"{key}:update:{record_id}:{_digest(data)[:16]}",
+                idempotency_key=f"{key}:update:{record_id}:{canonical(data)[1][:16]}",
             )
-            return RunOutcome.UPDATED, record_id, response
+            return RunOutcome.UPDATED, record_id
         response = hub.call(
             flow.connection, flow.method, _fill(flow.path, data), json=data, idempotency_key=key
         )
-        return RunOutcome.CREATED, _record_id(flow, _json(response)), response
+        return RunOutcome.CREATED, _record_id(flow, _json(response))
 
 
 def _json(response):
@@ -259,7 +247,7 @@ def run_flow(
                 data,
                 {"flow": flow.slug, "trigger": trigger_ref, **(variables or {})},
             )
-            outcome, record_id, response = _act(flow, data, key)
+            outcome, record_id = _act(flow, data, key)
         except (MappingError, PermanentError) as exc:
             finish(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000])
             exc.flow_run = run
@@ -269,4 +257,4 @@ def run_flow(
             exc.flow_run = run
             raise
     finish(RunStatus.SUCCEEDED, outcome=outcome, record_id=record_id[:200])
-    return RunResult(run, data, response)
+    return RunResult(run, data)

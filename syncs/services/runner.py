@@ -11,8 +11,6 @@ change (oldest first).
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from django.utils import timezone
 from connectors import hub
 from connectors.correlation import correlation_scope, new_correlation_id
 from connectors.engine.errors import PermanentError, RetryableError
-from flows.mapping import MappingError, apply_rules
+from flows.mapping import MappingError, apply_rules, canonical
 from flows.paths import MISSING, get_path
 from flows.services.runner import mapping_specs, run_flow
 from syncs import schedules
@@ -365,7 +363,7 @@ def _pull_python(ctx: _Context) -> None:
     for record in source(since):
         page.append(record)
         if len(page) == job.page_size:
-            _commit_page(ctx, page, {"python": True})
+            _commit_page(ctx, page, {})  # a Python source resumes from the cursor alone
             page = []
     _commit_page(ctx, page, None)
 
@@ -424,17 +422,6 @@ def _commit_page(ctx: _Context, records: list, next_state) -> None:
         ctx.progress(run)
 
 
-def _encode(data) -> tuple[str, str]:
-    """The record as canonical JSON text and its SHA-256: the text is what the mirror stores
-    (encoded once for both)."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return text, hashlib.sha256(text.encode()).hexdigest()
-
-
-def _digest(data) -> str:
-    return _encode(data)[1]
-
-
 def _mapped(ctx: _Context, fresh):
     specs = mapping_specs(ctx.job.mapping_id)
     for record_id, at, record in fresh:
@@ -462,7 +449,7 @@ def _to_mirror(ctx: _Context, fresh) -> None:
     new: dict[str, tuple] = {}  # a source listing an id twice in a page: its last version
     changed, seen = [], []
     for record_id, at, data in mapped:
-        text, digest = _encode(data)
+        text, digest = canonical(data)  # encoded once: stored text and hash
         row = existing.get(record_id)
         if row is None:
             new[record_id] = (text, digest, at)
@@ -546,7 +533,7 @@ def _to_flow(ctx: _Context, fresh) -> None:
             # a page of slow partner calls must not look like a lost worker to the sweeper
             _renew(job)
             renewed = time.monotonic()
-        stamp = at.isoformat() if at else _digest(record)[:16]
+        stamp = at.isoformat() if at else canonical(record)[1][:16]
         try:
             result = run_flow(
                 job.target_flow,

@@ -21,7 +21,8 @@ from flows.models import Flow, FlowRun, Mapping, MappingRule
 from flows.services.runner import run_flow
 from sandbox.emitter import payment_event
 from sandbox.models import SandboxContact, SandboxState
-from tests.bench.bench_ingest import free_port, start_gunicorn
+from tests.bench.bench_ingest import start_gunicorn
+from tests.processes import free_port
 
 COUNT = int(os.environ.get("BENCH_FLOW_RECORDS", "300"))
 TARGET = 0.60

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -31,18 +30,13 @@ from connectors.models import Connection
 from connectors.services.credentials import create_credential
 from tests import signing
 from tests.bench import loadgen
+from tests.processes import free_port
 from webhooks.models import WebhookEndpoint, WebhookEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 DRAIN_CAP_SECONDS = 90
 SIGNED_TARGET = 0.75 if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_gunicorn(port: int) -> subprocess.Popen:

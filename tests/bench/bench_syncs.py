@@ -21,7 +21,8 @@ from flows.models import Mapping, MappingRule
 from sandbox.models import SandboxContact, SandboxState
 from syncs.models import MirrorRecord, SyncJob
 from syncs.services.runner import run_job
-from tests.bench.bench_ingest import free_port, start_gunicorn
+from tests.bench.bench_ingest import start_gunicorn
+from tests.processes import free_port
 
 COUNT = int(os.environ.get("BENCH_SYNC_RECORDS", "10000"))
 PAGE = 200
