@@ -2,7 +2,8 @@
 
     server.script(Reply(503), Reply(503), Reply(201, json={"id": 7}))
 
-Each request takes the next reply (the last one repeats). Every request is recorded with its
+Each request takes the next reply (the last one repeats); a reply may also be a function of
+the request, called while the client waits for the answer. Every request is recorded with its
 arrival time, method, path, headers and body, so tests assert the exact request the hub sent.
 """
 
@@ -47,10 +48,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.server.record(
-            Received(time.monotonic(), self.command, self.path, dict(self.headers), body)
-        )
+        received = Received(time.monotonic(), self.command, self.path, dict(self.headers), body)
+        self.server.record(received)
         reply = self.server.next_reply()
+        if callable(reply):  # a function of the request, called while the client waits
+            reply = reply(received)
         if reply.delay:
             time.sleep(reply.delay)
         payload = json.dumps(reply.json).encode() if reply.json is not None else reply.body

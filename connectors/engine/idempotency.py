@@ -17,9 +17,10 @@ import json
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
+from connectors import rows
 from connectors.engine.errors import IdempotencyConflictError, IdempotencyMismatchError
 from connectors.models import IdempotencyRecord, IdempotencyState
 
@@ -47,16 +48,22 @@ def begin(scope: str, key: str, fingerprint: str, *, lease_seconds: float, corre
     completed result must be replayed instead of calling."""
     now = timezone.now()
     lease = now + timedelta(seconds=lease_seconds)
+    record = IdempotencyRecord(
+        scope=scope,
+        key=key,
+        fingerprint=fingerprint,
+        locked_until=lease,
+        correlation_id=correlation_id,
+        expires_at=now + ttl(),
+    )
     try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                scope=scope,
-                key=key,
-                fingerprint=fingerprint,
-                locked_until=lease,
-                correlation_id=correlation_id,
-                expires_at=now + ttl(),
-            )
+        if transaction.get_connection(router.db_for_write(IdempotencyRecord)).in_atomic_block:
+            # a savepoint, so that losing the race does not break the caller's transaction
+            with transaction.atomic():
+                rows.insert([record], set_pks=True)
+        else:
+            # autocommit: the INSERT is its own transaction (no BEGIN/COMMIT round trips)
+            rows.insert([record], set_pks=True)
         return record, None
     except IntegrityError:
         pass
@@ -94,7 +101,9 @@ def begin(scope: str, key: str, fingerprint: str, *, lease_seconds: float, corre
 def complete(record: IdempotencyRecord, status: int, headers, body: bytes) -> None:
     """Store the result; later calls with the same key get it without calling the partner."""
     kept = {name: headers[name] for name in STORED_HEADERS if name in headers}
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
+    rows.update(
+        IdempotencyRecord,
+        {"id": record.pk},
         state=IdempotencyState.COMPLETED,
         response_status=status,
         response_headers=kept,

@@ -28,9 +28,9 @@ from urllib.parse import quote
 from django.core.cache import cache
 from django.utils import timezone
 
-from connectors import hub
+from connectors import hub, rows
 from connectors.correlation import correlation_scope, current_correlation_id, new_correlation_id
-from connectors.engine import config_cache
+from connectors.engine import calllog, config_cache
 from connectors.engine.errors import PermanentError, RetryableError
 from flows.conditions import evaluate
 from flows.mapping import MappingError, canonical, map_or_raise
@@ -218,24 +218,28 @@ def run_flow(
     """Run ``flow`` on ``payload`` and record the run. Raises the run's error after recording
     it (``MappingError``/``PermanentError``: permanent; others: transient)."""
     correlation_id = correlation_id or current_correlation_id() or new_correlation_id()
-    run = FlowRun.objects.create(
+    run = FlowRun(
         flow=flow,
         trigger=trigger,
         trigger_ref=trigger_ref[:300],
         event_id=event_id,
         correlation_id=correlation_id,
+        started_at=timezone.now(),
     )
     started = time.monotonic()
 
     def finish(status, **fields):
+        # The run is written once, when it ends (a worker killed mid-run leaves no run stuck
+        # "running": its event's attempt log says "lost" and the event is retried).
         run.status = status
         run.finished_at = timezone.now()
         run.duration_ms = int((time.monotonic() - started) * 1000)
         for name, value in fields.items():
             setattr(run, name, value)
-        run.save(update_fields=["status", "finished_at", "duration_ms", *fields])
+        rows.insert([run], set_pks=True)
 
-    with correlation_scope(correlation_id):
+    # The run's call rows are written together when it ends: one statement, not one per call.
+    with correlation_scope(correlation_id), calllog.deferred():
         try:
             holds, why = evaluate(flow.condition, payload)
             if not holds:

@@ -1,0 +1,101 @@
+"""Prepared INSERTs and UPDATEs for rows written on the hot path (call rows, flow runs,
+idempotency records).
+
+The ORM compiles its SQL on every ``save()``/``create()``; on the engine's and the flows' hot
+paths that compilation cost as much as the statement itself. ``insert()`` builds the statement
+once per (model, database, row count) from the model's own field list and sends one statement
+for any number of rows. Values go through each field's ``pre_save`` and ``get_db_prep_save``,
+exactly as ``save()`` would, so defaults, ``auto_now_add`` and JSON fields behave the same.
+Signals are not sent (the ORM's ``bulk_create`` does not send them either).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import connections, router
+from django.db.models import Model
+
+__all__ = ["insert", "update"]
+
+# Rows per statement; far below SQLite's 32,766 bound parameters for every model here.
+CHUNK = 200
+
+
+@functools.lru_cache(maxsize=128)
+def _statement(model: type[Model], alias: str, count: int, returning: bool):
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(quote(f.column) for f in fields)
+    group = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608
+    sql += ", ".join([group] * count)
+    if returning:
+        sql += f" RETURNING {quote(model._meta.pk.column)}"
+    return sql, fields
+
+
+def insert(objs: list[Model], *, set_pks: bool = False) -> None:
+    """Insert unsaved instances of one model, as few statements as possible. With ``set_pks``,
+    each instance gets its primary key (``RETURNING`` where the database has it, else one row
+    per statement and the cursor's last id)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    returning = set_pks and connection.features.can_return_columns_from_insert
+    step = CHUNK if returning or not set_pks else 1
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), step):
+            chunk = objs[start : start + step]
+            sql, fields = _statement(model, alias, len(chunk), returning)
+            params = [
+                f.get_db_prep_save(f.pre_save(obj, True), connection)
+                for obj in chunk
+                for f in fields
+            ]
+            cursor.execute(sql, params)
+            if not set_pks:
+                continue
+            if returning:
+                pks = [row[0] for row in cursor.fetchall()]
+            else:
+                pks = [
+                    connection.ops.last_insert_id(
+                        cursor, model._meta.db_table, model._meta.pk.column
+                    )
+                ]
+            for obj, pk in zip(chunk, pks, strict=True):
+                obj.pk = pk
+                obj._state.adding = False
+                obj._state.db = alias
+    if not set_pks:
+        for obj in objs:
+            obj._state.db = alias
+
+
+@functools.lru_cache(maxsize=128)
+def _update_statement(model: type[Model], alias: str, names: tuple[str, ...], where: tuple):
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = tuple(model._meta.get_field(name) for name in names)
+    conditions = tuple(model._meta.get_field(name) for name in where)
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    tests = " AND ".join(f"{quote(f.column)} = %s" for f in conditions)
+    table = quote(model._meta.db_table)
+    return f"UPDATE {table} SET {assignments} WHERE {tests}", fields, conditions  # noqa: S608
+
+
+def update(model: type[Model], where: dict, **values) -> int:
+    """``model.objects.filter(**where).update(**values)`` for equality conditions on concrete
+    fields, as one prepared statement; returns the number of rows changed."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    sql, fields, conditions = _update_statement(model, alias, tuple(values), tuple(where))
+    params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+    params += [f.get_db_prep_value(where[f.name], connection) for f in conditions]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -1,0 +1,185 @@
+"""The writes on the hot path: prepared INSERTs/UPDATEs (connectors.rows), call rows written
+together at the end of a flow run (calllog.deferred), a flow run written once when it ends,
+and an idempotency claim that costs one statement outside a transaction and a savepoint inside
+one. Statement counts are checked, never timings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from connectors import hub, rows
+from connectors.engine import calllog, idempotency
+from connectors.models import ApiCall, IdempotencyRecord
+from flows.models import Flow, FlowRun, Mapping, MappingRule
+from flows.services.runner import run_flow
+from tests.partners import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WATCHED = ("flows_flowrun", "connectors_apicall", "connectors_idempotencyrecord")
+
+
+def writes(queries) -> list[tuple[str, str]]:
+    """(verb, table) of each statement touching the watched tables, in order."""
+    found = []
+    for query in queries:
+        sql = query["sql"]
+        verb = sql.split(None, 1)[0].upper()
+        for table in WATCHED:
+            if f'"{table}"' in sql and verb in ("INSERT", "UPDATE", "DELETE"):
+                found.append((verb, table))
+    return found
+
+
+@pytest.fixture
+def upsert(api_connection):
+    mapping = Mapping.objects.create(slug="m", name="m")
+    MappingRule.objects.create(mapping=mapping, position=1, source="email", target="email")
+    return Flow.objects.create(
+        slug="upsert",
+        name="upsert",
+        trigger="manual",
+        connection=api_connection,
+        mapping=mapping,
+        path="/contacts",
+        match_key="email",
+        lookup_path="/contacts?email={email}",
+        update_path="/contacts/{id}",
+    )
+
+
+def test_an_upsert_that_creates_costs_four_writes(upsert, partner):
+    partner.script(Reply(200, json=[]), Reply(201, json={"id": "c_1"}))
+    with CaptureQueriesContext(connection) as queries:
+        run = run_flow(upsert, {"email": "a@x.test"}, trigger="manual", trigger_ref="r1").run
+    assert writes(queries.captured_queries) == [
+        ("INSERT", "connectors_idempotencyrecord"),  # the claim, its own autocommit statement
+        ("UPDATE", "connectors_idempotencyrecord"),  # the stored answer
+        ("INSERT", "connectors_apicall"),  # both call rows, one statement
+        ("INSERT", "flows_flowrun"),  # the run, once, when it ended
+    ]
+    # no BEGIN/COMMIT around the claim outside a transaction
+    sql = [q["sql"] for q in queries.captured_queries]
+    claim = next(i for i, q in enumerate(sql) if q.startswith('INSERT INTO "connectors_idem'))
+    assert not sql[claim - 1].upper().startswith(("BEGIN", "SAVEPOINT"))
+    assert not sql[claim + 1].upper().startswith(("COMMIT", "RELEASE"))
+    stored = FlowRun.objects.get()
+    assert (stored.pk, stored.status, stored.outcome, stored.record_id) == (
+        run.pk,
+        "succeeded",
+        "created",
+        "c_1",
+    )
+    assert stored.finished_at >= stored.started_at
+    calls = list(ApiCall.objects.order_by("pk").values_list("method", "path", "status_code"))
+    assert calls == [("GET", "/contacts?email=a%40x.test", 200), ("POST", "/contacts", 201)]
+    assert set(ApiCall.objects.values_list("correlation_id", flat=True)) == {run.correlation_id}
+    record = IdempotencyRecord.objects.get()
+    assert (record.key, record.state, record.response_status) == (
+        "flow:upsert:r1",
+        "completed",
+        201,
+    )
+    assert bytes(record.response_body) == b'{"id": "c_1"}'
+
+
+def test_no_run_row_exists_while_the_action_runs(upsert, partner):
+    seen = []
+
+    def during_lookup(request):
+        # the partner is answering: the run has not been written yet, nor its calls
+        seen.append((FlowRun.objects.count(), ApiCall.objects.count()))
+        return Reply(200, json={"results": [{"id": "c_9", "email": "a@x.test"}]})
+
+    partner.script(during_lookup)
+    result = run_flow(upsert, {"email": "a@x.test"}, trigger="manual", trigger_ref="r2")
+    assert seen == [(0, 0)]
+    assert result.run.outcome == "unchanged"
+    assert FlowRun.objects.get().status == "succeeded" and ApiCall.objects.count() == 1
+
+
+def test_a_failed_run_still_writes_its_run_and_its_call_rows(upsert, partner):
+    partner.script(Reply(200, json=[]), Reply(422, json={"message": "email invalid"}))
+    with pytest.raises(hub.PermanentError) as raised:
+        run_flow(upsert, {"email": "a@x.test"}, trigger="manual", trigger_ref="r3")
+    run = FlowRun.objects.get()
+    assert raised.value.flow_run.pk == run.pk and run.status == "failed"
+    assert "email invalid" in run.error
+    assert list(ApiCall.objects.order_by("pk").values_list("status_code", flat=True)) == [200, 422]
+
+
+def test_deferred_rows_are_written_at_the_end_even_when_the_block_raises(api_connection, partner):
+    partner.script(Reply(200, json={}), Reply(200, json={}), Reply(200, json={}))
+    with calllog.deferred():
+        hub.call("partner", "GET", "/a")
+        with calllog.deferred():  # nested: the outer block writes
+            hub.call("partner", "GET", "/b")
+        assert ApiCall.objects.count() == 0
+    assert list(ApiCall.objects.order_by("pk").values_list("path", flat=True)) == ["/a", "/b"]
+    with pytest.raises(RuntimeError, match="boom"), calllog.deferred():
+        hub.call("partner", "GET", "/c")
+        raise RuntimeError("boom")
+    assert ApiCall.objects.filter(path="/c").count() == 1
+    # outside a block, each call writes its row at once
+    partner.script(Reply(200, json={}))
+    hub.call("partner", "GET", "/d")
+    assert ApiCall.objects.filter(path="/d").count() == 1
+
+
+def test_prepared_inserts_match_what_the_orm_writes(upsert):
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    many = [
+        FlowRun(flow=upsert, trigger="manual", trigger_ref=f"t{i}", correlation_id=f"c{i}")
+        for i in range(rows.CHUNK + 5)  # more than one statement's worth
+    ]
+    many[0].started_at = started
+    with CaptureQueriesContext(connection) as queries:
+        rows.insert(many, set_pks=True)
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    if connection.features.can_return_columns_from_insert:
+        assert len(inserts) == 2
+    pks = [run.pk for run in many]
+    assert None not in pks and len(set(pks)) == len(pks)
+    stored = {run.pk: run for run in FlowRun.objects.all()}
+    assert [stored[pk].trigger_ref for pk in pks] == [f"t{i}" for i in range(rows.CHUNK + 5)]
+    assert stored[pks[0]].started_at == started  # aware datetimes kept exactly
+    assert stored[pks[1]].status == "running" and stored[pks[1]].started_at is not None  # defaults
+
+
+def test_prepared_update_stores_json_and_bytes_like_the_orm(db):
+    record = IdempotencyRecord.objects.create(
+        scope="s",
+        key="k",
+        fingerprint="f",
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+    )
+    changed = rows.update(
+        IdempotencyRecord,
+        {"id": record.pk},
+        state="completed",
+        response_status=201,
+        response_headers={"Location": "/c/1", "ETag": '"é"'},
+        response_body=b"\x00\xff{}",
+    )
+    assert changed == 1
+    record.refresh_from_db()
+    assert record.response_headers == {"Location": "/c/1", "ETag": '"é"'}
+    assert bytes(record.response_body) == b"\x00\xff{}"
+    assert rows.update(IdempotencyRecord, {"id": record.pk + 1000}, state="failed") == 0
+
+
+def test_losing_the_claim_inside_a_transaction_leaves_it_usable(db):
+    lease = {"lease_seconds": 60, "correlation_id": "c"}
+    with transaction.atomic():
+        first, replay = idempotency.begin("scope", "key", "fp", **lease)
+        assert replay is None
+        # the same key again inside the same transaction: the INSERT fails in a savepoint
+        with pytest.raises(hub.IdempotencyConflictError):
+            idempotency.begin("scope", "key", "fp", **lease)
+        # the transaction was not broken by the failed INSERT
+        assert IdempotencyRecord.objects.filter(pk=first.pk).exists()
+    assert IdempotencyRecord.objects.count() == 1
