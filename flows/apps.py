@@ -23,8 +23,9 @@ class FlowsConfig(AppConfig):
         from webhooks.admin import EVENT_LINKS
 
         EVENT_LINKS.append(("Flow runs", event_flow_runs))
-        # the runner caches mapping rules per process; a change anywhere drops them everywhere
-        config_cache.watch(Mapping, MappingRule)
+        # the runner caches mapping rules, and dispatch an endpoint's flows, per process; a
+        # change anywhere drops them everywhere
+        config_cache.watch(Flow, Mapping, MappingRule)
         post_save.connect(schedules.on_flow_saved, sender=Flow, dispatch_uid="flows.sched.save")
         post_delete.connect(
             schedules.on_flow_deleted, sender=Flow, dispatch_uid="flows.sched.delete"

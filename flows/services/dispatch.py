@@ -7,6 +7,7 @@ from fnmatch import fnmatchcase
 
 from django.utils import timezone
 
+from connectors.engine import config_cache
 from connectors.engine.errors import PermanentError
 from flows.mapping import MappingError
 from flows.models import Flow, TriggerKind
@@ -17,11 +18,28 @@ __all__ = ["flows_for_event", "on_webhook_event", "run_manual", "run_scheduled"]
 logger = logging.getLogger("flows.dispatch")
 
 
+def _webhook_flows(endpoint_slug: str) -> list[Flow]:
+    """The enabled webhook flows of an endpoint, from the process cache while the configuration
+    generation holds (saving or deleting a flow, mapping, connection or endpoint bumps it; other
+    processes see it within 0.5 s)."""
+    config_cache.current_generation(max_age=0.5)
+    return config_cache.cached_value(
+        "flows.webhook",
+        endpoint_slug,
+        lambda: list(
+            Flow.objects.filter(
+                enabled=True, trigger=TriggerKind.WEBHOOK, endpoint__slug=endpoint_slug
+            ).select_related("connection", "mapping")
+        ),
+    )
+
+
 def flows_for_event(endpoint_slug: str, event_type: str) -> list[Flow]:
-    candidates = Flow.objects.filter(
-        enabled=True, trigger=TriggerKind.WEBHOOK, endpoint__slug=endpoint_slug
-    ).select_related("connection", "mapping")
-    return [flow for flow in candidates if fnmatchcase(event_type or "", flow.event_type or "*")]
+    return [
+        flow
+        for flow in _webhook_flows(endpoint_slug)
+        if fnmatchcase(event_type or "", flow.event_type or "*")
+    ]
 
 
 def on_webhook_event(event) -> None:

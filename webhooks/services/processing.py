@@ -8,21 +8,24 @@ back events whose lease expired (a killed worker), so nothing is lost.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from connectors import rows
 from connectors.correlation import correlation_scope
+from connectors.engine import config_cache
 from connectors.engine.errors import PermanentError, RetryableError
 from webhooks.choices import AttemptOutcome, EventStatus
 from webhooks.handlers import HandlerPermanentError, ParsedEvent, handlers_for
-from webhooks.models import EventAttempt, WebhookEvent
+from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.services.queue import enqueue_processing
 
 __all__ = [
@@ -49,21 +52,49 @@ def lease_seconds() -> int:
     return int(settings.HUB_WEBHOOK_LEASE_SECONDS)
 
 
+@functools.lru_cache(maxsize=4)
+def _claim_sql(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    meta = WebhookEvent._meta
+    columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
+    status, lease = quote("status"), quote("lease_until")
+    attempts, due = quote("attempts"), quote("next_attempt_at")
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {status} = %s, {lease} = %s, "  # noqa: S608
+        f"{attempts} = {attempts} + 1 WHERE {quote(meta.pk.column)} = %s "
+        f"AND {status} IN (%s, %s) AND ({due} IS NULL OR {due} <= %s) RETURNING {columns}"
+    )
+
+
 def claim(pk: int) -> WebhookEvent | None:
-    """Take the event for processing if it is due and nobody holds it; None otherwise."""
+    """Take the event for processing if it is due and nobody holds it; None otherwise.
+
+    One conditional UPDATE decides (only one worker can win it) and, where the database has
+    ``RETURNING`` (PostgreSQL, SQLite 3.35+), hands back the claimed row in the same statement.
+    """
     now = timezone.now()
-    won = (
+    lease = now + timedelta(seconds=lease_seconds())
+    alias = router.db_for_write(WebhookEvent)
+    if connections[alias].features.can_return_columns_from_insert:
+        params = [EventStatus.PROCESSING, lease, pk, *CLAIMABLE, now]
+        won = list(WebhookEvent.objects.raw(_claim_sql(alias), params).using(alias))
+        return won[0] if won else None
+    updated = (
         WebhookEvent.objects.filter(pk=pk, status__in=CLAIMABLE)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(
-            status=EventStatus.PROCESSING,
-            lease_until=now + timedelta(seconds=lease_seconds()),
-            attempts=F("attempts") + 1,
-        )
+        .update(status=EventStatus.PROCESSING, lease_until=lease, attempts=F("attempts") + 1)
     )
-    if not won:
-        return None
-    return WebhookEvent.objects.select_related("endpoint").get(pk=pk)
+    return WebhookEvent.objects.get(pk=pk) if updated else None
+
+
+def _endpoint_slug(endpoint_id: int) -> str:
+    """Endpoint slugs per process (an endpoint's save bumps the configuration generation)."""
+    config_cache.current_generation(max_age=1.0)
+    return config_cache.cached_value(
+        "webhook-endpoint-slug",
+        endpoint_id,
+        lambda: WebhookEndpoint.objects.values_list("slug", flat=True).get(pk=endpoint_id),
+    )
 
 
 def _next_delay(attempts: int) -> float | None:
@@ -76,19 +107,29 @@ def _next_delay(attempts: int) -> float | None:
 
 def _finish(event: WebhookEvent, outcome: str, error: str, started: float, **fields) -> None:
     duration = int((time.monotonic() - started) * 1000)
-    with transaction.atomic():
-        # Only the holder of the lease may finish it (a slow worker whose lease expired and
-        # whose event was taken back must not overwrite the newer attempt's state).
-        updated = WebhookEvent.objects.filter(
-            pk=event.pk, status=EventStatus.PROCESSING, attempts=event.attempts
-        ).update(lease_until=None, last_error=error[:4000], **fields)
-        EventAttempt.objects.create(
-            event=event,
-            number=event.attempts,
-            duration_ms=duration,
-            outcome=outcome,
-            error=error[:4000],
-        )
+    # Two autocommit statements, the attempt first: a worker that dies between them leaves the
+    # event "processing" with its attempt recorded, and the sweeper takes it back when the lease
+    # expires (handlers are idempotent) — never a finished event without its attempt.
+    rows.insert(
+        [
+            EventAttempt(
+                event=event,
+                number=event.attempts,
+                duration_ms=duration,
+                outcome=outcome,
+                error=error[:4000],
+            )
+        ]
+    )
+    # Only the holder of the lease may finish it (a slow worker whose lease expired and whose
+    # event was taken back must not overwrite the newer attempt's state).
+    updated = rows.update(
+        WebhookEvent,
+        {"id": event.pk, "status": EventStatus.PROCESSING, "attempts": event.attempts},
+        lease_until=None,
+        last_error=error[:4000],
+        **fields,
+    )
     if not updated:
         logger.warning("event %s was taken back while attempt %s ran", event.pk, event.attempts)
 
@@ -101,7 +142,7 @@ def process_event(pk: int) -> str:
     started = time.monotonic()
     parsed = ParsedEvent(
         pk=event.pk,
-        endpoint=event.endpoint.slug,
+        endpoint=_endpoint_slug(event.endpoint_id),
         event_id=event.event_id,
         event_type=event.event_type,
         payload=event.payload(),
