@@ -142,6 +142,15 @@ def test_wrong_content_type_is_415(endpoint, post_webhook, secret):
     assert ok.status_code == 202
 
 
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "*/*;q=0", "garbage;;"])
+def test_any_accept_header_still_gets_a_json_answer(endpoint, post_webhook, secret, accept):
+    # partners send what their HTTP client sends; a delivery is never refused for it (406)
+    response = post_webhook(endpoint, BODY, {**headers_for(secret), "Accept": accept})
+    assert response.status_code == 202, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["event"] == WebhookEvent.objects.get().pk
+
+
 def test_signed_but_invalid_json_is_400_and_kept_as_rejected(endpoint, post_webhook, secret):
     body = b"{not json"
     response = post_webhook(endpoint, body, headers_for(secret, body=body))

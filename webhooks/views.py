@@ -21,6 +21,12 @@ class WebhookReceiver(APIView):
     renderer_classes = [JSONRenderer]
     http_method_names = ["post", "options"]
 
+    def perform_content_negotiation(self, request, force=False):
+        # Partners read JSON whatever their Accept header says: a delivery is never refused
+        # with 406 for it (and the hot path skips negotiation).
+        renderer = self.renderer_classes[0]()
+        return renderer, renderer.media_type
+
     def post(self, request, slug: str):
         result = receive(slug, request._request)
         # A plain JSON response: DRF passes it through without content negotiation or
