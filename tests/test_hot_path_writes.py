@@ -5,6 +5,7 @@ one. Statement counts are checked, never timings."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +18,8 @@ from connectors.models import ApiCall, IdempotencyRecord
 from flows.models import Flow, FlowRun, Mapping, MappingRule
 from flows.services.runner import run_flow
 from tests.partners import Reply
+from webhooks.models import WebhookEvent
+from webhooks.services.processing import claim, process_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -183,3 +186,88 @@ def test_losing_the_claim_inside_a_transaction_leaves_it_usable(db):
         # the transaction was not broken by the failed INSERT
         assert IdempotencyRecord.objects.filter(pk=first.pk).exists()
     assert IdempotencyRecord.objects.count() == 1
+
+
+def webhook_writes(queries) -> list[tuple[str, str]]:
+    found = []
+    for query in queries:
+        verb = query["sql"].split(None, 1)[0].upper()
+        for table in ("webhooks_webhookevent", "webhooks_eventattempt"):
+            if f'"{table}"' in query["sql"] and verb in ("INSERT", "UPDATE", "DELETE"):
+                found.append((verb, table))
+    return found
+
+
+def stored_event(endpoint, event_id: str, payload: dict) -> WebhookEvent:
+    return WebhookEvent.objects.create(
+        endpoint=endpoint,
+        event_id=event_id,
+        event_type="order.paid",
+        body=json.dumps(payload).encode(),
+        headers={},
+        correlation_id=f"corr-{event_id}",
+    )
+
+
+def test_processing_an_event_costs_three_writes_and_claims_once(make_endpoint):
+    endpoint = make_endpoint("github", "s3cret", slug="shop")
+    event = stored_event(endpoint, "e-1", {"id": 1})
+    with CaptureQueriesContext(connection) as queries:
+        assert process_event(event.pk) == "processed"
+    assert webhook_writes(queries.captured_queries) == [
+        ("UPDATE", "webhooks_webhookevent"),  # the claim, which also hands back the row
+        ("INSERT", "webhooks_eventattempt"),
+        ("UPDATE", "webhooks_webhookevent"),  # processed, only by the lease's holder
+    ]
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.lease_until) == ("processed", 1, None)
+    assert list(event.attempt_log.values_list("number", "outcome")) == [(1, "processed")]
+    # a processed event cannot be claimed again: nothing changes
+    assert process_event(event.pk) == "skipped"
+    event.refresh_from_db()
+    assert event.attempts == 1 and event.attempt_log.count() == 1
+
+
+def test_an_event_not_due_yet_is_not_claimed(make_endpoint):
+    endpoint = make_endpoint("github", "s3cret", slug="shop")
+    event = stored_event(endpoint, "e-2", {"id": 2})
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status="retrying", next_attempt_at=datetime.now(UTC) + timedelta(minutes=5)
+    )
+    assert claim(event.pk) is None
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("retrying", 0)
+
+
+def test_an_endpoints_flows_are_cached_until_one_is_saved(make_endpoint, api_connection):
+    """The flows of an endpoint are cached per process; saving a flow (console, integrations
+    as code) is seen by the next event."""
+    endpoint = make_endpoint("github", "s3cret", slug="shop")
+    mapping = Mapping.objects.create(slug="m", name="m")
+    MappingRule.objects.create(mapping=mapping, position=1, source="id", target="id")
+    flow = Flow.objects.create(
+        slug="big-orders",
+        name="big orders",
+        trigger="webhook",
+        endpoint=endpoint,
+        event_type="order.*",
+        connection=api_connection,
+        mapping=mapping,
+        path="/orders",
+        condition=[{"path": "amount", "op": "gte", "value": 1000}],  # never met below
+    )
+    process_event(stored_event(endpoint, "e-3", {"id": 3, "amount": 5}).pk)
+    assert list(FlowRun.objects.values_list("flow__slug", "status")) == [("big-orders", "skipped")]
+    with CaptureQueriesContext(connection) as queries:
+        process_event(stored_event(endpoint, "e-4", {"id": 4, "amount": 5}).pk)
+    assert not any('"flows_flow"' in q["sql"] for q in queries.captured_queries)  # cached
+    assert FlowRun.objects.count() == 2
+    flow.enabled = False
+    flow.save()
+    process_event(stored_event(endpoint, "e-5", {"id": 5, "amount": 5}).pk)
+    assert FlowRun.objects.count() == 2  # the disabled flow no longer runs
+    flow.enabled = True
+    flow.event_type = "refund.*"
+    flow.save()
+    process_event(stored_event(endpoint, "e-6", {"id": 6, "amount": 5}).pk)
+    assert FlowRun.objects.count() == 2  # nor when its type pattern no longer matches
