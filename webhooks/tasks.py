@@ -1,10 +1,20 @@
 """django-q2 tasks of the webhooks app: each receives a primary key and calls a service."""
 
+from webhooks.models import WebhookEvent
 from webhooks.services import processing
 
 
 def process_event(pk: int) -> str:
     return processing.process_event(pk)
+
+
+def process_delivery(endpoint_id: int, event_id: str) -> str:
+    pk = (
+        WebhookEvent.objects.filter(endpoint_id=endpoint_id, event_id=event_id)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return "skipped" if pk is None else processing.process_event(pk)
 
 
 def sweep() -> dict:

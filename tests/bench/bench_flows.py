@@ -21,7 +21,7 @@ from flows.models import Flow, FlowRun, Mapping, MappingRule
 from flows.services.runner import run_flow
 from sandbox.emitter import payment_event
 from sandbox.models import SandboxContact, SandboxState
-from tests.bench.bench_ingest import start_gunicorn
+from tests.bench.bench_ingest import start_gunicorn, stop
 from tests.processes import free_port
 
 COUNT = int(os.environ.get("BENCH_FLOW_RECORDS", "300"))
@@ -120,8 +120,7 @@ def run() -> None:
             hub = hub_rate(flow, payloads(f"hub{round_}-", COUNT), f"hub{round_}")
             pairs.append((raw, hub))
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
     for raw, hub in pairs:
         print(f"raw {raw:7.1f} records/s, hub {hub:7.1f} records/s, ratio {hub / raw:.2f}")
     ratio = statistics.median(hub / raw for raw, hub in pairs)

@@ -1,10 +1,10 @@
 """Webhook ingest and processing.
 
 Ingest: gunicorn (production settings, sync workers) and a load generator on 127.0.0.1 at 16
-connections against three views in one run: a bare Django view (the framework's ceiling), the
-minimum durable-ack view (one INSERT of an event-sized row, then 202: the ceiling of anything
-that persists before answering) and the real signed endpoint. For the real one, stored events
-must equal 2xx answers.
+connections against three views in one run: a bare Django view (the framework's ceiling), then,
+alternating over three rounds, the minimum durable-ack view (one INSERT of an event-sized row,
+then 202: the ceiling of anything that persists before answering) and the real signed endpoint;
+the median round is the result. For the real one, stored events must equal 2xx answers.
 
 Processing: one qcluster with two workers drains the events the load left (no handler: the
 processing machinery alone), against django-q2's own drain rate for as many trivial tasks.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -28,13 +29,14 @@ from django_q.tasks import async_task
 from connectors.choices import CredentialKind
 from connectors.models import Connection
 from connectors.services.credentials import create_credential
-from tests import signing
+from tests import processes, signing
 from tests.bench import loadgen
 from tests.processes import free_port
 from webhooks.models import WebhookEndpoint, WebhookEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
+ROUNDS = 3
 DRAIN_CAP_SECONDS = 90
 SIGNED_TARGET = 0.75 if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.60
 
@@ -60,6 +62,7 @@ def start_gunicorn(port: int) -> subprocess.Popen:
         ],
         cwd=ROOT,
         env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -75,22 +78,15 @@ def start_gunicorn(port: int) -> subprocess.Popen:
 
 
 def start_cluster(**env) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
-        cwd=ROOT,
-        env={**os.environ, "Q_WORKERS": "2", "Q_SAVE_LIMIT": "0", **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # its own process group, so that stop() leaves none of its children behind
+    return processes.start(
+        ["qcluster"], {**os.environ, "Q_WORKERS": "2", "Q_SAVE_LIMIT": "0", **env}
     )
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """SIGTERM to the main process, then SIGKILL to whatever is left of its process group."""
+    processes.stop(process)
 
 
 def drain(count_done, total: int) -> tuple[int, float]:
@@ -121,8 +117,8 @@ def run() -> None:
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     broker = "Redis" if settings.REDIS_URL else "ORM"
     print(
-        f"== Webhook ingest: gunicorn 4 sync workers, 16 connections, {SECONDS}s each "
-        f"({engine}, {broker} broker) =="
+        f"== Webhook ingest: gunicorn 4 sync workers, 16 connections, {SECONDS}s per load, "
+        f"{ROUNDS} alternating rounds ({engine}, {broker} broker) =="
     )
     secret = secrets.token_hex(20)
     connection = Connection.objects.create(
@@ -139,34 +135,56 @@ def run() -> None:
     port = free_port()
     server = start_gunicorn(port)
     url = f"http://127.0.0.1:{port}"
+    rounds = []
     try:
         bare = loadgen.run(url, "/bench/bare/", body, headers, seconds=SECONDS)
-        durable = loadgen.run(url, f"/bench/durable/{endpoint.pk}/", body, headers, seconds=SECONDS)
-        time.sleep(1)  # requests still in flight when the load stopped land now
-        WebhookEvent.objects.filter(endpoint=endpoint).delete()
-        signed = loadgen.run(url, f"/webhooks/{endpoint.slug}/", body, headers, seconds=SECONDS)
-        time.sleep(1)
+        show("bare Django view", bare)
+        # The ceiling and the endpoint alternate: each ratio compares two loads seconds apart
+        # (the shared machine's speed drifts by tens of percent within a minute).
+        for number in range(1, ROUNDS + 1):
+            durable = loadgen.run(
+                url, f"/bench/durable/{endpoint.pk}/", body, headers, seconds=SECONDS
+            )
+            time.sleep(1)  # requests still in flight when the load stopped land now
+            before = WebhookEvent.objects.filter(
+                endpoint=endpoint, event_id__startswith="bench-"
+            ).count()
+            signed = loadgen.run(url, f"/webhooks/{endpoint.slug}/", body, headers, seconds=SECONDS)
+            time.sleep(1)
+            stored = (
+                WebhookEvent.objects.filter(
+                    endpoint=endpoint, event_id__startswith="bench-"
+                ).count()
+                - before
+            )
+            show(f"round {number}: minimum durable-ack view", durable)
+            show(f"round {number}: signed webhook endpoint", signed)
+            accepted = signed.requests - signed.non_2xx
+            # the load generator stops counting with up to one request in flight per
+            # connection: those are stored (and answered) after it stopped listening
+            consistent = 0 <= stored - accepted <= 16
+            print(
+                f"    ratio {signed.rps / durable.rps:.2f}; stored events {stored} vs 2xx answers "
+                f"counted {accepted} (+ at most 16 in flight when the load stopped): "
+                f"{'consistent' if consistent else 'INCONSISTENT'}"
+            )
+            rounds.append((durable, signed))
     finally:
         stop(server)
-    stored = WebhookEvent.objects.filter(endpoint=endpoint, event_id__startswith="bench-").count()
-    show("bare Django view", bare)
-    show("minimum durable-ack view", durable)
-    show("signed webhook endpoint", signed)
-    ratio = signed.rps / durable.rps
+    ratio = statistics.median(signed.rps / durable.rps for durable, signed in rounds)
+    p99 = statistics.median(signed.p99_ms for _, signed in rounds)
+    worst = max(signed.p99_ms for _, signed in rounds)
+    ceiling_p99 = statistics.median(durable.p99_ms for durable, _ in rounds)
     verdict = "meets" if ratio >= SIGNED_TARGET else "BELOW"
     print(
-        f"  signed / durable-ack: {ratio:.2f} (target >= {SIGNED_TARGET:.2f}: {verdict}); "
-        f"p99 {signed.p99_ms:.1f} ms (target < 50: "
-        f"{'meets' if signed.p99_ms < 50 else 'ABOVE'})"
+        f"  median signed / durable-ack: {ratio:.2f} (target >= {SIGNED_TARGET:.2f}: {verdict}); "
+        f"signed p99 median {p99:.1f} ms, worst round {worst:.1f} ms (target < 50: "
+        f"{'meets' if p99 < 50 else 'ABOVE'}; the durable-ack ceiling's own p99: "
+        f"{ceiling_p99:.1f} ms)"
     )
-    accepted = signed.requests - signed.non_2xx
-    # the load generator stops counting with up to one request in flight per connection:
-    # those are stored (and answered) after it stopped listening
-    consistent = 0 <= stored - accepted <= 16
-    print(
-        f"  stored events {stored} vs 2xx answers counted {accepted} (+ at most 16 in flight "
-        f"when the load stopped): {'consistent' if consistent else 'INCONSISTENT'}"
-    )
+    # the ceiling's rows are no events to process
+    WebhookEvent.objects.filter(endpoint=endpoint, event_id__startswith="ceiling-").delete()
+    stored = WebhookEvent.objects.filter(endpoint=endpoint, event_id__startswith="bench-").count()
 
     print("== Processing drain: one qcluster, 2 workers ==")
     total = min(stored, 2000)

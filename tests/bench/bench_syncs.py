@@ -21,7 +21,7 @@ from flows.models import Mapping, MappingRule
 from sandbox.models import SandboxContact, SandboxState
 from syncs.models import MirrorRecord, SyncJob
 from syncs.services.runner import run_job
-from tests.bench.bench_ingest import start_gunicorn
+from tests.bench.bench_ingest import start_gunicorn, stop
 from tests.processes import free_port
 
 COUNT = int(os.environ.get("BENCH_SYNC_RECORDS", "10000"))
@@ -112,8 +112,7 @@ def run() -> None:
             hub = result.fetched / (time.perf_counter() - started)
             results.append((raw, hub, result))
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
     for raw, hub, result in results:
         print(
             f"raw {raw:8.0f} records/s, sync {hub:8.0f} records/s, ratio {hub / raw:.2f}; "

@@ -43,7 +43,7 @@ function setup(thread)
 end
 request = function()
   counter = counter + 1
-  wrk.headers["X-GitHub-Delivery"] = "bench-" .. tid .. "-" .. counter .. "-" .. math.random(1e9)
+  wrk.headers["X-GitHub-Delivery"] = "bench-%(run)s-" .. tid .. "-" .. counter
   return wrk.format(nil, %(path)q)
 end
 """
@@ -59,6 +59,8 @@ def run_wrk(
     lua_headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
     script = WRK_SCRIPT.replace("%(body)s", body.decode()).replace("%(headers)s", lua_headers)
     script = script.replace("%(path)q", f'"{path}"')
+    # unique per load: wrk seeds Lua's random numbers the same way every run
+    script = script.replace("%(run)s", uuid.uuid4().hex)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     out = subprocess.run(

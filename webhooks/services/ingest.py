@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from connectors import rows
 from connectors.choices import CredentialKind
 from connectors.correlation import new_correlation_id
 from connectors.engine import config_cache
@@ -30,7 +31,12 @@ from webhooks.choices import EventStatus
 from webhooks.models import WebhookEndpoint, WebhookEvent
 from webhooks.schemes import Delivery, SignatureRejected, get_scheme
 from webhooks.schemes import registry as scheme_registry
-from webhooks.services.queue import enqueue_with_event, queue_is_in_the_database
+from webhooks.services.queue import (
+    PROCESS_DELIVERY_TASK,
+    enqueue_with_event,
+    queue_is_in_the_database,
+    task_row,
+)
 
 __all__ = ["IngestResult", "receive"]
 
@@ -286,18 +292,28 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
         "last_error": "" if valid else "body is not valid JSON",
         "enqueued_at": timezone.now() if valid else None,
     }
+    event = WebhookEvent(**fields)
     try:
         if valid and queue_is_in_the_database():
-            # the task row and the event commit together
+            # The task row and the event commit together. Everything is prepared first (the
+            # task names the event by its unique endpoint and id), so the transaction holds the
+            # database's write lock for two prepared INSERTs and nothing else: on SQLite, other
+            # writers wait on that lock.
+            task = task_row(
+                PROCESS_DELIVERY_TASK,
+                endpoint.pk,
+                event_id,
+                task_name=f"webhook-{endpoint.pk}-{event_id}"[:100],
+            )
             with transaction.atomic():
-                event = WebhookEvent.objects.create(**fields)
-                enqueue_with_event(event.pk)
+                rows.insert([event], set_pks=True)
+                rows.insert([task])
         else:
             # one INSERT committed on its own (a savepoint only inside an outer transaction);
             # the push to Redis follows the commit
             in_transaction = transaction.get_connection().in_atomic_block
             with transaction.atomic() if in_transaction else contextlib.nullcontext():
-                event = WebhookEvent.objects.create(**fields)
+                rows.insert([event], set_pks=True)
             if valid:
                 enqueue_with_event(event.pk)
     except IntegrityError:

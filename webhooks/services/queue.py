@@ -11,12 +11,18 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_q.brokers import get_broker
+from django_q.conf import Conf
+from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 logger = logging.getLogger("webhooks.queue")
 
 PROCESS_TASK = "webhooks.tasks.process_event"
+# The same processing, for an event known by its unique (endpoint, event id): its task can be
+# built before the event row exists, so the write transaction holds only two INSERTs.
+PROCESS_DELIVERY_TASK = "webhooks.tasks.process_delivery"
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,6 +33,26 @@ def _broker():
 def queue_is_in_the_database() -> bool:
     """True with django-q2's ORM broker: its task rows live in the same database as events."""
     return "orm" in settings.Q_CLUSTER
+
+
+class _Capture:
+    """A stand-in broker: keeps the signed package ``async_task()`` builds instead of sending
+    it, so that the ORM broker's row can be written by the caller, inside its own INSERT."""
+
+    def __init__(self, list_key: str):
+        self.list_key = list_key
+        self.package = None
+
+    def enqueue(self, package):
+        self.package = package
+
+
+def task_row(func: str, *args, task_name: str) -> OrmQ:
+    """The ORM broker's queue row for a task (unsaved): exactly what ``async_task()`` would
+    have written, signed package included."""
+    capture = _Capture(_broker().list_key or Conf.CLUSTER_NAME)
+    async_task(func, *args, broker=capture, task_name=task_name)
+    return OrmQ(key=capture.list_key, payload=capture.package, lock=timezone.now())
 
 
 def enqueue_with_event(event_pk: int) -> None:
