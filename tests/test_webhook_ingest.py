@@ -229,3 +229,34 @@ def test_an_unsigned_endpoint_accepts_only_what_its_allowlist_lets_in(make_endpo
     body = signing.fixture("stripe", "payment_intent.succeeded")
     assert post_webhook(endpoint, body, {}).status_code == 202
     assert WebhookEvent.objects.get().verified_by == "unsigned"
+
+
+def test_the_queued_task_processes_the_event_and_a_duplicate_queues_nothing(
+    endpoint, post_webhook, secret, django_capture_on_commit_callbacks
+):
+    from django.utils.module_loading import import_string
+    from django_q.signing import SignedPackage
+
+    from webhooks.services.queue import _broker, queue_is_in_the_database
+
+    broker = _broker()
+    broker.purge_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = post_webhook(endpoint, BODY, headers_for(secret, "d-9"))
+        again = post_webhook(endpoint, BODY, headers_for(secret, "d-9"))
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert broker.queue_size() == 1  # the duplicate queued nothing
+    ((_, package),) = broker.dequeue()
+    task = SignedPackage.loads(package)
+    event = WebhookEvent.objects.get()
+    if queue_is_in_the_database():
+        # built before the event row existed: it names the event by endpoint and event id
+        assert (task["func"], task["args"]) == (
+            "webhooks.tasks.process_delivery",
+            (endpoint.pk, "d-9"),
+        )
+    else:
+        assert (task["func"], task["args"]) == ("webhooks.tasks.process_event", (event.pk,))
+    assert import_string(task["func"])(*task["args"]) == "processed"
+    event.refresh_from_db()
+    assert event.status == "processed" and event.attempts == 1
