@@ -33,7 +33,7 @@ from webhooks.schemes import Delivery, SignatureRejected, get_scheme
 from webhooks.schemes import registry as scheme_registry
 from webhooks.services.queue import (
     PROCESS_DELIVERY_TASK,
-    enqueue_with_event,
+    enqueue_after_commit,
     queue_is_in_the_database,
     task_row,
 )
@@ -315,7 +315,7 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
             with transaction.atomic() if in_transaction else contextlib.nullcontext():
                 rows.insert([event], set_pks=True)
             if valid:
-                enqueue_with_event(event.pk)
+                enqueue_after_commit(event.pk)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(endpoint=endpoint, event_id=event_id).first()
         return IngestResult(200, "duplicate", existing.pk if existing else None)

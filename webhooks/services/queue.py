@@ -55,18 +55,12 @@ def task_row(func: str, *args, task_name: str) -> OrmQ:
     return OrmQ(key=capture.list_key, payload=capture.package, lock=timezone.now())
 
 
-def enqueue_with_event(event_pk: int) -> None:
-    """Queue an event's processing as part of the transaction that stores it.
-
-    With the ORM broker the task row is written in that same transaction (one commit, and the
-    task exists exactly when the event does). With Redis the task goes out after the commit, so
-    a worker never looks for an event that is not visible yet; if that push is lost, the sweeper
-    enqueues the event again.
-    """
-    if queue_is_in_the_database():
-        async_task(PROCESS_TASK, event_pk, broker=_broker(), task_name=f"webhook-event-{event_pk}")
-    else:
-        transaction.on_commit(lambda: enqueue_processing(event_pk))
+def enqueue_after_commit(event_pk: int) -> None:
+    """Queue an event's processing once the transaction that stores it commits (Redis broker),
+    so a worker never looks for an event that is not visible yet; if that push is lost, the
+    sweeper enqueues the event again. (With the ORM broker, ingest writes the task row in the
+    event's own transaction: see :func:`task_row`.)"""
+    transaction.on_commit(lambda: enqueue_processing(event_pk))
 
 
 def enqueue_processing(event_pk: int) -> None:
