@@ -9,6 +9,7 @@ processing task enqueued on commit. Nothing here calls another service. Every re
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import json
@@ -179,15 +180,17 @@ def _locate(source: str, headers, payload, body: bytes) -> str:
     return "" if value is None or isinstance(value, dict | list) else str(value)
 
 
+@functools.lru_cache(maxsize=512)
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_HEADER_WORDS)
+
+
 def redact_headers(headers) -> dict:
-    kept = {}
-    for name, value in headers.items():
-        lowered = name.lower()
-        if any(word in lowered for word in SECRET_HEADER_WORDS):
-            kept[name] = "[redacted]"
-        else:
-            kept[name] = value[:2000]
-    return kept
+    return {
+        name: "[redacted]" if _is_secret_header(name) else value[:2000]
+        for name, value in headers.items()
+    }
 
 
 def _count_rejection(endpoint: WebhookEndpoint, reason: str) -> None:
