@@ -23,16 +23,17 @@ from webhooks.services.processing import claim, process_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WATCHED = ("flows_flowrun", "connectors_apicall", "connectors_idempotencyrecord")
+FLOW_TABLES = ("flows_flowrun", "connectors_apicall", "connectors_idempotencyrecord")
+EVENT_TABLES = ("webhooks_webhookevent", "webhooks_eventattempt")
 
 
-def writes(queries) -> list[tuple[str, str]]:
-    """(verb, table) of each statement touching the watched tables, in order."""
+def writes(queries, tables=FLOW_TABLES) -> list[tuple[str, str]]:
+    """(verb, table) of each write to one of ``tables``, in order."""
     found = []
     for query in queries:
         sql = query["sql"]
         verb = sql.split(None, 1)[0].upper()
-        for table in WATCHED:
+        for table in tables:
             if f'"{table}"' in sql and verb in ("INSERT", "UPDATE", "DELETE"):
                 found.append((verb, table))
     return found
@@ -188,16 +189,6 @@ def test_losing_the_claim_inside_a_transaction_leaves_it_usable(db):
     assert IdempotencyRecord.objects.count() == 1
 
 
-def webhook_writes(queries) -> list[tuple[str, str]]:
-    found = []
-    for query in queries:
-        verb = query["sql"].split(None, 1)[0].upper()
-        for table in ("webhooks_webhookevent", "webhooks_eventattempt"):
-            if f'"{table}"' in query["sql"] and verb in ("INSERT", "UPDATE", "DELETE"):
-                found.append((verb, table))
-    return found
-
-
 def stored_event(endpoint, event_id: str, payload: dict) -> WebhookEvent:
     return WebhookEvent.objects.create(
         endpoint=endpoint,
@@ -214,7 +205,7 @@ def test_processing_an_event_costs_three_writes_and_claims_once(make_endpoint):
     event = stored_event(endpoint, "e-1", {"id": 1})
     with CaptureQueriesContext(connection) as queries:
         assert process_event(event.pk) == "processed"
-    assert webhook_writes(queries.captured_queries) == [
+    assert writes(queries.captured_queries, EVENT_TABLES) == [
         ("UPDATE", "webhooks_webhookevent"),  # the claim, which also hands back the row
         ("INSERT", "webhooks_eventattempt"),
         ("UPDATE", "webhooks_webhookevent"),  # processed, only by the lease's holder
