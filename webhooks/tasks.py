@@ -1,4 +1,5 @@
-"""django-q2 tasks of the webhooks app: each receives a primary key and calls a service."""
+"""django-q2 tasks of the webhooks app: each receives what names its object (an event's primary
+key, or its endpoint and event id) and calls a service."""
 
 from webhooks.models import WebhookEvent
 from webhooks.services import processing
@@ -9,6 +10,7 @@ def process_event(pk: int) -> str:
 
 
 def process_delivery(endpoint_id: int, event_id: str) -> str:
+    """The task ingest queues with the ORM broker (built before the event row had a key)."""
     pk = (
         WebhookEvent.objects.filter(endpoint_id=endpoint_id, event_id=event_id)
         .values_list("pk", flat=True)
