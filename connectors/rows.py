@@ -16,7 +16,7 @@ import functools
 from django.db import connections, router
 from django.db.models import Model
 
-__all__ = ["insert", "update"]
+__all__ = ["insert", "insert_with", "update"]
 
 # Rows per statement; far below SQLite's 32,766 bound parameters for every model here.
 CHUNK = 200
@@ -74,6 +74,47 @@ def insert(objs: list[Model], *, set_pks: bool = False) -> None:
     if not set_pks:
         for obj in objs:
             obj._state.db = alias
+
+
+def insert_with(objs: list[Model], companions: list[Model]) -> None:
+    """Insert ``objs`` (each gets its primary key) and ``companions`` (rows of another model that
+    need no key back, such as a run's call rows). On PostgreSQL both go in one statement (the
+    companions' INSERT as a data-modifying ``WITH``), so they cost one round trip; elsewhere
+    in two. Either all rows are written or none."""
+    if not companions:
+        insert(objs, set_pks=True)
+        return
+    model, other = type(objs[0]), type(companions[0])
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    if (
+        connection.vendor != "postgresql"
+        or router.db_for_write(other) != alias
+        or len(objs) > CHUNK
+        or len(companions) > CHUNK
+    ):
+        insert(companions)
+        insert(objs, set_pks=True)
+        return
+    first, first_fields = _statement(other, alias, len(companions), False)
+    main, main_fields = _statement(model, alias, len(objs), True)
+    params = [
+        f.get_db_prep_save(f.pre_save(obj, True), connection)
+        for obj in companions
+        for f in first_fields
+    ]
+    params += [
+        f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in main_fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH companions AS ({first}) {main}", params)
+        pks = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(objs, pks, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = alias
+    for obj in companions:
+        obj._state.db = alias
 
 
 @functools.lru_cache(maxsize=128)

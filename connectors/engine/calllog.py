@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from connectors.models import ApiCall
 from connectors.rows import insert
 
-__all__ = ["SECRET_PARAM_NAMES", "deferred", "log_attempt", "redact_path"]
+__all__ = ["SECRET_PARAM_NAMES", "deferred", "log_attempt", "redact_path", "take_pending"]
 
 logger = logging.getLogger("connectors.engine")
 
@@ -86,6 +86,18 @@ def deferred():
                     raise
                 # never hide the block's own exception behind the log's
                 logger.exception("could not write %d call rows", len(rows))
+
+
+def take_pending() -> list[ApiCall]:
+    """The rows the current ``deferred()`` block holds, handed to the caller to write (with its
+    own row, in one statement: see ``connectors.rows.insert_with``); the block then writes
+    only the rows of calls made after this. Outside a block: an empty list."""
+    pending = _pending.get()
+    if not pending:
+        return []
+    taken = list(pending)
+    pending.clear()
+    return taken
 
 
 def log_attempt(**fields) -> None:

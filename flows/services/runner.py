@@ -236,9 +236,10 @@ def run_flow(
         run.duration_ms = int((time.monotonic() - started) * 1000)
         for name, value in fields.items():
             setattr(run, name, value)
-        rows.insert([run], set_pks=True)
+        # the run and its call rows together (one statement on PostgreSQL)
+        rows.insert_with([run], calllog.take_pending())
 
-    # The run's call rows are written together when it ends: one statement, not one per call.
+    # The run's call rows are held until it ends, then written with it.
     with correlation_scope(correlation_id), calllog.deferred():
         try:
             holds, why = evaluate(flow.condition, payload)
@@ -260,5 +261,5 @@ def run_flow(
             finish(RunStatus.RETRYING, error=f"{type(exc).__name__}: {exc}"[:4000])
             exc.flow_run = run
             raise
-    finish(RunStatus.SUCCEEDED, outcome=outcome, record_id=record_id[:200])
+        finish(RunStatus.SUCCEEDED, outcome=outcome, record_id=record_id[:200])
     return RunResult(run, data)
