@@ -28,7 +28,7 @@ COUNT = int(os.environ.get("BENCH_FLOW_RECORDS", "300"))
 TARGET = 0.60
 # Raw and hub alternate: each ratio compares two loops seconds apart, and the median of the
 # rounds is the result (the shared machine's speed drifts by tens of percent within a minute).
-ROUNDS = 3
+ROUNDS = 5
 
 RULES = [
     ("data.object.customer.email", "email", "lower", {}),
