@@ -36,6 +36,20 @@ def _statement(model: type[Model], alias: str, count: int, returning: bool):
     return sql, fields
 
 
+def _values(objs: list[Model], fields, connection) -> list:
+    """The statement's parameters, through ``pre_save`` and ``get_db_prep_save`` (as ``save()``)."""
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+
+
+def _saved(objs: list[Model], alias: str, pks=None) -> None:
+    """Mark instances as written to ``alias`` (with their new primary keys when given)."""
+    for index, obj in enumerate(objs):
+        if pks is not None:
+            obj.pk = pks[index]
+            obj._state.adding = False
+        obj._state.db = alias
+
+
 def insert(objs: list[Model], *, set_pks: bool = False) -> None:
     """Insert unsaved instances of one model, as few statements as possible. With ``set_pks``,
     each instance gets its primary key (``RETURNING`` where the database has it, else one row
@@ -51,29 +65,14 @@ def insert(objs: list[Model], *, set_pks: bool = False) -> None:
         for start in range(0, len(objs), step):
             chunk = objs[start : start + step]
             sql, fields = _statement(model, alias, len(chunk), returning)
-            params = [
-                f.get_db_prep_save(f.pre_save(obj, True), connection)
-                for obj in chunk
-                for f in fields
-            ]
-            cursor.execute(sql, params)
+            cursor.execute(sql, _values(chunk, fields, connection))
             if not set_pks:
-                continue
-            if returning:
-                pks = [row[0] for row in cursor.fetchall()]
+                _saved(chunk, alias)
+            elif returning:
+                _saved(chunk, alias, [row[0] for row in cursor.fetchall()])
             else:
-                pks = [
-                    connection.ops.last_insert_id(
-                        cursor, model._meta.db_table, model._meta.pk.column
-                    )
-                ]
-            for obj, pk in zip(chunk, pks, strict=True):
-                obj.pk = pk
-                obj._state.adding = False
-                obj._state.db = alias
-    if not set_pks:
-        for obj in objs:
-            obj._state.db = alias
+                table, column = model._meta.db_table, model._meta.pk.column
+                _saved(chunk, alias, [connection.ops.last_insert_id(cursor, table, column)])
 
 
 def insert_with(objs: list[Model], companions: list[Model]) -> None:
@@ -81,40 +80,26 @@ def insert_with(objs: list[Model], companions: list[Model]) -> None:
     need no key back, such as a run's call rows). On PostgreSQL both go in one statement (the
     companions' INSERT as a data-modifying ``WITH``), so they cost one round trip; elsewhere
     in two. Either all rows are written or none."""
-    if not companions:
-        insert(objs, set_pks=True)
-        return
-    model, other = type(objs[0]), type(companions[0])
+    model = type(objs[0])
     alias = router.db_for_write(model)
     connection = connections[alias]
     if (
-        connection.vendor != "postgresql"
-        or router.db_for_write(other) != alias
+        not companions
+        or connection.vendor != "postgresql"
+        or router.db_for_write(type(companions[0])) != alias
         or len(objs) > CHUNK
         or len(companions) > CHUNK
     ):
         insert(companions)
         insert(objs, set_pks=True)
         return
-    first, first_fields = _statement(other, alias, len(companions), False)
+    first, first_fields = _statement(type(companions[0]), alias, len(companions), False)
     main, main_fields = _statement(model, alias, len(objs), True)
-    params = [
-        f.get_db_prep_save(f.pre_save(obj, True), connection)
-        for obj in companions
-        for f in first_fields
-    ]
-    params += [
-        f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in main_fields
-    ]
+    params = _values(companions, first_fields, connection) + _values(objs, main_fields, connection)
     with connection.cursor() as cursor:
         cursor.execute(f"WITH companions AS ({first}) {main}", params)
-        pks = [row[0] for row in cursor.fetchall()]
-    for obj, pk in zip(objs, pks, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = alias
-    for obj in companions:
-        obj._state.db = alias
+        _saved(objs, alias, [row[0] for row in cursor.fetchall()])
+    _saved(companions, alias)
 
 
 @functools.lru_cache(maxsize=128)

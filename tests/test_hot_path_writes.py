@@ -268,3 +268,24 @@ def test_an_endpoints_flows_are_cached_until_one_is_saved(make_endpoint, api_con
     flow.save()
     process_event(stored_event(endpoint, "e-6", {"id": 6, "amount": 5}).pk)
     assert FlowRun.objects.count() == 2  # nor when its type pattern no longer matches
+
+
+def test_without_returning_a_claim_is_an_update_then_a_read(make_endpoint, monkeypatch):
+    """Databases without RETURNING (SQLite before 3.35): the claim by UPDATE, then SELECT."""
+    endpoint = make_endpoint("github", "s3cret", slug="shop")
+    event = stored_event(endpoint, "e-7", {"id": 7})
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    claimed = claim(event.pk)
+    assert (claimed.pk, claimed.status, claimed.attempts) == (event.pk, "processing", 1)
+    assert claim(event.pk) is None  # held: nobody else wins it
+
+
+def test_without_returning_keys_come_from_the_cursor(upsert, monkeypatch):
+    """SQLite before 3.35: one row per INSERT and the cursor's last id (PostgreSQL always has
+    RETURNING, and its driver has no last row id)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite can lack RETURNING")
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    runs = [FlowRun(flow=upsert, trigger="manual", correlation_id=f"c{i}") for i in range(3)]
+    rows.insert(runs, set_pks=True)
+    assert [r.pk for r in runs] == list(FlowRun.objects.order_by("pk").values_list("pk", flat=True))
