@@ -2,17 +2,31 @@
 
 ``async_task()`` without a broker builds a new one per call (a new Redis connection with the
 Redis broker); the hub keeps one per process.
+
+With a broker outside the database (Redis), the webhook request path does not push at all: it
+hands the stored event's key to this process's :data:`pusher`, whose thread pushes it while the
+request has already been answered. The partner's 2xx never waits on Redis (nor on a Redis
+outage), and the row stays the truth: an event whose push is lost (process killed, Redis down)
+is queued again by the sweeper.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
+from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.tasks import async_task
@@ -37,7 +51,8 @@ def queue_is_in_the_database() -> bool:
 
 class _Capture:
     """A stand-in broker: keeps the signed package ``async_task()`` builds instead of sending
-    it, so that the ORM broker's row can be written by the caller, inside its own INSERT."""
+    it, so that the caller sends it its own way (the ORM broker's row inside the event's
+    transaction; several Redis packages in one push)."""
 
     def __init__(self, list_key: str):
         self.list_key = list_key
@@ -45,7 +60,7 @@ class _Capture:
 
     def enqueue(self, package):
         self.package = package
-        return "(its row is written with the event)"  # what async_task() logs as the id
+        return "(sent by the caller)"  # what async_task() logs as the id
 
 
 def task_row(func: str, *args, task_name: str) -> OrmQ:
@@ -56,12 +71,113 @@ def task_row(func: str, *args, task_name: str) -> OrmQ:
     return OrmQ(key=capture.list_key, payload=capture.package, lock=timezone.now())
 
 
+class BackgroundPusher:
+    """Hands submitted items to ``push_many(items)`` from one thread of this process.
+
+    ``submit()`` is a put on a C-implemented queue: the caller (a web request) does not wait
+    for the broker. The thread collects what arrives within ``linger`` seconds of the first
+    item (at most ``max_batch``) and pushes it in one call: one wake-up and one broker round
+    trip per batch. It is started on first use in each process (a forked worker gets its own),
+    and at interpreter exit what is still waiting is pushed for at most ``exit_timeout``
+    seconds. A failing push is logged once for its batch; those items are left to the sweeper.
+    """
+
+    def __init__(
+        self,
+        push_many: Callable[[list], None],
+        *,
+        name: str,
+        linger: float = 0.02,
+        max_batch: int = 100,
+        exit_timeout: float = 5.0,
+    ):
+        self._push_many = push_many
+        self._name = name
+        self._linger = linger
+        self._max_batch = max_batch
+        self._exit_timeout = exit_timeout
+        self._reset()
+        # a child forked while a thread held the lock must not inherit it held
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._submitted = 0  # written under the lock by submitters
+        self._handled = 0  # written by the pusher thread only
+        self._pid: int | None = None
+
+    def submit(self, item) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start()
+            self._submitted += 1
+        self._queue.put(item)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every item submitted so far in this process has been handled (pushed,
+        or given up and logged); False if ``timeout`` seconds were not enough."""
+        if self._pid != os.getpid():
+            return True  # nothing submitted in this process
+        target, deadline = self._submitted, time.monotonic() + timeout
+        while self._handled < target:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        threading.Thread(target=self._run, name=self._name, daemon=True).start()
+        atexit.register(self.flush, self._exit_timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            # Sleeping (rather than waiting on the queue) wakes this thread once per batch,
+            # not once per item: the request threads keep the GIL meanwhile.
+            time.sleep(self._linger)
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < self._max_batch:
+                    batch.append(self._queue.get_nowait())
+            try:
+                self._push_many(batch)
+            except Exception:
+                logger.exception(
+                    "could not queue %d webhook event(s) (the first: %r); the sweeper will "
+                    "queue them again",
+                    len(batch),
+                    batch[0],
+                )
+            self._handled += len(batch)
+
+
+def _push_events(event_pks: list) -> None:
+    """One signed django-q2 task per event (what ``async_task()`` builds), sent to Redis in
+    one ``RPUSH`` (one by one with another broker)."""
+    broker = _broker()
+    packages = []
+    for pk in event_pks:
+        capture = _Capture(broker.list_key)
+        async_task(PROCESS_TASK, pk, broker=capture, task_name=f"webhook-event-{pk}")
+        packages.append(capture.package)
+    if isinstance(broker, RedisBroker):
+        broker.connection.rpush(broker.list_key, *packages)
+    else:
+        for package in packages:
+            broker.enqueue(package)
+
+
+pusher = BackgroundPusher(_push_events, name="hub-webhook-pusher")
+
+
 def enqueue_after_commit(event_pk: int) -> None:
     """Queue an event's processing once the transaction that stores it commits (Redis broker),
-    so a worker never looks for an event that is not visible yet; if that push is lost, the
-    sweeper enqueues the event again. (With the ORM broker, ingest writes the task row in the
-    event's own transaction: see :func:`task_row`.)"""
-    transaction.on_commit(lambda: enqueue_processing(event_pk))
+    so a worker never looks for an event that is not visible yet. The push itself is made by
+    this process's :data:`pusher` thread, after the request has been answered; if it is lost,
+    the sweeper enqueues the event again. (With the ORM broker, ingest writes the task row in
+    the event's own transaction: see :func:`task_row`.)"""
+    transaction.on_commit(lambda: pusher.submit(event_pk))
 
 
 def enqueue_processing(event_pk: int) -> None:

@@ -1,0 +1,199 @@
+"""The per-process pusher that queues stored events' processing after the request is answered
+(with a broker outside the database): order, batches, flush, failures, fork and exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import redis
+from django_q.brokers.redis_broker import Redis as RedisBroker
+from django_q.signing import SignedPackage
+
+from tests import signing
+from tests.processes import ROOT, free_port
+from webhooks.models import WebhookEvent
+from webhooks.services import processing
+from webhooks.services import queue as webhook_queue
+from webhooks.services.queue import BackgroundPusher
+
+
+def collecting_pusher(**options):
+    batches: list[list] = []
+    return BackgroundPusher(batches.append, name="test-pusher", **options), batches
+
+
+def test_items_are_pushed_in_order_one_batch_per_linger():
+    pusher, batches = collecting_pusher(linger=0.5)
+    for item in range(1, 6):
+        pusher.submit(item)
+    assert pusher.flush(timeout=10)
+    pusher.submit(6)
+    assert pusher.flush(timeout=10)
+    # what arrived while the thread lingered went in one push; the next item in another
+    assert batches == [[1, 2, 3, 4, 5], [6]]
+
+
+def test_a_batch_holds_at_most_max_batch_items():
+    pusher, batches = collecting_pusher(linger=0.5, max_batch=2)
+    for item in range(1, 6):
+        pusher.submit(item)
+    assert pusher.flush(timeout=10)
+    assert batches == [[1, 2], [3, 4], [5]]
+
+
+def test_flush_says_when_the_push_did_not_finish_in_time():
+    release = threading.Event()
+    pushed = []
+
+    def slow_push(batch):
+        release.wait(10)
+        pushed.extend(batch)
+
+    pusher = BackgroundPusher(slow_push, name="test-pusher", linger=0)
+    pusher.submit("a")
+    assert pusher.flush(timeout=0.2) is False
+    release.set()
+    assert pusher.flush(timeout=10) is True
+    assert pushed == ["a"]
+
+
+def test_a_failing_push_is_logged_once_per_batch_and_the_next_batch_still_goes(caplog):
+    calls = []
+
+    def push(batch):
+        calls.append(list(batch))
+        if len(calls) == 1:
+            raise ConnectionError("broker unreachable")
+
+    pusher = BackgroundPusher(push, name="test-pusher", linger=0.5)
+    pusher.submit(41)
+    pusher.submit(42)
+    with caplog.at_level(logging.ERROR, logger="webhooks.queue"):
+        assert pusher.flush(timeout=10)  # a batch given up counts as handled
+    pusher.submit(43)
+    assert pusher.flush(timeout=10)
+    assert calls == [[41, 42], [43]]
+    (record,) = [r for r in caplog.records if r.name == "webhooks.queue"]
+    assert "could not queue 2 webhook event(s) (the first: 41)" in record.getMessage()
+    assert "sweeper" in record.getMessage()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads running
+def test_a_forked_child_pushes_from_its_own_thread_and_not_its_parents_items():
+    release = threading.Event()
+    pushed: list = []
+
+    def push(batch):
+        if os.getpid() == parent:
+            release.wait(10)  # the parent's item is still waiting when the child is forked
+        pushed.extend(batch)
+        os.write(write_end, repr((os.getpid(), batch)).encode() + b"\n")
+
+    parent = os.getpid()
+    read_end, write_end = os.pipe()
+    pusher = BackgroundPusher(push, name="test-pusher", linger=0)
+    pusher.submit("parent's")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            pusher.submit("child's")
+            os._exit(0 if pusher.flush(timeout=10) else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    release.set()
+    assert pusher.flush(timeout=10)
+    os.close(write_end)
+    with os.fdopen(read_end) as lines:
+        reports = [eval(line) for line in lines]  # noqa: S307 - our own reprs
+    assert reports == [(child, ["child's"]), (parent, ["parent's"])]
+
+
+def test_what_is_still_waiting_is_pushed_when_the_process_exits(tmp_path):
+    out = tmp_path / "pushed.txt"
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import django
+django.setup()
+from webhooks.services.queue import BackgroundPusher
+
+def push(batch):
+    with open({str(out)!r}, "a") as handle:
+        handle.write(",".join(map(str, batch)) + "\\n")
+
+pusher = BackgroundPusher(push, name="exit-test", linger=0.5)
+for item in (1, 2, 3):
+    pusher.submit(item)
+# the interpreter exits here, within the linger: the exit hook waits for the push
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "integrations_site.settings", "DEBUG": "true"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, timeout=60, check=False)
+    assert done.returncode == 0
+    assert out.read_text() == "1,2,3\n"
+
+
+@pytest.mark.django_db
+def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint):
+    endpoint = make_endpoint("github", "s3cret-for-the-pusher", slug="gh-push")
+    events = [
+        WebhookEvent.objects.create(endpoint=endpoint, event_id=f"p-{n}", body=b"{}", headers={})
+        for n in range(3)
+    ]
+    broker = webhook_queue._broker()
+    broker.purge_queue()
+    webhook_queue._push_events([event.pk for event in events])
+    assert broker.queue_size() == 3
+    tasks = []
+    for _ in range(3):
+        ((ack_id, package),) = broker.dequeue()
+        broker.acknowledge(ack_id)
+        tasks.append(SignedPackage.loads(package))
+    assert [(t["func"], t["args"], t["name"]) for t in tasks] == [
+        ("webhooks.tasks.process_event", (event.pk,), f"webhook-event-{event.pk}")
+        for event in events
+    ]
+
+
+@pytest.mark.django_db
+def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
+    make_endpoint, post_webhook, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    secret = "whsec-for-the-outage-test"
+    endpoint = make_endpoint("github", secret, slug="gh-outage")
+    body = signing.fixture("github", "push")
+    # a broker outside the database whose Redis does not answer (nothing listens on the port)
+    settings.Q_CLUSTER = {k: v for k, v in settings.Q_CLUSTER.items() if k != "orm"}
+    down = RedisBroker.__new__(RedisBroker)
+    down.list_key = "django_q:outage-test:q"
+    down.connection = redis.Redis(
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1
+    )
+    monkeypatch.setattr(webhook_queue, "_broker", lambda: down)
+    with (
+        caplog.at_level(logging.ERROR, logger="webhooks.queue"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = post_webhook(endpoint, body, signing.github_headers(body, secret, "out-1"))
+    assert response.status_code == 202
+    event = WebhookEvent.objects.get(endpoint=endpoint, event_id="out-1")
+    assert event.status == "received"
+    with caplog.at_level(logging.ERROR, logger="webhooks.queue"):
+        assert webhook_queue.pusher.flush(timeout=30)
+    (failure,) = [r for r in caplog.records if r.name == "webhooks.queue"]
+    assert "could not queue 1 webhook event(s)" in failure.getMessage()
+    # the failed connection was the pusher thread's, not the request's
+    assert failure.threadName == "hub-webhook-pusher"
+    # once Redis is back, the sweeper queues the stored event again (the row is the truth)
+    monkeypatch.undo()
+    working = webhook_queue._broker()
+    working.purge_queue()
+    assert processing.sweep(requeue_after=0)["enqueued"] == 1
+    ((_, package),) = working.dequeue()
+    assert SignedPackage.loads(package)["args"] == (event.pk,)
