@@ -139,6 +139,24 @@ for item in (1, 2, 3):
     assert out.read_text() == "1,2,3\n"
 
 
+def test_a_task_package_is_what_async_task_would_have_pushed():
+    from django_q.tasks import async_task
+
+    capture = webhook_queue._Capture("any")
+    async_task("webhooks.tasks.process_event", 7, broker=capture, task_name="webhook-event-7")
+    theirs = SignedPackage.loads(capture.package)
+    ours = SignedPackage.loads(
+        webhook_queue.task_package("webhooks.tasks.process_event", 7, task_name="webhook-event-7")
+    )
+    assert set(ours) == set(theirs)
+    different = {"id", "started"}  # unique per task
+    assert {k: ours[k] for k in ours if k not in different} == {
+        k: theirs[k] for k in theirs if k not in different
+    }
+    assert len(ours["id"]) == len(theirs["id"]) == 32 and ours["id"] != theirs["id"]
+    assert abs((ours["started"] - theirs["started"]).total_seconds()) < 60
+
+
 @pytest.mark.django_db
 def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint):
     endpoint = make_endpoint("github", "s3cret-for-the-pusher", slug="gh-push")

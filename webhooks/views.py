@@ -27,6 +27,12 @@ class WebhookReceiver(APIView):
         renderer = self.renderer_classes[0]()
         return renderer, renderer.media_type
 
+    def perform_authentication(self, request):
+        # No authenticators: the signature authenticates. Skipping DRF's eager
+        # ``request.user`` (an anonymous user built per delivery) is DRF's documented way to
+        # make authentication lazy.
+        pass
+
     def post(self, request, slug: str):
         result = receive(slug, request._request)
         # A plain JSON response: DRF passes it through without content negotiation or

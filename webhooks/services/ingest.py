@@ -283,7 +283,7 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
     status = EventStatus.RECEIVED if valid else EventStatus.REJECTED
     correlation_id = request.headers.get("X-Request-ID", "")[:100] or new_correlation_id()
     fields = {
-        "endpoint": endpoint,
+        "endpoint_id": endpoint.pk,
         "event_id": event_id,
         "event_type": event_type,
         "body": body,
