@@ -35,8 +35,8 @@ from tests.processes import free_port
 from webhooks.models import WebhookEndpoint, WebhookEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
-ROUNDS = 5
+SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
+ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "9"))
 DRAIN_CAP_SECONDS = 90
 SIGNED_TARGET = 0.75 if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.60
 

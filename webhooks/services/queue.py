@@ -90,7 +90,7 @@ class BackgroundPusher:
         push_many: Callable[[list], None],
         *,
         name: str,
-        linger: float = 0.02,
+        linger: float = 0.05,
         max_batch: int = 100,
         exit_timeout: float = 5.0,
     ):
