@@ -289,3 +289,44 @@ def test_without_returning_keys_come_from_the_cursor(upsert, monkeypatch):
     runs = [FlowRun(flow=upsert, trigger="manual", correlation_id=f"c{i}") for i in range(3)]
     rows.insert(runs, set_pks=True)
     assert [r.pk for r in runs] == list(FlowRun.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def test_a_prepared_insert_computes_its_parameters_before_it_runs(make_endpoint):
+    endpoint = make_endpoint("github", "s3cret-prepared", slug="gh-prepared")
+    event = WebhookEvent(endpoint=endpoint, event_id="as-prepared", body=b"{}", headers={})
+    prepared = rows.Prepared([event], set_pks=True)
+    event.event_id = "changed-after"  # too late: the statement's values are already built
+    with CaptureQueriesContext(connection) as queries:
+        prepared.execute()
+    assert len(queries.captured_queries) == 1
+    assert WebhookEvent.objects.get(pk=event.pk).event_id == "as-prepared"
+    with pytest.raises(ValueError, match="one statement"):
+        rows.Prepared([WebhookEvent(endpoint=endpoint) for _ in range(rows.CHUNK + 1)])
+
+
+def test_a_delivery_is_stored_by_one_insert_or_with_its_task_row_in_one_transaction(
+    make_endpoint, client
+):
+    from tests import signing
+    from webhooks.services.queue import queue_is_in_the_database
+
+    secret = "s3cret-ingest-writes"
+    endpoint = make_endpoint("github", secret, slug="gh-writes")
+    body = signing.fixture("github", "push")
+    headers = signing.github_headers(body, secret, "w-1")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            f"/webhooks/{endpoint.slug}/",
+            data=body,
+            content_type="application/json",
+            headers=headers,
+        )
+    assert response.status_code == 202
+    writes = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    writes = [w for w in writes if w in {"INSERT", "UPDATE", "DELETE"}]
+    if queue_is_in_the_database():
+        # the event and its task row, prepared before the transaction that writes them
+        assert writes == ["INSERT", "INSERT"]
+    else:
+        assert writes == ["INSERT"]  # the task goes to Redis from the pusher thread
+    assert WebhookEvent.objects.filter(endpoint=endpoint, event_id="w-1").count() == 1

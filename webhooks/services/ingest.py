@@ -299,18 +299,19 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
     try:
         if valid and queue_is_in_the_database():
             # The task row and the event commit together. Everything is prepared first (the
-            # task names the event by its unique endpoint and id), so the transaction holds the
-            # database's write lock for two prepared INSERTs and nothing else: on SQLite, other
-            # writers wait on that lock.
+            # task names the event by its unique endpoint and id; both statements' parameters
+            # are computed), so the transaction holds the database's write lock for two
+            # INSERTs and nothing else: on SQLite, other writers wait on that lock.
             task = task_row(
                 PROCESS_DELIVERY_TASK,
                 endpoint.pk,
                 event_id,
                 task_name=f"webhook-{endpoint.pk}-{event_id}"[:100],
             )
+            statements = rows.Prepared([event], set_pks=True), rows.Prepared([task])
             with transaction.atomic():
-                rows.insert([event], set_pks=True)
-                rows.insert([task])
+                for statement in statements:
+                    statement.execute()
         else:
             # one INSERT committed on its own (a savepoint only inside an outer transaction);
             # the push to Redis follows the commit
