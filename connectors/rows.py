@@ -16,7 +16,7 @@ import functools
 from django.db import connections, router
 from django.db.models import Model
 
-__all__ = ["Prepared", "insert", "insert_with", "update"]
+__all__ = ["insert", "insert_with", "update"]
 
 # Rows per statement; far below SQLite's 32,766 bound parameters for every model here.
 CHUNK = 200
@@ -73,35 +73,6 @@ def insert(objs: list[Model], *, set_pks: bool = False) -> None:
             else:
                 table, column = model._meta.db_table, model._meta.pk.column
                 _saved(chunk, alias, [connection.ops.last_insert_id(cursor, table, column)])
-
-
-class Prepared:
-    """One INSERT of a few rows, its parameters already computed: executing it is the
-    statement alone. Used where rows are written under a lock that others wait for (a SQLite
-    write transaction), so that nothing but the statements runs while it is held."""
-
-    def __init__(self, objs: list[Model], *, set_pks: bool = False):
-        model = type(objs[0])
-        self.objs, self.alias = objs, router.db_for_write(model)
-        self.connection = connections[self.alias]
-        self.set_pks = set_pks
-        self.returning = set_pks and self.connection.features.can_return_columns_from_insert
-        if len(objs) > CHUNK or (set_pks and not self.returning and len(objs) > 1):
-            raise ValueError("a prepared INSERT is one statement: use insert() for these rows")
-        self.sql, fields = _statement(model, self.alias, len(objs), self.returning)
-        self.params = _values(objs, fields, self.connection)
-        self.table, self.pk_column = model._meta.db_table, model._meta.pk.column
-
-    def execute(self) -> None:
-        with self.connection.cursor() as cursor:
-            cursor.execute(self.sql, self.params)
-            if not self.set_pks:
-                pks = None
-            elif self.returning:
-                pks = [row[0] for row in cursor.fetchall()]
-            else:
-                pks = [self.connection.ops.last_insert_id(cursor, self.table, self.pk_column)]
-        _saved(self.objs, self.alias, pks)
 
 
 def insert_with(objs: list[Model], companions: list[Model]) -> None:

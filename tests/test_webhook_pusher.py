@@ -142,7 +142,14 @@ for item in (1, 2, 3):
 def test_a_task_package_is_what_async_task_would_have_pushed():
     from django_q.tasks import async_task
 
-    capture = webhook_queue._Capture("any")
+    class Capture:  # a broker that keeps what it is given
+        list_key = "any"
+        package = None
+
+        def enqueue(self, package):
+            self.package = package
+
+    capture = Capture()
     async_task("webhooks.tasks.process_event", 7, broker=capture, task_name="webhook-event-7")
     theirs = SignedPackage.loads(capture.package)
     ours = SignedPackage.loads(
@@ -214,4 +221,45 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
     working.purge_queue()
     assert processing.sweep(requeue_after=0)["enqueued"] == 1
     ((_, package),) = working.dequeue()
+    assert SignedPackage.loads(package)["args"] == (event.pk,)
+
+
+@pytest.mark.django_db
+def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
+    make_endpoint, post_webhook, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from django.db import OperationalError
+    from django_q.brokers.orm import ORM
+    from django_q.models import OrmQ
+
+    from connectors import rows
+
+    secret = "whsec-for-the-locked-queue-test"
+    endpoint = make_endpoint("github", secret, slug="gh-locked")
+    body = signing.fixture("github", "push")
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "orm": "default"}
+    broker = ORM(list_key="locked-queue-test")
+    monkeypatch.setattr(webhook_queue, "_broker", lambda: broker)
+    insert = rows.insert
+
+    def locked_queue(objs, **options):
+        # what SQLite answers when another writer holds the lock past the busy timeout
+        if isinstance(objs[0], OrmQ):
+            raise OperationalError("database is locked")
+        return insert(objs, **options)
+
+    monkeypatch.setattr(rows, "insert", locked_queue)
+    with (
+        caplog.at_level(logging.ERROR, logger="webhooks.queue"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = post_webhook(endpoint, body, signing.github_headers(body, secret, "lk-1"))
+    assert response.status_code == 202  # the event is stored: the partner must not resend
+    event = WebhookEvent.objects.get(endpoint=endpoint, event_id="lk-1")
+    assert broker.queue_size() == 0
+    (failure,) = [r for r in caplog.records if r.name == "webhooks.queue"]
+    assert f"could not queue webhook event {event.pk}; the sweeper will" in failure.getMessage()
+    monkeypatch.setattr(rows, "insert", insert)
+    assert processing.sweep(requeue_after=0)["enqueued"] == 1
+    ((_, package),) = broker.dequeue()
     assert SignedPackage.loads(package)["args"] == (event.pk,)

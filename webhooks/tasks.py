@@ -10,7 +10,8 @@ def process_event(pk: int) -> str:
 
 
 def process_delivery(endpoint_id: int, event_id: str) -> str:
-    """The task ingest queues with the ORM broker (built before the event row had a key)."""
+    """The task earlier versions queued with the ORM broker (by endpoint and event id, built
+    before the event row had a key); kept for such tasks still waiting in a queue."""
     pk = (
         WebhookEvent.objects.filter(endpoint_id=endpoint_id, event_id=event_id)
         .values_list("pk", flat=True)

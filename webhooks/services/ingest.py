@@ -32,12 +32,7 @@ from webhooks.choices import EventStatus
 from webhooks.models import WebhookEndpoint, WebhookEvent
 from webhooks.schemes import Delivery, SignatureRejected, get_scheme
 from webhooks.schemes import registry as scheme_registry
-from webhooks.services.queue import (
-    PROCESS_DELIVERY_TASK,
-    enqueue_after_commit,
-    queue_is_in_the_database,
-    task_row,
-)
+from webhooks.services.queue import enqueue_after_commit
 
 __all__ = ["IngestResult", "receive"]
 
@@ -297,32 +292,15 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
     }
     event = WebhookEvent(**fields)
     try:
-        if valid and queue_is_in_the_database():
-            # The task row and the event commit together. Everything is prepared first (the
-            # task names the event by its unique endpoint and id; both statements' parameters
-            # are computed), so the transaction holds the database's write lock for two
-            # INSERTs and nothing else: on SQLite, other writers wait on that lock.
-            task = task_row(
-                PROCESS_DELIVERY_TASK,
-                endpoint.pk,
-                event_id,
-                task_name=f"webhook-{endpoint.pk}-{event_id}"[:100],
-            )
-            statements = rows.Prepared([event], set_pks=True), rows.Prepared([task])
-            with transaction.atomic():
-                for statement in statements:
-                    statement.execute()
-        else:
-            # one INSERT committed on its own (a savepoint only inside an outer transaction);
-            # the push to Redis follows the commit
-            in_transaction = transaction.get_connection().in_atomic_block
-            with transaction.atomic() if in_transaction else contextlib.nullcontext():
-                rows.insert([event], set_pks=True)
-            if valid:
-                enqueue_after_commit(event.pk)
+        # one INSERT committed on its own (a savepoint only inside an outer transaction); the
+        # event's task is queued once it is committed
+        in_transaction = transaction.get_connection().in_atomic_block
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
+            rows.insert([event], set_pks=True)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(endpoint=endpoint, event_id=event_id).first()
         return IngestResult(200, "duplicate", existing.pk if existing else None)
     if not valid:
         return IngestResult(400, "body is not valid JSON (kept for inspection)", event.pk)
+    enqueue_after_commit(event.pk)
     return IngestResult(202, "accepted", event.pk)

@@ -4,8 +4,8 @@
 Redis broker); the hub keeps one per process.
 
 With a broker outside the database (Redis), the webhook request path does not push at all: it
-hands the stored event's key to this process's :data:`pusher`, whose thread pushes it while the
-request has already been answered. The partner's 2xx never waits on Redis (nor on a Redis
+hands the stored event's key to this process's :data:`pusher`, whose thread pushes it once the
+request has been answered. The partner's 2xx never waits on Redis (nor on a Redis
 outage), and the row stays the truth: an event whose push is lost (process killed, Redis down)
 is queued again by the sweeper.
 """
@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.redis_broker import Redis as RedisBroker
@@ -34,12 +34,11 @@ from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task
 
+from connectors import rows
+
 logger = logging.getLogger("webhooks.queue")
 
 PROCESS_TASK = "webhooks.tasks.process_event"
-# The same processing, for an event known by its unique (endpoint, event id): its task can be
-# built before the event row exists, so the write transaction holds only two INSERTs.
-PROCESS_DELIVERY_TASK = "webhooks.tasks.process_delivery"
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,28 +49,6 @@ def _broker():
 def queue_is_in_the_database() -> bool:
     """True with django-q2's ORM broker: its task rows live in the same database as events."""
     return "orm" in settings.Q_CLUSTER
-
-
-class _Capture:
-    """A stand-in broker: keeps the signed package ``async_task()`` builds instead of sending
-    it, so that the caller sends it its own way (the ORM broker's row inside the event's
-    transaction; several Redis packages in one push)."""
-
-    def __init__(self, list_key: str):
-        self.list_key = list_key
-        self.package = None
-
-    def enqueue(self, package):
-        self.package = package
-        return "(sent by the caller)"  # what async_task() logs as the id
-
-
-def task_row(func: str, *args, task_name: str) -> OrmQ:
-    """The ORM broker's queue row for a task (unsaved): exactly what ``async_task()`` would
-    have written, signed package included."""
-    capture = _Capture(_broker().list_key or Conf.CLUSTER_NAME)
-    async_task(func, *args, broker=capture, task_name=task_name)
-    return OrmQ(key=capture.list_key, payload=capture.package, lock=timezone.now())
 
 
 class BackgroundPusher:
@@ -195,13 +172,32 @@ def _push_events(event_pks: list) -> None:
 pusher = BackgroundPusher(_push_events, name="hub-webhook-pusher")
 
 
+def _queue_row(event_pk: int) -> None:
+    """With the ORM broker: django-q2's queue row for the event, one prepared autocommit INSERT
+    (what the broker's ``enqueue()`` writes). A failure (the database locked past its busy
+    timeout, say) is logged, not raised: the event is stored and the sweeper queues it."""
+    try:
+        row = OrmQ(
+            key=_broker().list_key or Conf.CLUSTER_NAME,
+            payload=task_package(PROCESS_TASK, event_pk, task_name=f"webhook-event-{event_pk}"),
+            lock=timezone.now(),
+        )
+        rows.insert([row])
+    except DatabaseError:
+        logger.exception("could not queue webhook event %s; the sweeper will", event_pk)
+
+
 def enqueue_after_commit(event_pk: int) -> None:
-    """Queue an event's processing once the transaction that stores it commits (Redis broker),
-    so a worker never looks for an event that is not visible yet. The push itself is made by
-    this process's :data:`pusher` thread, after the request has been answered; if it is lost,
-    the sweeper enqueues the event again. (With the ORM broker, ingest writes the task row in
-    the event's own transaction: see :func:`task_row`.)"""
-    transaction.on_commit(lambda: pusher.submit(event_pk))
+    """Queue an event's processing once the transaction that stores it commits, so a worker
+    never looks for an event that is not visible yet. With the ORM broker, the queue row is
+    written at once, by the caller, in its own autocommit INSERT (two short writes rather than
+    one longer transaction: on SQLite, other writers wait for its lock); with Redis, by this
+    process's :data:`pusher` thread, after the request has been answered. A lost queue entry
+    (process killed in between, broker down) is queued again by the sweeper."""
+    if queue_is_in_the_database():
+        transaction.on_commit(lambda: _queue_row(event_pk))
+    else:
+        transaction.on_commit(lambda: pusher.submit(event_pk))
 
 
 def enqueue_processing(event_pk: int) -> None:
