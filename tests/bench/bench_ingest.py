@@ -2,9 +2,11 @@
 
 Ingest: gunicorn (production settings, sync workers) and a load generator on 127.0.0.1 at 16
 connections against three views in one run: a bare Django view (the framework's ceiling), then,
-alternating over three rounds, the minimum durable-ack view (one INSERT of an event-sized row,
-then 202: the ceiling of anything that persists before answering) and the real signed endpoint;
-the median round is the result. For the real one, stored events must equal 2xx answers.
+alternating over nine short rounds (which goes first alternates too), the minimum durable-ack
+view (one INSERT of an event-sized row, keyed by the delivery id as the endpoint keys its
+events, then 202: the ceiling of anything that persists before answering) and the real signed
+endpoint; the median round is the result. For the real one, stored events must equal 2xx
+answers.
 
 Processing: one qcluster with two workers drains the events the load left (no handler: the
 processing machinery alone), against django-q2's own drain rate for as many trivial tasks.
