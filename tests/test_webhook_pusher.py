@@ -22,6 +22,21 @@ from webhooks.services import queue as webhook_queue
 from webhooks.services.queue import BackgroundPusher
 
 
+def deliver(make_endpoint, post_webhook, caplog, capture_on_commit, slug, delivery):
+    """A signed GitHub delivery to a new endpoint, its on-commit work run and the queue's
+    errors captured; the delivery must be accepted (stored: the partner must not resend)."""
+    secret = f"whsec-for-{slug}"
+    endpoint = make_endpoint("github", secret, slug=slug)
+    body = signing.fixture("github", "push")
+    with (
+        caplog.at_level(logging.ERROR, logger="webhooks.queue"),
+        capture_on_commit(execute=True),
+    ):
+        response = post_webhook(endpoint, body, signing.github_headers(body, secret, delivery))
+    assert response.status_code == 202
+    return WebhookEvent.objects.get(endpoint=endpoint, event_id=delivery)
+
+
 def collecting_pusher(**options):
     batches: list[list] = []
     return BackgroundPusher(batches.append, name="test-pusher", **options), batches
@@ -190,9 +205,6 @@ def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint
 def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
     make_endpoint, post_webhook, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
-    secret = "whsec-for-the-outage-test"
-    endpoint = make_endpoint("github", secret, slug="gh-outage")
-    body = signing.fixture("github", "push")
     # a broker outside the database whose Redis does not answer (nothing listens on the port)
     settings.Q_CLUSTER = {k: v for k, v in settings.Q_CLUSTER.items() if k != "orm"}
     down = RedisBroker.__new__(RedisBroker)
@@ -201,13 +213,9 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
         host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1
     )
     monkeypatch.setattr(webhook_queue, "_broker", lambda: down)
-    with (
-        caplog.at_level(logging.ERROR, logger="webhooks.queue"),
-        django_capture_on_commit_callbacks(execute=True),
-    ):
-        response = post_webhook(endpoint, body, signing.github_headers(body, secret, "out-1"))
-    assert response.status_code == 202
-    event = WebhookEvent.objects.get(endpoint=endpoint, event_id="out-1")
+    event = deliver(
+        make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-out", "out-1"
+    )
     assert event.status == "received"
     with caplog.at_level(logging.ERROR, logger="webhooks.queue"):
         assert webhook_queue.pusher.flush(timeout=30)
@@ -234,9 +242,6 @@ def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
 
     from connectors import rows
 
-    secret = "whsec-for-the-locked-queue-test"
-    endpoint = make_endpoint("github", secret, slug="gh-locked")
-    body = signing.fixture("github", "push")
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "orm": "default"}
     broker = ORM(list_key="locked-queue-test")
     monkeypatch.setattr(webhook_queue, "_broker", lambda: broker)
@@ -249,13 +254,9 @@ def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
         return insert(objs, **options)
 
     monkeypatch.setattr(rows, "insert", locked_queue)
-    with (
-        caplog.at_level(logging.ERROR, logger="webhooks.queue"),
-        django_capture_on_commit_callbacks(execute=True),
-    ):
-        response = post_webhook(endpoint, body, signing.github_headers(body, secret, "lk-1"))
-    assert response.status_code == 202  # the event is stored: the partner must not resend
-    event = WebhookEvent.objects.get(endpoint=endpoint, event_id="lk-1")
+    event = deliver(
+        make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-lk", "lk-1"
+    )
     assert broker.queue_size() == 0
     (failure,) = [r for r in caplog.records if r.name == "webhooks.queue"]
     assert f"could not queue webhook event {event.pk}; the sweeper will" in failure.getMessage()
@@ -263,3 +264,21 @@ def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
     assert processing.sweep(requeue_after=0)["enqueued"] == 1
     ((_, package),) = broker.dequeue()
     assert SignedPackage.loads(package)["args"] == (event.pk,)
+
+
+@pytest.mark.django_db
+def test_with_django_q_sync_the_event_is_processed_on_commit_without_a_queue(
+    make_endpoint, post_webhook, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)  # django-q2's option: tasks run where queued
+    broker = webhook_queue._broker()
+    broker.purge_queue()
+    event = deliver(
+        make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-sync", "s-1"
+    )
+    event.refresh_from_db()
+    assert event.status == "processed" and event.attempts == 1
+    assert webhook_queue.pusher.flush(timeout=10)
+    assert broker.queue_size() == 0

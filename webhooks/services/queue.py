@@ -136,7 +136,8 @@ def task_package(func: str, *args, task_name: str) -> str:
     """The signed package ``async_task(func, *args, task_name=...)`` would push, built
     directly: the same keys and values (``tests/test_webhook_pusher.py`` compares them), without
     its human-readable id, option loop and log lines, which cost about half of it (a pusher
-    builds one per event). With ``sync`` configured, async_task() itself must run the task."""
+    builds one per event). Not for django-q2's ``sync`` option, which runs tasks instead of
+    queuing them: see :func:`enqueue_after_commit`."""
     task = {
         "id": uuid.uuid4().hex,
         "name": task_name,
@@ -156,10 +157,6 @@ def task_package(func: str, *args, task_name: str) -> str:
 def _push_events(event_pks: list) -> None:
     """One signed django-q2 task per event, sent to Redis in one ``RPUSH`` (one by one with
     another broker)."""
-    if Conf.SYNC:
-        for pk in event_pks:
-            enqueue_processing(pk)
-        return
     broker = _broker()
     packages = [task_package(PROCESS_TASK, pk, task_name=f"webhook-event-{pk}") for pk in event_pks]
     if isinstance(broker, RedisBroker):
@@ -193,8 +190,11 @@ def enqueue_after_commit(event_pk: int) -> None:
     written at once, by the caller, in its own autocommit INSERT (two short writes rather than
     one longer transaction: on SQLite, other writers wait for its lock); with Redis, by this
     process's :data:`pusher` thread, after the request has been answered. A lost queue entry
-    (process killed in between, broker down) is queued again by the sweeper."""
-    if queue_is_in_the_database():
+    (process killed in between, broker down) is queued again by the sweeper. With django-q2's
+    ``sync`` option, ``async_task()`` runs the task itself, after the commit."""
+    if Conf.SYNC:
+        transaction.on_commit(lambda: enqueue_processing(event_pk))
+    elif queue_is_in_the_database():
         transaction.on_commit(lambda: _queue_row(event_pk))
     else:
         transaction.on_commit(lambda: pusher.submit(event_pk))
