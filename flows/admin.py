@@ -16,8 +16,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from connectors.admin.calls import calls_link
+from connectors.admin.calls import calls_link, run_calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
+from connectors.models import ApiCall
 from flows.mapping import apply_rules
 from flows.models import Flow, FlowRun, Mapping, MappingRule, RunStatus
 
@@ -135,7 +136,7 @@ class MappingAdmin(admin.ModelAdmin):
             "admin/flows/mapping/preview.html",
             {
                 **self.admin_site.each_context(request),
-                "opts": self.model._meta,
+                "opts": self.opts,
                 "original": mapping,
                 "title": f"Preview of {mapping}",
                 "form": form,
@@ -331,7 +332,7 @@ class FlowAdmin(admin.ModelAdmin):
             "admin/flows/flow/run.html",
             {
                 **self.admin_site.each_context(request),
-                "opts": self.model._meta,
+                "opts": self.opts,
                 "original": flow,
                 "title": f"Run {flow} now",
                 "form": form,
@@ -365,6 +366,7 @@ class FlowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "outcome",
         "record_id",
         "started_at",
+        "lease_until",
         "finished_at",
         "duration_ms",
         "error",
@@ -375,9 +377,12 @@ class FlowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def coloured_status(self, obj):
-        colour = {RunStatus.FAILED: "#ba2121", RunStatus.RETRYING: "#b8860b"}.get(
-            obj.status, "inherit"
-        )
+        colour = {
+            RunStatus.FAILED: "#ba2121",
+            RunStatus.INTERRUPTED: "#ba2121",
+            RunStatus.RETRYING: "#b8860b",
+            RunStatus.RUNNING: "#205493",
+        }.get(obj.status, "inherit")
         return format_html('<span style="color:{}">{}</span>', colour, obj.get_status_display())
 
     @admin.display(description="Error")
@@ -393,7 +398,11 @@ class FlowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="API calls")
     def api_calls(self, obj):
-        return calls_link(obj.correlation_id)
+        count = ApiCall.objects.filter(run_ref=obj.calls_ref).count()
+        # the run's own calls, and all of its event's (every attempt shares the correlation id)
+        return format_html(
+            "{}; {}", run_calls_link(obj.calls_ref, count), calls_link(obj.correlation_id)
+        )
 
 
 def event_flow_runs(event) -> str:

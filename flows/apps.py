@@ -23,6 +23,12 @@ class FlowsConfig(AppConfig):
         from webhooks.admin import EVENT_LINKS
 
         EVENT_LINKS.append(("Flow runs", event_flow_runs))
+        # every sweep pass also marks runs whose worker was lost as interrupted
+        from flows.services.runner import mark_interrupted
+        from webhooks.services.processing import SWEEP_HOOKS
+
+        if not any(name == "interrupted_flow_runs" for name, _ in SWEEP_HOOKS):
+            SWEEP_HOOKS.append(("interrupted_flow_runs", mark_interrupted))
         # the runner caches mapping rules, and dispatch an endpoint's flows, per process; a
         # change anywhere drops them everywhere
         config_cache.watch(Flow, Mapping, MappingRule)

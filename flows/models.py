@@ -293,6 +293,7 @@ class RunStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped (condition not met)"
     RETRYING = "retrying", "Transient error (retried)"
     FAILED = "failed", "Failed (a person must look)"
+    INTERRUPTED = "interrupted", "Interrupted (its worker was lost; the event is retried)"
 
 
 class RunOutcome(models.TextChoices):
@@ -341,6 +342,12 @@ class FlowRun(models.Model):
         max_length=200, blank=True, help_text="The partner's id of the record created/updated."
     )
     started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="Start.")
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While running: its worker holds it until then. A running run past it was "
+        "lost (worker killed) and is marked interrupted.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True, help_text="End.")
     duration_ms = models.PositiveIntegerField(default=0, help_text="Duration.")
     error = models.TextField(blank=True, help_text="What went wrong (no secrets, no payload).")
@@ -350,7 +357,20 @@ class FlowRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-pk"]
-        indexes = [models.Index(fields=["flow", "-started_at"])]
+        indexes = [
+            models.Index(fields=["flow", "-started_at"]),
+            # the sweeper's and the console's "what is running" (a handful of rows)
+            models.Index(
+                fields=["lease_until"],
+                name="flowrun_running_lease",
+                condition=models.Q(status="running"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.flow} #{self.pk} {self.status}"
+
+    @property
+    def calls_ref(self) -> str:
+        """What this run's API call rows carry in ``run_ref``."""
+        return f"flow_run:{self.pk}"

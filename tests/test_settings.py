@@ -51,7 +51,7 @@ def test_the_configured_database_and_cache_are_the_ones_in_use():
     expected_vendor = "postgresql" if database_url.startswith("postgres") else "sqlite"
     assert connection.vendor == expected_vendor
     if redis_url:
-        assert settings.CACHES["default"]["BACKEND"].endswith("HubRedisCache")
+        assert settings.CACHES["default"]["BACKEND"].endswith("redis.RedisCache")
         assert settings.Q_CLUSTER["redis"] == redis_url
         assert "orm" not in settings.Q_CLUSTER
     else:

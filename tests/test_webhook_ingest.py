@@ -237,9 +237,9 @@ def test_the_queued_task_processes_the_event_and_a_duplicate_queues_nothing(
     from django.utils.module_loading import import_string
     from django_q.signing import SignedPackage
 
-    from webhooks.services.queue import _broker, pusher
+    from webhooks.services.queue import pusher, shared_broker
 
-    broker = _broker()
+    broker = shared_broker()
     broker.purge_queue()
     with django_capture_on_commit_callbacks(execute=True):
         first = post_webhook(endpoint, BODY, headers_for(secret, "d-9"))

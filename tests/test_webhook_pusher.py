@@ -154,31 +154,6 @@ for item in (1, 2, 3):
     assert out.read_text() == "1,2,3\n"
 
 
-def test_a_task_package_is_what_async_task_would_have_pushed():
-    from django_q.tasks import async_task
-
-    class Capture:  # a broker that keeps what it is given
-        list_key = "any"
-        package = None
-
-        def enqueue(self, package):
-            self.package = package
-
-    capture = Capture()
-    async_task("webhooks.tasks.process_event", 7, broker=capture, task_name="webhook-event-7")
-    theirs = SignedPackage.loads(capture.package)
-    ours = SignedPackage.loads(
-        webhook_queue.task_package("webhooks.tasks.process_event", 7, task_name="webhook-event-7")
-    )
-    assert set(ours) == set(theirs)
-    different = {"id", "started"}  # unique per task
-    assert {k: ours[k] for k in ours if k not in different} == {
-        k: theirs[k] for k in theirs if k not in different
-    }
-    assert len(ours["id"]) == len(theirs["id"]) == 32 and ours["id"] != theirs["id"]
-    assert abs((ours["started"] - theirs["started"]).total_seconds()) < 60
-
-
 @pytest.mark.django_db
 def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint):
     endpoint = make_endpoint("github", "s3cret-for-the-pusher", slug="gh-push")
@@ -186,7 +161,7 @@ def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint
         WebhookEvent.objects.create(endpoint=endpoint, event_id=f"p-{n}", body=b"{}", headers={})
         for n in range(3)
     ]
-    broker = webhook_queue._broker()
+    broker = webhook_queue.shared_broker()
     broker.purge_queue()
     webhook_queue._push_events([event.pk for event in events])
     assert broker.queue_size() == 3
@@ -212,7 +187,7 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
     down.connection = redis.Redis(
         host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1
     )
-    monkeypatch.setattr(webhook_queue, "_broker", lambda: down)
+    monkeypatch.setattr(webhook_queue, "shared_broker", lambda: down)
     event = deliver(
         make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-out", "out-1"
     )
@@ -225,7 +200,7 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
     assert failure.threadName == "hub-webhook-pusher"
     # once Redis is back, the sweeper queues the stored event again (the row is the truth)
     monkeypatch.undo()
-    working = webhook_queue._broker()
+    working = webhook_queue.shared_broker()
     working.purge_queue()
     assert processing.sweep(requeue_after=0)["enqueued"] == 1
     ((_, package),) = working.dequeue()
@@ -238,29 +213,24 @@ def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
 ):
     from django.db import OperationalError
     from django_q.brokers.orm import ORM
-    from django_q.models import OrmQ
-
-    from connectors import rows
 
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "orm": "default"}
     broker = ORM(list_key="locked-queue-test")
-    monkeypatch.setattr(webhook_queue, "_broker", lambda: broker)
-    insert = rows.insert
+    monkeypatch.setattr(webhook_queue, "shared_broker", lambda: broker)
+    enqueue = broker.enqueue
 
-    def locked_queue(objs, **options):
+    def locked_queue(package):
         # what SQLite answers when another writer holds the lock past the busy timeout
-        if isinstance(objs[0], OrmQ):
-            raise OperationalError("database is locked")
-        return insert(objs, **options)
+        raise OperationalError("database is locked")
 
-    monkeypatch.setattr(rows, "insert", locked_queue)
+    monkeypatch.setattr(broker, "enqueue", locked_queue)
     event = deliver(
         make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-lk", "lk-1"
     )
     assert broker.queue_size() == 0
     (failure,) = [r for r in caplog.records if r.name == "webhooks.queue"]
-    assert f"could not queue webhook event {event.pk}; the sweeper will" in failure.getMessage()
-    monkeypatch.setattr(rows, "insert", insert)
+    assert f"could not enqueue webhook event {event.pk}; the sweeper will" in failure.getMessage()
+    monkeypatch.setattr(broker, "enqueue", enqueue)
     assert processing.sweep(requeue_after=0)["enqueued"] == 1
     ((_, package),) = broker.dequeue()
     assert SignedPackage.loads(package)["args"] == (event.pk,)
@@ -268,12 +238,14 @@ def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
 
 @pytest.mark.django_db
 def test_with_django_q_sync_the_event_is_processed_on_commit_without_a_queue(
-    make_endpoint, post_webhook, monkeypatch, caplog, django_capture_on_commit_callbacks
+    make_endpoint, post_webhook, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
     from django_q.conf import Conf
 
-    monkeypatch.setattr(Conf, "SYNC", True)  # django-q2's option: tasks run where queued
-    broker = webhook_queue._broker()
+    # django-q2's option: tasks run where queued (its settings are read once, at import)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    monkeypatch.setattr(Conf, "SYNC", True)
+    broker = webhook_queue.shared_broker()
     broker.purge_queue()
     event = deliver(
         make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-sync", "s-1"

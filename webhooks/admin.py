@@ -241,7 +241,7 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 {
                     **self.admin_site.each_context(request),
                     "events": queryset,
-                    "opts": self.model._meta,
+                    "opts": self.opts,
                     "title": "Mark events resolved",
                 },
             )
@@ -293,7 +293,7 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 {
                     **self.admin_site.each_context(request),
                     "event": event,
-                    "opts": self.model._meta,
+                    "opts": self.opts,
                     "title": "Replay this event?",
                 },
             )

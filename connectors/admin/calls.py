@@ -35,6 +35,7 @@ class ApiCallAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "duration_ms",
         "attempt",
         "correlation_id",
+        "run_ref",
         "quota_remaining",
     ]
     list_filter = ["connection", StatusClassFilter, "error_kind", "method", "created_at"]
@@ -51,3 +52,12 @@ def calls_link(correlation_id: str):
 
     url = reverse("admin:connectors_apicall_changelist") + f"?q={correlation_id}"
     return format_html('<a href="{}">calls with correlation id {}</a>', url, correlation_id)
+
+
+def run_calls_link(run_ref: str, count: int):
+    """A link to exactly the calls one run made (flow run and sync run pages)."""
+    from django.urls import reverse
+    from django.utils.html import format_html
+
+    url = reverse("admin:connectors_apicall_changelist") + f"?run_ref={run_ref}"
+    return format_html('<a href="{}">{} call(s) made by this run</a>', url, count)

@@ -7,12 +7,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from urllib.parse import parse_qsl, urlencode
 
-from django.db import DatabaseError
-
 from connectors.models import ApiCall
-from connectors.rows import insert
 
-__all__ = ["SECRET_PARAM_NAMES", "deferred", "log_attempt", "redact_path", "take_pending"]
+__all__ = ["SECRET_PARAM_NAMES", "log_attempt", "redact_path", "run_scope"]
 
 logger = logging.getLogger("connectors.engine")
 
@@ -53,66 +50,29 @@ def redact_path(path: str, params, extra_secret_names: set[str]) -> str:
     return f"{base}?{urlencode(cleaned, safe='[]')}"[:1000]
 
 
-# Call rows held by ``deferred()`` until the end of its block; None outside one.
-_pending: ContextVar[list[ApiCall] | None] = ContextVar("hub_calllog_pending", default=None)
+# The run whose calls are being made ("flow_run:12", "sync_run:3"); empty outside one.
+_run_ref: ContextVar[str] = ContextVar("hub_calllog_run_ref", default="")
 
 
 @contextmanager
-def deferred():
-    """Write the call rows of the calls made inside the block together, in one INSERT at its
-    end (even when the block raises), instead of one INSERT per call.
-
-    Flow runs use it: a run's two or three calls cost one statement. The structured log line of
-    each call is still emitted at once; only the row waits. The price: a process killed in the
-    middle of the block (SIGKILL, out of memory) loses that block's rows, not the log lines.
-    Nested blocks write at the end of the outermost one.
-    """
-    if _pending.get() is not None:
-        yield
-        return
-    rows: list[ApiCall] = []
-    token = _pending.set(rows)
-    failed = True
+def run_scope(ref: str):
+    """Calls made inside the block carry ``ref`` in their row's ``run_ref``: a run's page lists
+    exactly its calls, and a run whose worker died says what it had done."""
+    token = _run_ref.set(ref)
     try:
         yield
-        failed = False
     finally:
-        _pending.reset(token)
-        if rows:
-            try:
-                insert(rows)
-            except DatabaseError:
-                if not failed:
-                    raise
-                # never hide the block's own exception behind the log's
-                logger.exception("could not write %d call rows", len(rows))
-
-
-def take_pending() -> list[ApiCall]:
-    """The rows the current ``deferred()`` block holds, handed to the caller to write (with its
-    own row, in one statement: see ``connectors.rows.insert_with``); the block then writes
-    only the rows of calls made after this. Outside a block: an empty list."""
-    pending = _pending.get()
-    if not pending:
-        return []
-    taken = list(pending)
-    pending.clear()
-    return taken
+        _run_ref.reset(token)
 
 
 def log_attempt(**fields) -> None:
-    """Write one ``ApiCall`` row (at once, or at the end of a ``deferred()`` block) and emit one
-    structured log line (same fields, no secrets).
+    """Write one ``ApiCall`` row and emit one structured log line (same fields, no secrets).
 
-    The row is written with a prepared INSERT (``connectors.rows``): the ORM's per-call SQL
-    compilation cost as much as the statement itself on the engine's hot path.
+    The row is committed when the attempt ends, before the caller sees the result (the engine
+    never calls inside a transaction of its own): a worker killed a moment later leaves every
+    call it made in the console.
     """
-    row = ApiCall(**fields)
-    pending = _pending.get()
-    if pending is None:
-        insert([row])
-    else:
-        pending.append(row)
+    row = ApiCall.objects.create(run_ref=_run_ref.get(), **fields)
     logger.info(
         "api call %s %s -> %s",
         row.method,
@@ -121,6 +81,7 @@ def log_attempt(**fields) -> None:
         extra={
             "connection": row.connection.slug,
             "correlation_id": row.correlation_id,
+            "run": row.run_ref,
             "attempt": row.attempt,
             "duration_ms": row.duration_ms,
             "error_kind": row.error_kind,

@@ -12,19 +12,21 @@ decides between two concurrent callers, not a read before the write. Then:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from datetime import timedelta
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
-from connectors import rows
 from connectors.engine.errors import IdempotencyConflictError, IdempotencyMismatchError
 from connectors.models import IdempotencyRecord, IdempotencyState
 
-__all__ = ["begin", "complete", "fail", "purge_expired", "request_fingerprint"]
+__all__ = ["begin", "complete", "fail", "held_until", "purge_expired", "request_fingerprint"]
 
 # Response headers worth replaying; everything else (cookies above all) is dropped.
 STORED_HEADERS = ("Content-Type", "Location", "ETag", "Last-Modified")
@@ -43,28 +45,46 @@ def request_fingerprint(method: str, path: str, params, body: bytes | None) -> s
     return digest.hexdigest()
 
 
+# The end of the lease of the run making the calls (a flow run), if any: an in-flight record
+# is held no longer than its run, so that when a worker dies the run's retry can take the key
+# over as soon as the run's lease is gone (the run's lock and its event are taken back then).
+_held_until: ContextVar[datetime | None] = ContextVar("hub_idempotency_held_until", default=None)
+
+
+@contextmanager
+def held_until(deadline: datetime):
+    """In-flight records claimed inside the block are held until ``deadline`` at most."""
+    token = _held_until.set(deadline)
+    try:
+        yield
+    finally:
+        _held_until.reset(token)
+
+
 def begin(scope: str, key: str, fingerprint: str, *, lease_seconds: float, correlation_id: str):
     """Claim the key. Returns ``(record, None)`` to go ahead, or ``(record, record)`` when a
     completed result must be replayed instead of calling."""
     now = timezone.now()
     lease = now + timedelta(seconds=lease_seconds)
-    record = IdempotencyRecord(
-        scope=scope,
-        key=key,
-        fingerprint=fingerprint,
-        locked_until=lease,
-        correlation_id=correlation_id,
-        expires_at=now + ttl(),
-    )
+    cap = _held_until.get()
+    if cap is not None and cap < lease:
+        lease = max(cap, now)
+    fields = {
+        "scope": scope,
+        "key": key,
+        "fingerprint": fingerprint,
+        "locked_until": lease,
+        "correlation_id": correlation_id,
+        "expires_at": now + ttl(),
+    }
     try:
-        if transaction.get_connection(router.db_for_write(IdempotencyRecord)).in_atomic_block:
-            # a savepoint, so that losing the race does not break the caller's transaction
-            with transaction.atomic():
-                rows.insert([record], set_pks=True)
-        else:
-            # autocommit: the INSERT is its own transaction (no BEGIN/COMMIT round trips)
-            rows.insert([record], set_pks=True)
-        return record, None
+        # committed before the create is sent (autocommit); inside a caller's transaction, a
+        # savepoint, so that losing the race does not break that transaction
+        in_transaction = transaction.get_connection(
+            router.db_for_write(IdempotencyRecord)
+        ).in_atomic_block
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
+            return IdempotencyRecord.objects.create(**fields), None
     except IntegrityError:
         pass
     record = IdempotencyRecord.objects.get(scope=scope, key=key)
@@ -101,9 +121,7 @@ def begin(scope: str, key: str, fingerprint: str, *, lease_seconds: float, corre
 def complete(record: IdempotencyRecord, status: int, headers, body: bytes) -> None:
     """Store the result; later calls with the same key get it without calling the partner."""
     kept = {name: headers[name] for name in STORED_HEADERS if name in headers}
-    rows.update(
-        IdempotencyRecord,
-        {"id": record.pk},
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
         state=IdempotencyState.COMPLETED,
         response_status=status,
         response_headers=kept,

@@ -28,7 +28,7 @@ __all__ = ["BlockedAddress", "get_session", "new_session"]
 
 def _guarded_socket(conn: HTTPConnection) -> socket.socket:
     """Resolve, refuse blocked addresses, then connect to one of the checked addresses."""
-    host, port = conn._dns_host, conn.port
+    host, port = conn.host, conn.port
     try:
         infos = resolve_allowed(host, port)
     except socket.gaierror as exc:
@@ -54,6 +54,11 @@ def _guarded_socket(conn: HTTPConnection) -> socket.socket:
     raise NewConnectionError(conn, f"Failed to establish a new connection: {last_error}")
 
 
+# The hub's one use of a dependency's private name (docs/architecture.md says why): urllib3 opens
+# every connection's socket in ``_new_conn()``, HTTP and HTTPS alike (TLS is set up after it),
+# and offers no public hook between name resolution and ``connect()``. Checking the address
+# the socket really connects to, there, is what makes the guard immune to DNS rebinding.
+# tests/test_dependency_seams.py fails loudly if an upgrade of urllib3 stops calling it.
 class GuardedHTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
         return _guarded_socket(self)

@@ -63,11 +63,24 @@ class ApiCall(models.Model):
     quota_reset_at = models.DateTimeField(
         null=True, blank=True, help_text="When the partner said the quota resets."
     )
+    run_ref = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        help_text="The run that made the call (flow_run:12, sync_run:3); empty for a call made "
+        "by site code.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "API call"
-        indexes = [models.Index(fields=["connection", "-created_at"])]
+        indexes = [
+            models.Index(fields=["connection", "-created_at"]),
+            # most calls of a busy hub belong to a run, but lone calls need no index entry
+            models.Index(
+                fields=["run_ref"], name="apicall_run_ref", condition=~models.Q(run_ref="")
+            ),
+        ]
 
     def __str__(self) -> str:
         status = self.status_code or self.get_error_kind_display()

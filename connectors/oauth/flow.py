@@ -19,7 +19,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from connectors.choices import AuditAction, ConnectionStatus, CredentialKind, CredentialState
 from connectors.models import Connection, Credential, OAuthApp
-from connectors.oauth.tokens import _client_auth, oauth_session, store_token
+from connectors.oauth.tokens import client_auth, oauth_session, store_token
 from connectors.services.credentials import record_audit, revoke_credential
 
 __all__ = ["FlowError", "begin_authorization", "complete_authorization", "disconnect"]
@@ -134,7 +134,7 @@ def complete_authorization(request, params) -> Connected:
             code=code,
             code_verifier=entry["verifier"] or None,
             timeout=(3.05, 15),
-            **_client_auth(app),
+            **client_auth(app),
         )
     except OAuth2Error as exc:
         raise FlowError(
@@ -185,7 +185,7 @@ def disconnect(connection: Connection, *, actor=None) -> str:
                 else "access_token"
             )
             try:
-                auth = _client_auth(app)
+                auth = client_auth(app)
                 data = {"token": credential.value.reveal(), "token_type_hint": hint}
                 if not auth.get("auth"):
                     data.update(client_id=auth["client_id"], client_secret=auth["client_secret"])

@@ -28,7 +28,7 @@ from connectors.models import Connection, Credential, OAuthApp
 from connectors.secrets import SecretValue, fingerprint
 from connectors.services.credentials import create_credential, current_credential
 
-__all__ = ["access_token", "oauth_session", "refresh_access_token", "store_token"]
+__all__ = ["access_token", "client_auth", "oauth_session", "refresh_access_token", "store_token"]
 
 logger = logging.getLogger("connectors.oauth")
 
@@ -46,7 +46,7 @@ def oauth_session(app: OAuthApp, **kwargs) -> OAuth2Session:
     return session
 
 
-def _client_auth(app: OAuthApp) -> dict:
+def client_auth(app: OAuthApp) -> dict:
     secret = app.client_secret.reveal() if app.client_secret else ""
     if app.token_endpoint_auth == OAuthApp.TokenAuth.BASIC:
         return {"auth": HTTPBasicAuth(app.client_id, secret), "include_client_id": False}
@@ -122,13 +122,13 @@ def _request_token(connection: Connection, app: OAuthApp) -> dict:
             client=BackendApplicationClient(client_id=app.client_id),
             scope=app.default_scopes or None,
         )
-        return session.fetch_token(app.token_url, timeout=timeout, **_client_auth(app))
+        return session.fetch_token(app.token_url, timeout=timeout, **client_auth(app))
     refresh = current_credential(connection, CredentialKind.REFRESH_TOKEN)
     if refresh is None or not refresh.readable or not refresh.value.reveal():
         raise _NeedsReauth("no usable refresh token")
     session = oauth_session(app)
     return session.refresh_token(
-        app.token_url, refresh_token=refresh.value.reveal(), timeout=timeout, **_client_auth(app)
+        app.token_url, refresh_token=refresh.value.reveal(), timeout=timeout, **client_auth(app)
     )
 
 

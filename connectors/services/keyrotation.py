@@ -56,8 +56,10 @@ def _rotate_column(model, model_field, report: RotationReport, batch_size: int) 
     last_pk = None
     while True:
         with transaction.atomic(), conn.cursor() as cursor:
-            # Identifiers come from the model's metadata, quoted by the backend; values are
-            # parameters. Nothing here comes from a user.
+            # Raw SQL because the ORM cannot say it: an encrypted field decrypts on every load
+            # (values() and only() included), and this must read and write the ciphertext.
+            # Identifiers come from the model's metadata (Django's documented Model _meta
+            # API), quoted by the backend; values are parameters. Nothing comes from a user.
             where = "" if last_pk is None else f"WHERE {pk_col} > %s "
             cursor.execute(
                 f"SELECT {pk_col}, {column} FROM {table} {where}"  # noqa: S608

@@ -11,9 +11,9 @@ idempotents"):
    gets the same key, so even when a first attempt died after the partner answered, the
    partner (or the local record) replays the first create instead of making a second one.
 
-Every run is a ``FlowRun``. Errors are recorded, then raised to the caller: a ``MappingError``
-or an engine ``PermanentError`` is permanent; anything else is transient (the webhook retry
-rules apply).
+Every run is a ``FlowRun``, written when it starts (``running``) and when it ends. Errors are
+recorded, then raised to the caller: a ``MappingError`` or an engine ``PermanentError`` is
+permanent; anything else is transient (the webhook retry rules apply).
 """
 
 from __future__ import annotations
@@ -25,23 +25,23 @@ import time
 from datetime import timedelta
 from urllib.parse import quote
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from connectors import hub, rows
+from connectors import hub
 from connectors.correlation import correlation_scope, current_correlation_id, new_correlation_id
-from connectors.engine import calllog, config_cache
+from connectors.engine import calllog, config_cache, idempotency
 from connectors.engine.errors import PermanentError, RetryableError
+from connectors.models import ApiCall
 from flows.conditions import evaluate
 from flows.mapping import MappingError, canonical, map_or_raise
 from flows.models import PLACEHOLDER, Flow, FlowRun, MappingRule, RunOutcome, RunStatus
 from flows.paths import MISSING, get_path, leaves
 
-__all__ = ["RunResult", "run_flow"]
+__all__ = ["RunResult", "mark_interrupted", "run_flow"]
 
 logger = logging.getLogger("flows.runner")
-
-UPSERT_LOCK_SECONDS = 60
 
 
 class RunResult:
@@ -140,28 +140,63 @@ def _record_id(flow: Flow, record) -> str:
     return "" if found is MISSING or found is None else str(found)
 
 
-class _UpsertLock:
-    """A short lock per (flow, match value) in the shared cache (Redis or the database)."""
+def run_lease() -> timedelta:
+    """How long a run's worker holds it. A run is made while an event (or a sync page, or a
+    request) is processed, under a lease of this length: past it, its worker is taken for lost,
+    as the event's is."""
+    return timedelta(seconds=settings.HUB_WEBHOOK_LEASE_SECONDS)
 
-    def __init__(self, flow: Flow, match_value):
+
+class _UpsertLock:
+    """A short lock per (flow, match value) in the shared cache (Redis or the database), held
+    by one run (its value is the run's id).
+
+    A run whose worker died leaves its lock behind; the next run (the event's retry) takes it
+    over as soon as the holder's lease is gone, instead of waiting out the lock's lifetime.
+    Only one taker wins a given dead holder (``cache.add`` of a takeover key)."""
+
+    def __init__(self, flow: Flow, match_value, run: FlowRun):
         digest = hashlib.sha256(str(match_value).encode()).hexdigest()[:32]
         self.key = f"hub:flows:upsert:{flow.pk}:{digest}"
+        self.run = run
 
     def __enter__(self):
-        if not cache.add(self.key, 1, UPSERT_LOCK_SECONDS):
-            raise RetryableError(
-                "another run is upserting the same record right now; this one is retried shortly",
-                retry_at=timezone.now() + timedelta(seconds=2),
+        ttl = int(run_lease().total_seconds()) + 30  # outlives a live holder's lease
+        if cache.add(self.key, self.run.pk, ttl):
+            return self
+        holder = cache.get(self.key)
+        if (
+            holder is not None
+            and _holder_is_gone(holder)
+            and cache.add(f"{self.key}:takeover:{holder}", self.run.pk, ttl)
+        ):
+            cache.set(self.key, self.run.pk, ttl)
+            logger.warning(
+                "flow run %s took over the upsert lock of run %s (its worker was lost)",
+                self.run.pk,
+                holder,
+                extra={"correlation_id": self.run.correlation_id},
             )
-        return self
+            return self
+        raise RetryableError(
+            "another run is upserting the same record right now; this one is retried shortly",
+            retry_at=timezone.now() + timedelta(seconds=2),
+        )
 
     def __exit__(self, *exc):
-        # Runs take well under the lock's lifetime; deleting without reading it first saves a
-        # round trip, and at worst frees a lock that had expired and been taken again.
-        cache.delete(self.key)
+        # only our own lock: a run whose lease ran out may have had it taken over
+        if cache.get(self.key) == self.run.pk:
+            cache.delete(self.key)
 
 
-def _act(flow: Flow, data: dict, key: str):
+def _holder_is_gone(holder) -> bool:
+    """True when the run holding a lock is no longer running under a live lease."""
+    return not FlowRun.objects.filter(
+        pk=holder, status=RunStatus.RUNNING, lease_until__gte=timezone.now()
+    ).exists()
+
+
+def _act(flow: Flow, data: dict, key: str, run: FlowRun):
     """The action; returns (outcome, the partner's record id)."""
     if not flow.is_upsert:
         use_key = key if flow.method in ("POST", "PATCH", "PUT", "DELETE") else None
@@ -173,7 +208,7 @@ def _act(flow: Flow, data: dict, key: str):
     match_value = get_path(data, flow.match_key)
     if match_value is MISSING or match_value in (None, ""):
         raise MappingError([f'match key "{flow.match_key}" has no value in the mapped data'])
-    with _UpsertLock(flow, _comparable(match_value)):
+    with _UpsertLock(flow, _comparable(match_value), run):
         record = _lookup(flow, data)
         if record is not None:
             record_id = _record_id(flow, record)
@@ -216,31 +251,42 @@ def run_flow(
     correlation_id: str | None = None,
 ) -> RunResult:
     """Run ``flow`` on ``payload`` and record the run. Raises the run's error after recording
-    it (``MappingError``/``PermanentError``: permanent; others: transient)."""
+    it (``MappingError``/``PermanentError``: permanent; others: transient).
+
+    The run's row is written when it starts (``running``, under a lease) and updated when it
+    ends; each of its API calls is written as it ends, carrying the run's reference. A worker
+    killed in between leaves the run and its calls in the console; the sweeper marks the run
+    interrupted once its lease is gone (:func:`mark_interrupted`)."""
     correlation_id = correlation_id or current_correlation_id() or new_correlation_id()
-    run = FlowRun(
+    now = timezone.now()
+    run = FlowRun.objects.create(
         flow=flow,
         trigger=trigger,
         trigger_ref=trigger_ref[:300],
         event_id=event_id,
         correlation_id=correlation_id,
-        started_at=timezone.now(),
+        status=RunStatus.RUNNING,
+        started_at=now,
+        lease_until=now + run_lease(),
     )
     started = time.monotonic()
 
     def finish(status, **fields):
-        # The run is written once, when it ends (a worker killed mid-run leaves no run stuck
-        # "running": its event's attempt log says "lost" and the event is retried).
         run.status = status
         run.finished_at = timezone.now()
         run.duration_ms = int((time.monotonic() - started) * 1000)
+        run.lease_until = None
         for name, value in fields.items():
             setattr(run, name, value)
-        # the run and its call rows together (one statement on PostgreSQL)
-        rows.insert_with([run], calllog.take_pending())
+        # the run's end is the truth even if a sweeper took it for lost meanwhile (a worker
+        # slower than its lease): it did finish
+        run.save(update_fields=["status", "finished_at", "duration_ms", "lease_until", *fields])
 
-    # The run's call rows are held until it ends, then written with it.
-    with correlation_scope(correlation_id), calllog.deferred():
+    with (
+        correlation_scope(correlation_id),
+        calllog.run_scope(run.calls_ref),
+        idempotency.held_until(run.lease_until),
+    ):
         try:
             holds, why = evaluate(flow.condition, payload)
             if not holds:
@@ -252,7 +298,7 @@ def run_flow(
                 data,
                 {"flow": flow.slug, "trigger": trigger_ref, **(variables or {})},
             )
-            outcome, record_id = _act(flow, data, key)
+            outcome, record_id = _act(flow, data, key, run)
         except (MappingError, PermanentError) as exc:
             finish(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000])
             exc.flow_run = run
@@ -263,3 +309,34 @@ def run_flow(
             raise
         finish(RunStatus.SUCCEEDED, outcome=outcome, record_id=record_id[:200])
     return RunResult(run, data)
+
+
+def mark_interrupted(batch_size: int = 500) -> int:
+    """Mark runs whose worker was lost (still ``running`` past their lease) as interrupted,
+    saying what they had done at the partner (methods and statuses, never paths or data).
+    Their event is taken back and retried by the webhook sweeper, as today; a retried run
+    resumes safely (lookups before creates, idempotency keys). Returns how many."""
+    now = timezone.now()
+    lost = list(
+        FlowRun.objects.filter(status=RunStatus.RUNNING, lease_until__lt=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    marked = 0
+    for pk in lost:
+        calls = list(
+            ApiCall.objects.filter(run_ref=f"flow_run:{pk}")
+            .order_by("created_at", "pk")
+            .values_list("method", "status_code", "error_kind")
+        )
+        done = ", ".join(f"{m} → {status or kind or '?'}" for m, status, kind in calls[:20])
+        summary = f"{len(calls)} call(s) made: {done}" if calls else "no call made"
+        marked += FlowRun.objects.filter(
+            pk=pk, status=RunStatus.RUNNING, lease_until__lt=now
+        ).update(
+            status=RunStatus.INTERRUPTED,
+            finished_at=now,
+            lease_until=None,
+            error=f"worker lost (lease expired) before the run ended; {summary}"[:4000],
+        )
+    return marked

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from connectors import hub
 from connectors.correlation import correlation_scope, new_correlation_id
+from connectors.engine import calllog
 from connectors.engine.errors import PermanentError, RetryableError
 from flows.mapping import MappingError, apply_rules, canonical
 from flows.paths import MISSING, get_path
@@ -240,7 +241,8 @@ def sweep() -> int:
 
 def execute(job: SyncJob, run: SyncRun, progress: Callable | None = None) -> SyncRun:
     ctx = _Context(job, run, _Cursor.load(job.cursor), progress)
-    with correlation_scope(run.correlation_id):
+    # the source's calls carry the sync run; a flow target's calls, their own flow run
+    with correlation_scope(run.correlation_id), calllog.run_scope(f"sync_run:{run.pk}"):
         try:
             if job.source_kind == SourceKind.PYTHON:
                 _pull_python(ctx)
@@ -449,10 +451,10 @@ def _to_mirror(ctx: _Context, fresh) -> None:
     new: dict[str, tuple] = {}  # a source listing an id twice in a page: its last version
     changed, seen = [], []
     for record_id, at, data in mapped:
-        text, digest = canonical(data)  # encoded once: stored text and hash
+        _text, digest = canonical(data)
         row = existing.get(record_id)
         if row is None:
-            new[record_id] = (text, digest, at)
+            new[record_id] = (data, digest, at)
         elif row.content_hash == digest and row.disappeared_at is None:
             run.unchanged += 1
             row.last_seen_run = run.pk
@@ -471,58 +473,23 @@ def _to_mirror(ctx: _Context, fresh) -> None:
 
 
 def _insert_mirror_rows(job: SyncJob, run: SyncRun, new: dict, now: datetime) -> None:
-    """New mirror rows in one multi-row INSERT (the ORM's per-object work in ``bulk_create``
-    cost more than the rest of the page); values adapted by the backend as ``save()`` would.
-    """
-    if not new:
-        return
-    connection = connections[router.db_for_write(MirrorRecord)]
-    ops = connection.ops
-    columns = [
-        "connection_id",
-        "object_type",
-        "external_id",
-        "data",
-        "content_hash",
-        "source_updated_at",
-        "last_synced_at",
-        "last_seen_run",
-    ]
-    row_placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    synced = ops.adapt_datetimefield_value(now)
-    rows = [
+    """New mirror rows, in multi-row INSERTs (``bulk_create``)."""
+    MirrorRecord.objects.bulk_create(
         [
-            job.source_connection_id,
-            job.object_type,
-            record_id,
-            text,  # canonical JSON text: SQLite stores it, PostgreSQL's COPY parses it to jsonb
-            digest,
-            ops.adapt_datetimefield_value(at),
-            synced,
-            run.pk,
-        ]
-        for record_id, (text, digest, at) in new.items()
-    ]
-    head = "INSERT INTO {} ({}) VALUES ".format(  # noqa: S608 - names from the model
-        ops.quote_name(MirrorRecord._meta.db_table),
-        ", ".join(ops.quote_name(name) for name in columns),
-    )
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY: no SQL to build or parse per row
-            table = ops.quote_name(MirrorRecord._meta.db_table)
-            names = ", ".join(ops.quote_name(name) for name in columns)
-            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        # 100 rows (800 parameters) per statement: under SQLite's oldest limit of 999
-        for start in range(0, len(rows), 100):
-            batch = rows[start : start + 100]
-            cursor.execute(
-                head + ", ".join([row_placeholder] * len(batch)),
-                [value for row in batch for value in row],
+            MirrorRecord(
+                connection_id=job.source_connection_id,
+                object_type=job.object_type,
+                external_id=record_id,
+                data=data,
+                content_hash=digest,
+                source_updated_at=at,
+                last_synced_at=now,
+                last_seen_run=run.pk,
             )
+            for record_id, (data, digest, at) in new.items()
+        ],
+        batch_size=500,
+    )
 
 
 def _to_flow(ctx: _Context, fresh) -> None:

@@ -63,15 +63,23 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)
 
-    from tests.bench import bench_engine, bench_flows, bench_ingest, bench_syncs
+    from tests.bench import (
+        bench_engine,
+        bench_flows,
+        bench_ingest,
+        bench_processing,
+        bench_syncs,
+    )
 
-    which = sys.argv[1:] or ["engine", "ingest", "flows", "syncs"]
+    which = sys.argv[1:] or ["engine", "ingest", "flows", "processing", "syncs"]
     if "engine" in which:
         bench_engine.run()
     if "ingest" in which:
         bench_ingest.run()
     if "flows" in which:
         bench_flows.run()
+    if "processing" in which:
+        bench_processing.run()
     if "syncs" in which:
         bench_syncs.run()
     return 0

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
 ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "9"))
 DRAIN_CAP_SECONDS = 90
-SIGNED_TARGET = 0.75 if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.60
+SIGNED_TARGET = 0.70
 
 
 def start_gunicorn(port: int) -> subprocess.Popen:

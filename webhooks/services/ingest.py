@@ -22,7 +22,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from connectors import rows
 from connectors.choices import CredentialKind
 from connectors.correlation import new_correlation_id
 from connectors.engine import config_cache
@@ -290,13 +289,12 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
         "last_error": "" if valid else "body is not valid JSON",
         "enqueued_at": timezone.now() if valid else None,
     }
-    event = WebhookEvent(**fields)
     try:
-        # one INSERT committed on its own (a savepoint only inside an outer transaction); the
-        # event's task is queued once it is committed
+        # one INSERT committed on its own (a savepoint only inside an outer transaction, so a
+        # duplicate does not break it); the event's task is queued once it is committed
         in_transaction = transaction.get_connection().in_atomic_block
         with transaction.atomic() if in_transaction else contextlib.nullcontext():
-            rows.insert([event], set_pks=True)
+            event = WebhookEvent.objects.create(**fields)
     except IntegrityError:
         existing = WebhookEvent.objects.filter(endpoint=endpoint, event_id=event_id).first()
         return IngestResult(200, "duplicate", existing.pk if existing else None)

@@ -8,18 +8,17 @@ back events whose lease expired (a killed worker), so nothing is lost.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from connectors import rows
 from connectors.correlation import correlation_scope
 from connectors.engine import config_cache
 from connectors.engine.errors import PermanentError, RetryableError
@@ -52,39 +51,22 @@ def lease_seconds() -> int:
     return int(settings.HUB_WEBHOOK_LEASE_SECONDS)
 
 
-@functools.lru_cache(maxsize=4)
-def _claim_sql(alias: str) -> str:
-    quote = connections[alias].ops.quote_name
-    meta = WebhookEvent._meta
-    columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
-    status, lease = quote("status"), quote("lease_until")
-    attempts, due = quote("attempts"), quote("next_attempt_at")
-    return (
-        f"UPDATE {quote(meta.db_table)} SET {status} = %s, {lease} = %s, "  # noqa: S608
-        f"{attempts} = {attempts} + 1 WHERE {quote(meta.pk.column)} = %s "
-        f"AND {status} IN (%s, %s) AND ({due} IS NULL OR {due} <= %s) RETURNING {columns}"
-    )
-
-
 def claim(pk: int) -> WebhookEvent | None:
     """Take the event for processing if it is due and nobody holds it; None otherwise.
 
-    One conditional UPDATE decides (only one worker can win it) and, where the database has
-    ``RETURNING`` (PostgreSQL, SQLite 3.35+), hands back the claimed row in the same statement.
+    One conditional UPDATE decides (only one worker can win it), then the claimed row is read.
     """
     now = timezone.now()
-    lease = now + timedelta(seconds=lease_seconds())
-    alias = router.db_for_write(WebhookEvent)
-    if connections[alias].features.can_return_columns_from_insert:
-        params = [EventStatus.PROCESSING, lease, pk, *CLAIMABLE, now]
-        won = list(WebhookEvent.objects.raw(_claim_sql(alias), params).using(alias))
-        return won[0] if won else None
-    updated = (
+    won = (
         WebhookEvent.objects.filter(pk=pk, status__in=CLAIMABLE)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(status=EventStatus.PROCESSING, lease_until=lease, attempts=F("attempts") + 1)
+        .update(
+            status=EventStatus.PROCESSING,
+            lease_until=now + timedelta(seconds=lease_seconds()),
+            attempts=F("attempts") + 1,
+        )
     )
-    return WebhookEvent.objects.get(pk=pk) if updated else None
+    return WebhookEvent.objects.get(pk=pk) if won else None
 
 
 def _endpoint_slug(endpoint_id: int) -> str:
@@ -110,22 +92,18 @@ def _finish(event: WebhookEvent, outcome: str, error: str, started: float, **fie
     # Two autocommit statements, the attempt first: a worker that dies between them leaves the
     # event "processing" with its attempt recorded, and the sweeper takes it back when the lease
     # expires (handlers are idempotent) — never a finished event without its attempt.
-    rows.insert(
-        [
-            EventAttempt(
-                event=event,
-                number=event.attempts,
-                duration_ms=duration,
-                outcome=outcome,
-                error=error[:4000],
-            )
-        ]
+    EventAttempt.objects.create(
+        event=event,
+        number=event.attempts,
+        duration_ms=duration,
+        outcome=outcome,
+        error=error[:4000],
     )
     # Only the holder of the lease may finish it (a slow worker whose lease expired and whose
     # event was taken back must not overwrite the newer attempt's state).
-    updated = rows.update(
-        WebhookEvent,
-        {"id": event.pk, "status": EventStatus.PROCESSING, "attempts": event.attempts},
+    updated = WebhookEvent.objects.filter(
+        pk=event.pk, status=EventStatus.PROCESSING, attempts=event.attempts
+    ).update(
         lease_until=None,
         last_error=error[:4000],
         **fields,
@@ -208,54 +186,64 @@ def process_event(pk: int) -> str:
 
 
 def sweep(*, batch_size: int = 500, requeue_after: int = 60) -> dict[str, int]:
-    """Take back events whose lease expired, and enqueue due work that no task carries.
+    """Take back events whose lease expired, and enqueue due work that no task carries; at most
+    ``batch_size`` of each per pass.
 
-    Safe to run from several processes at once: claims are conditional UPDATEs, and on
-    PostgreSQL the selection skips rows another sweeper has locked.
+    Safe to run from several processes at once: each event is taken back, or queued, by a
+    conditional UPDATE that only one sweeper can win (the selection itself locks nothing: it
+    only proposes candidates).
     """
     now = timezone.now()
     lost = 0
-    expired = WebhookEvent.objects.filter(status=EventStatus.PROCESSING, lease_until__lt=now)
-    for event in _locked(expired, batch_size):
-        if WebhookEvent.objects.filter(
-            pk=event.pk, status=EventStatus.PROCESSING, lease_until__lt=now
-        ).update(
+    expired = Q(status=EventStatus.PROCESSING, lease_until__lt=now)
+    for pk, attempts in _candidates(expired, batch_size):
+        if WebhookEvent.objects.filter(expired, pk=pk).update(
             status=EventStatus.RETRYING,
             next_attempt_at=now,
             lease_until=None,
             last_error="worker lost (lease expired); taken back by the sweeper",
         ):
             EventAttempt.objects.create(
-                event=event,
-                number=event.attempts,
+                event_id=pk,
+                number=attempts,
                 outcome=AttemptOutcome.LOST,
                 error="worker lost (lease expired)",
             )
             lost += 1
     stale = now - timedelta(seconds=requeue_after)
     due = (
-        WebhookEvent.objects.filter(status__in=CLAIMABLE)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .filter(
+        Q(status__in=CLAIMABLE)
+        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        & (
             Q(enqueued_at__isnull=True)
             | Q(enqueued_at__lt=stale)
             | Q(status=EventStatus.RETRYING, enqueued_at__lt=F("next_attempt_at"))
         )
     )
     enqueued = 0
-    for event in _locked(due, batch_size):
-        WebhookEvent.objects.filter(pk=event.pk).update(enqueued_at=now)
-        enqueue_processing(event.pk)
-        enqueued += 1
-    return {"lost": lost, "enqueued": enqueued}
+    for pk, _attempts in _candidates(due, batch_size):
+        # once enqueued_at is now, the event is no longer "due without a task": a second
+        # sweeper's UPDATE matches nothing
+        if WebhookEvent.objects.filter(due, pk=pk).update(enqueued_at=now):
+            enqueue_processing(pk)
+            enqueued += 1
+    result = {"lost": lost, "enqueued": enqueued}
+    for name, func in SWEEP_HOOKS:
+        result[name] = func()
+    return result
 
 
-def _locked(queryset, batch_size):
-    with transaction.atomic():
-        rows = queryset.order_by("pk").only("pk", "attempts")
-        if transaction.get_connection().features.has_select_for_update_skip_locked:
-            rows = rows.select_for_update(skip_locked=True)
-        return list(rows[:batch_size])
+# Other apps' periodic take-backs, run by every sweep pass (the flows app marks runs whose
+# worker was lost as interrupted): (name in the result, function returning a count).
+SWEEP_HOOKS: list[tuple[str, Callable[[], int]]] = []
+
+
+def _candidates(condition: Q, batch_size: int) -> list[tuple[int, int]]:
+    return list(
+        WebhookEvent.objects.filter(condition)
+        .order_by("pk")
+        .values_list("pk", "attempts")[:batch_size]
+    )
 
 
 FINAL_STATES = (

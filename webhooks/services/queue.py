@@ -1,4 +1,5 @@
-"""Putting processing work on django-q2's queue, through one broker per process.
+"""Putting processing work on django-q2's queue, through its public API (``async_task()``)
+and one broker per process.
 
 ``async_task()`` without a broker builds a new one per call (a new Redis connection with the
 Redis broker); the hub keeps one per process.
@@ -20,21 +21,12 @@ import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
-from django.utils import timezone
+from django.db import transaction
 from django_q.brokers import get_broker
-from django_q.brokers.redis_broker import Redis as RedisBroker
-from django_q.conf import Conf
-from django_q.models import OrmQ
-from django_q.signals import pre_enqueue
-from django_q.signing import SignedPackage
 from django_q.tasks import async_task
-
-from connectors import rows
 
 logger = logging.getLogger("webhooks.queue")
 
@@ -42,7 +34,8 @@ PROCESS_TASK = "webhooks.tasks.process_event"
 
 
 @functools.lru_cache(maxsize=1)
-def _broker():
+def shared_broker():
+    """This process's broker (django-q2's ``get_broker()``, built once)."""
     return get_broker()
 
 
@@ -56,10 +49,11 @@ class BackgroundPusher:
 
     ``submit()`` is a put on a C-implemented queue: the caller (a web request) does not wait
     for the broker. The thread collects what arrives within ``linger`` seconds of the first
-    item (at most ``max_batch``) and pushes it in one call: one wake-up and one broker round
-    trip per batch. It is started on first use in each process (a forked worker gets its own),
-    and at interpreter exit what is still waiting is pushed for at most ``exit_timeout``
-    seconds. A failing push is logged once for its batch; those items are left to the sweeper.
+    item (at most ``max_batch``) and hands it to ``push_many`` in one call (one wake-up of the
+    thread per batch, whatever the request rate). It is started on first use in each process
+    (a forked worker gets its own), and at interpreter exit what is still waiting is pushed
+    for at most ``exit_timeout`` seconds. A failing push is logged once for its batch; those
+    items are left to the sweeper.
     """
 
     def __init__(
@@ -132,70 +126,34 @@ class BackgroundPusher:
             self._handled += len(batch)
 
 
-def task_package(func: str, *args, task_name: str) -> str:
-    """The signed package ``async_task(func, *args, task_name=...)`` would push, built
-    directly: the same keys and values (``tests/test_webhook_pusher.py`` compares them), without
-    its human-readable id, option loop and log lines, which cost about half of it (a pusher
-    builds one per event). Not for django-q2's ``sync`` option, which runs tasks instead of
-    queuing them: see :func:`enqueue_after_commit`."""
-    task = {
-        "id": uuid.uuid4().hex,
-        "name": task_name,
-        "func": func,
-        "args": args,
-        "kwargs": {},
-        "started": timezone.now(),
-    }
-    if Conf.CACHED:
-        task["cached"] = Conf.CACHED
-    if Conf.ACK_FAILURES:
-        task["ack_failure"] = Conf.ACK_FAILURES
-    pre_enqueue.send(sender="django_q", task=task)
-    return SignedPackage.dumps(task)
-
-
 def _push_events(event_pks: list) -> None:
-    """One signed django-q2 task per event, sent to Redis in one ``RPUSH`` (one by one with
-    another broker)."""
-    broker = _broker()
-    packages = [task_package(PROCESS_TASK, pk, task_name=f"webhook-event-{pk}") for pk in event_pks]
-    if isinstance(broker, RedisBroker):
-        broker.connection.rpush(broker.list_key, *packages)
-    else:
-        for package in packages:
-            broker.enqueue(package)
+    """Queue each event's processing with django-q2's public ``async_task()``. A failure is
+    raised to the pusher, which logs it for the batch: the sweeper queues what is left."""
+    broker = shared_broker()
+    for pk in event_pks:
+        async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}")
 
 
 pusher = BackgroundPusher(_push_events, name="hub-webhook-pusher")
 
 
-def _queue_row(event_pk: int) -> None:
-    """With the ORM broker: django-q2's queue row for the event, one prepared autocommit INSERT
-    (what the broker's ``enqueue()`` writes). A failure (the database locked past its busy
-    timeout, say) is logged, not raised: the event is stored and the sweeper queues it."""
-    try:
-        row = OrmQ(
-            key=_broker().list_key or Conf.CLUSTER_NAME,
-            payload=task_package(PROCESS_TASK, event_pk, task_name=f"webhook-event-{event_pk}"),
-            lock=timezone.now(),
-        )
-        rows.insert([row])
-    except DatabaseError:
-        logger.exception("could not queue webhook event %s; the sweeper will", event_pk)
+def runs_tasks_inline() -> bool:
+    """django-q2's ``sync`` option: ``async_task()`` runs the task where it is called."""
+    return bool(settings.Q_CLUSTER.get("sync", False))
 
 
 def enqueue_after_commit(event_pk: int) -> None:
     """Queue an event's processing once the transaction that stores it commits, so a worker
-    never looks for an event that is not visible yet. With the ORM broker, the queue row is
-    written at once, by the caller, in its own autocommit INSERT (two short writes rather than
-    one longer transaction: on SQLite, other writers wait for its lock); with Redis, by this
-    process's :data:`pusher` thread, after the request has been answered. A lost queue entry
-    (process killed in between, broker down) is queued again by the sweeper. With django-q2's
-    ``sync`` option, ``async_task()`` runs the task itself, after the commit."""
-    if Conf.SYNC:
+    never looks for an event that is not visible yet.
+
+    With the ORM broker the queue row is written by the caller, on commit (a short INSERT of
+    its own); with a broker outside the database (Redis), by this process's :data:`pusher`
+    thread, after the request has been answered, so the partner's 2xx never waits on Redis
+    nor on a Redis outage. A lost queue entry (process killed in between, broker down) is
+    queued again by the sweeper: the event row is the truth. With ``sync``, the task runs on
+    commit, here."""
+    if runs_tasks_inline() or queue_is_in_the_database():
         transaction.on_commit(lambda: enqueue_processing(event_pk))
-    elif queue_is_in_the_database():
-        transaction.on_commit(lambda: _queue_row(event_pk))
     else:
         transaction.on_commit(lambda: pusher.submit(event_pk))
 
@@ -204,6 +162,8 @@ def enqueue_processing(event_pk: int) -> None:
     """Queue the processing of one event. A failure here loses nothing: the event row is
     stored, and the sweeper enqueues it again."""
     try:
-        async_task(PROCESS_TASK, event_pk, broker=_broker(), task_name=f"webhook-event-{event_pk}")
+        async_task(
+            PROCESS_TASK, event_pk, broker=shared_broker(), task_name=f"webhook-event-{event_pk}"
+        )
     except Exception:
         logger.exception("could not enqueue webhook event %s; the sweeper will", event_pk)

@@ -76,9 +76,15 @@ class Command(BaseCommand):
                 signal.signal(sig, lambda *a: stopping.append(True))
         while True:
             result = processing.sweep()
-            if result["lost"] or result["enqueued"] or not loop:
+            if any(result.values()) or not loop:
+                others = "".join(
+                    f", {count} {name.replace('_', ' ')}"
+                    for name, count in result.items()
+                    if name not in ("lost", "enqueued")
+                )
                 self.stdout.write(
-                    f"{result['lost']} lost event(s) taken back, {result['enqueued']} enqueued."
+                    f"{result['lost']} lost event(s) taken back, {result['enqueued']} enqueued"
+                    f"{others}."
                 )
             if not loop:
                 return
