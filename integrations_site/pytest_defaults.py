@@ -9,3 +9,6 @@ import os
 
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("SANDBOX_ENABLED", "true")
+# Refusal counts are written when a test flushes them (webhooks.services.refusals), never by a
+# timer thread in the middle of another test's transaction.
+os.environ.setdefault("HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS", "3600")

@@ -254,6 +254,8 @@ HUB_WEBHOOK_RETRY_SCHEDULE = env.list(
 )
 # A worker holds an event this long; past it, the sweeper takes the event back.
 HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)
+# Refused deliveries are counted in memory and written to their endpoint this many seconds later.
+HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS = env.float("HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS", default=5.0)
 # A sync run holds its job this long past its last committed page; past it, the job is
 # considered lost and the next start (or the sweeper) resumes the run from its last page.
 HUB_SYNC_LEASE_SECONDS = env.int("HUB_SYNC_LEASE_SECONDS", default=300)

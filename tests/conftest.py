@@ -14,6 +14,14 @@ from connectors.roles import ADMINS, AUDITORS, OPERATORS
 from connectors.services.credentials import create_credential
 
 
+@pytest.fixture(autouse=True)
+def _no_refusal_counts_across_tests():
+    from webhooks.services.refusals import counter
+
+    yield
+    counter.discard()
+
+
 @pytest.fixture
 def secret_value() -> str:
     """A fresh random secret, never written in the code, so a search for it is meaningful."""

@@ -22,7 +22,7 @@ from django.utils import timezone
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 
-from connectors.choices import ConnectionStatus
+from connectors.choices import ConnectionStatus, Environment
 from connectors.correlation import current_correlation_id, new_correlation_id
 from connectors.engine import calllog, config_cache, idempotency, ratelimit
 from connectors.engine.auth import OutboundRequest, get_auth_method
@@ -149,6 +149,16 @@ def _build_url(connection: Connection, path: str) -> str:
     if urlsplit(path).scheme or path.startswith("//"):
         raise BlockedURLError(
             f"Give a path relative to the base URL of {connection.slug!r}, not a full URL."
+        )
+    # checked on save too; a row changed behind the console's back (SQL, an old version)
+    # must still never send a production secret over plain http
+    if (
+        connection.environment == Environment.PRODUCTION
+        and urlsplit(connection.base_url).scheme != "https"
+    ):
+        raise BlockedURLError(
+            f"Connection {connection.slug!r} is a production connection and its base URL is "
+            "not https: the call was not sent. Set an https:// base URL in the console."
         )
     return connection.base_url.rstrip("/") + "/" + path.lstrip("/")
 

@@ -50,7 +50,8 @@ def address_block_reason(address: str, *, allow_private: bool | None = None) -> 
         ip = _unwrap(ipaddress.ip_address(address.split("%", 1)[0]))
     except ValueError:
         return f"{address!r} is not an IP address"
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+    # loopback first: IPv6's ::1 sits in a reserved block (::/8), and it is only loopback
+    if not ip.is_loopback and (ip.is_unspecified or ip.is_multicast or ip.is_reserved):
         return f"{ip} is {ALWAYS_BLOCKED}"
     if ip.is_global:
         return None

@@ -80,10 +80,15 @@ class Scheme(abc.ABC):
     # -- helpers for the schemes -----------------------------------------------------------
     @staticmethod
     def check_timestamp(raw: str, now: float, tolerance: int) -> int:
-        try:
-            stamp = int(raw)
-        except (TypeError, ValueError):
-            raise SignatureRejected("malformed timestamp") from None
+        """A signed Unix timestamp: ASCII digits only (``int()`` would also take ``1_796``,
+        ``+5`` or Arabic-Indic digits), within ``tolerance`` seconds of now. A value of more
+        than twelve digits (past the year 33,000) is outside any tolerance: refused as such,
+        before it could overflow a float comparison."""
+        if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit():
+            raise SignatureRejected("malformed timestamp")
+        if len(raw.lstrip("0")) > MAX_TIMESTAMP_DIGITS:
+            raise SignatureRejected("timestamp outside tolerance")
+        stamp = int(raw)
         if abs(now - stamp) > tolerance:
             raise SignatureRejected("timestamp outside tolerance")
         return stamp
@@ -99,6 +104,8 @@ class Scheme(abc.ABC):
                     return Verified((secret, fingerprint), fingerprint)
         raise SignatureRejected("signature mismatch")
 
+
+MAX_TIMESTAMP_DIGITS = 12
 
 registry: dict[str, Scheme] = {}
 

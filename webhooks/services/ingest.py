@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from connectors.choices import CredentialKind
@@ -31,6 +30,7 @@ from webhooks.choices import EventStatus
 from webhooks.models import WebhookEndpoint, WebhookEvent
 from webhooks.schemes import Delivery, SignatureRejected, get_scheme
 from webhooks.schemes import registry as scheme_registry
+from webhooks.services import refusals
 from webhooks.services.queue import enqueue_after_commit
 
 __all__ = ["IngestResult", "receive"]
@@ -188,11 +188,8 @@ def redact_headers(headers) -> dict:
 
 
 def _count_rejection(endpoint: WebhookEndpoint, reason: str) -> None:
-    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
-        rejected_count=F("rejected_count") + 1,
-        last_rejection_reason=reason[:200],
-        last_rejection_at=timezone.now(),
-    )
+    # in memory, written in one UPDATE per endpoint a few seconds later (refusals.py)
+    refusals.counter.add(endpoint.pk, reason)
 
 
 def _verify(config: _EndpointConfig, request, body: bytes) -> str:
@@ -217,7 +214,7 @@ def receive(slug: str, request) -> IngestResult:
         return IngestResult(404, "unknown webhook endpoint")
     endpoint = config.endpoint
     try:
-        body = _read_body(request, endpoint.max_body_bytes)
+        # the sender's address first: a refused sender's body is not even read
         ip = _client_ip(request)
         if config.networks:
             try:
@@ -226,6 +223,7 @@ def receive(slug: str, request) -> IngestResult:
                 raise _Refused(403, "sender address not allowed") from None
             if not any(address in network for network in config.networks):
                 raise _Refused(403, "sender address not allowed")
+        body = _read_body(request, endpoint.max_body_bytes)
         if config.secret_problem:
             raise _Refused(503, f"endpoint not ready: {config.secret_problem}")
         try:
@@ -254,7 +252,9 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
     try:
         payload = json.loads(body)
         valid = True
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: a body nested deeper than the parser's recursion limit (1,000
+        # levels): not JSON the hub can process, kept as rejected like any invalid body
         payload, valid = None, False
     answer = scheme.handshake(payload) if scheme is not None and valid else None
     if answer is not None:
@@ -262,11 +262,13 @@ def _store(config, request, body: bytes, fingerprint: str, ip: str) -> IngestRes
     id_source = endpoint.event_id_source or (scheme.event_id_source if scheme else "body-hash")
     type_source = endpoint.event_type_source or (scheme.event_type_source if scheme else "")
     event_id = ""
-    if valid:
+    # A partner's id in a header is used even for a body that is not JSON, so that its
+    # redelivery of the same (rejected) body is recognised the same way as the first
+    if valid or id_source.startswith("header:"):
         event_id = _locate(id_source, request.headers, payload, body)
-        if not event_id and scheme is not None and not endpoint.event_id_source:
-            event_id = scheme.event_id_from(request.headers)
-        event_id = event_id[:255]
+    if not event_id and scheme is not None and not endpoint.event_id_source:
+        event_id = scheme.event_id_from(request.headers)
+    event_id = event_id[:255]
     if not event_id:
         # No id where the partner should put one (or no JSON): the body hash still makes a
         # byte-identical redelivery a duplicate.

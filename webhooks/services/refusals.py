@@ -1,0 +1,92 @@
+"""Counting refused deliveries without a database write per refusal.
+
+A flood of bad signatures (a partner that rotated its secret, someone probing) must not become
+a flood of UPDATEs on one endpoint row: on the embedded SQLite default every one of them would
+take the database-wide write lock that valid deliveries need. Refusals are counted in this
+process's memory and added to the endpoint's row (``rejected_count``, the last reason and time)
+by one UPDATE per endpoint, ``HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS`` after the first refusal not
+yet written (and at normal exit). What a killed process had not written yet is lost: these are
+counters for a person, not deliveries (a refused delivery is never stored, by design).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+from django.db.models import F
+from django.utils import timezone
+
+__all__ = ["counter"]
+
+logger = logging.getLogger("webhooks.ingest")
+
+
+class RefusalCounter:
+    def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a forked worker counts its own
+        atexit.register(self.flush)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[int, list] = {}  # endpoint pk → [count, last reason, last time]
+        self._timer: threading.Timer | None = None
+
+    def add(self, endpoint_pk: int, reason: str) -> None:
+        with self._lock:
+            entry = self._pending.setdefault(endpoint_pk, [0, "", None])
+            entry[0] += 1
+            entry[1], entry[2] = reason[:200], timezone.now()
+            if self._timer is None:
+                delay = float(settings.HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS)
+                self._timer = threading.Timer(delay, self._flush_from_timer)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def pending(self, endpoint_pk: int) -> int:
+        """Refusals of an endpoint counted here and not written yet."""
+        with self._lock:
+            return self._pending.get(endpoint_pk, [0])[0]
+
+    def discard(self) -> None:
+        """Forget what was counted and not written (the test suite, between tests)."""
+        with self._lock:
+            self._pending = {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def flush(self) -> None:
+        """Write what was counted: one UPDATE per endpoint."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        from webhooks.models import WebhookEndpoint
+
+        for endpoint_pk, (count, reason, at) in pending.items():
+            try:
+                WebhookEndpoint.objects.filter(pk=endpoint_pk).update(
+                    rejected_count=F("rejected_count") + count,
+                    last_rejection_reason=reason,
+                    last_rejection_at=at,
+                )
+            except DatabaseError:
+                logger.exception(
+                    "could not record %d refusal(s) of endpoint %s", count, endpoint_pk
+                )
+
+    def _flush_from_timer(self) -> None:
+        try:
+            self.flush()
+        finally:
+            connections.close_all()  # this timer thread's own connections
+
+
+counter = RefusalCounter()
