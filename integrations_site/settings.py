@@ -12,6 +12,7 @@ Every variable is listed with its default in ``docs/configuration.md``.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from integrations_site.keys import load_fernet_keys, load_secret_key
 
@@ -218,14 +219,32 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "integrations_site.debug.AlwaysSafeException
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+# LOG_FORMAT: "text" (a line per record, correlation id and structured fields included) or
+# "json" (one JSON object per line, python-json-logger), for a log collector.
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f'LOG_FORMAT must be "text" or "json", not {LOG_FORMAT!r}.')
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"correlation": {"()": "integrations_site.logs.CorrelationFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {
+            "()": "integrations_site.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["correlation"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
