@@ -3,8 +3,20 @@ from rest_framework import serializers
 from flows.models import Flow, FlowRun
 
 
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer of the API (docs/rest-api.md)."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a person to act on.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="An invalid request body: the messages of each field.",
+    )
+
+
 class FlowSerializer(serializers.ModelSerializer):
-    endpoint = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    # null for flows that no webhook triggers (manual, schedule)
+    endpoint = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     connection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     mapping = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
@@ -51,5 +63,6 @@ class FlowRunSerializer(serializers.ModelSerializer):
 
 class RunRequestSerializer(serializers.Serializer):
     payload = serializers.JSONField(
-        help_text="The data the flow's mapping reads (as a webhook event's body would be)."
+        allow_null=True,
+        help_text="The data the flow's mapping reads (as a webhook event's body would be).",
     )

@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from api import views
+from api import errors, views
 
 urlpatterns = [
     path("flows/", views.FlowList.as_view(), name="api-flows"),
@@ -13,4 +13,6 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[]),
         name="api-docs",
     ),
+    # last: everything else under /api/ is a JSON 404, never Django's HTML page
+    re_path(r"^", errors.not_found),
 ]

@@ -5,14 +5,25 @@ from __future__ import annotations
 import uuid
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.auth import HasScope, HubTokenAuthentication
 from api.idempotency import HEADER, idempotent
-from api.serializers import FlowRunSerializer, FlowSerializer, RunRequestSerializer
+from api.serializers import (
+    ErrorSerializer,
+    FlowRunSerializer,
+    FlowSerializer,
+    RunRequestSerializer,
+)
 from connectors.engine.errors import PermanentError
 from flows.mapping import MappingError
 from flows.models import Flow, FlowRun
@@ -24,6 +35,18 @@ class HubAPIView:
     permission_classes = [HasScope]
 
 
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description)
+
+
+# what every authenticated endpoint may answer besides its own results
+AUTH_ERRORS = {
+    401: error("No token, or an unknown, revoked or expired one."),
+    403: error("The token lacks the scope this request needs."),
+}
+
+
+@extend_schema_view(get=extend_schema(responses={200: FlowSerializer(many=True), **AUTH_ERRORS}))
 class FlowList(HubAPIView, generics.ListAPIView):
     """The flows, enabled or not."""
 
@@ -32,6 +55,9 @@ class FlowList(HubAPIView, generics.ListAPIView):
     queryset = Flow.objects.select_related("endpoint", "connection", "mapping").order_by("slug")
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: FlowRunSerializer, 404: error("No such run."), **AUTH_ERRORS})
+)
 class RunDetail(HubAPIView, generics.RetrieveAPIView):
     """One flow run."""
 
@@ -56,10 +82,19 @@ class RunFlow(HubAPIView, APIView):
         ],
         responses={
             201: OpenApiResponse(FlowRunSerializer, "The run succeeded (or was skipped)."),
-            404: OpenApiResponse(description="No such flow."),
-            409: OpenApiResponse(description="The flow is disabled, or the same key is running."),
+            400: error("A body that is not JSON or lacks payload, or a malformed key."),
+            **AUTH_ERRORS,
+            404: error("No such flow."),
+            409: error("The flow is disabled, or a request with the same key is running."),
+            413: error("The body is larger than 2.5 MB."),
             422: OpenApiResponse(
-                FlowRunSerializer, "The run failed permanently (mapping, partner's 4xx)."
+                PolymorphicProxySerializer(
+                    component_name="FailedRunOrKeyReused",
+                    serializers=[FlowRunSerializer, ErrorSerializer],
+                    resource_type_field_name=None,
+                ),
+                "The run failed permanently (mapping, partner's 4xx): the run; or the "
+                "Idempotency-Key was already used with another body: an error.",
             ),
             503: OpenApiResponse(FlowRunSerializer, "A transient error: retry with the same key."),
         },

@@ -143,6 +143,26 @@ def apply_rules(rules: list[RuleSpec], payload) -> MappingResult:
 
 def map_or_raise(rules: list[RuleSpec], payload) -> MappingResult:
     result = apply_rules(rules, payload)
-    if result.errors:
-        raise MappingError(result.errors)
+    errors = result.errors or unsendable(result.output)
+    if errors:
+        raise MappingError(errors)
     return result
+
+
+def unsendable(data, path: str = "") -> list[str]:
+    """Fields whose text cannot be sent: a lone surrogate (``"\\ud800"`` is valid JSON, but
+    no UTF-8 encoding of it exists, so no request can carry it). A permanent error that names
+    the field: retrying would never succeed."""
+    if isinstance(data, dict):
+        return [e for name, value in data.items() for e in unsendable(value, f"{path}{name}.")]
+    if isinstance(data, list):
+        return [e for i, value in enumerate(data) for e in unsendable(value, f"{path}{i}.")]
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            return [
+                f'field "{path[:-1]}": its text holds a character that cannot be encoded (a lone '
+                "surrogate such as \\ud800): fix it at the source"
+            ]
+    return []

@@ -250,15 +250,18 @@ class MirrorRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     actions = ["export_csv"]
 
-    def get_readonly_fields(self, request, obj=None):
-        self._can_see_pii = request.user.has_perm(PII_PERMISSION)
-        return super().get_readonly_fields(request, obj)
+    def get_object(self, request, object_id, from_field=None):
+        # Decided per request, on the object this request loaded: a ModelAdmin is one instance
+        # shared by every thread, so "can this user see PII" must never be kept on it.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.viewer_can_see_pii = request.user.has_perm(PII_PERMISSION)
+        return obj
 
     @admin.display(description="Data (mapped fields)")
     def shown_data(self, obj):
-        data = (
-            obj.data if getattr(self, "_can_see_pii", False) else masked(obj.data, pii_targets(obj))
-        )
+        can_see = getattr(obj, "viewer_can_see_pii", False)  # masked unless decided otherwise
+        data = obj.data if can_see else masked(obj.data, pii_targets(obj))
         return format_html("<pre>{}</pre>", json.dumps(data, indent=2, ensure_ascii=False))
 
     @admin.action(description="Export the selected records as CSV")

@@ -197,12 +197,17 @@ def test_an_unreadable_credential_does_not_break_the_pages(
     assert "unreadable: encryption key missing" in change.content.decode()
 
 
-def test_revoke_action_revokes_and_audits(integration_admin_client, credential):
-    response = integration_admin_client.post(
-        reverse("admin:connectors_credential_changelist"),
-        {"action": "revoke_selected", "_selected_action": [credential.pk]},
-        follow=True,
-    )
+def test_revoke_action_asks_first_then_revokes_and_audits(integration_admin_client, credential):
+    action = {"action": "revoke_selected", "_selected_action": [credential.pk]}
+    url = reverse("admin:connectors_credential_changelist")
+    # one click only asks: nothing is revoked yet
+    page = integration_admin_client.post(url, action)
+    assert page.status_code == 200
+    assert "cannot be restored" in page.content.decode()
+    assert credential.fingerprint in page.content.decode()
+    credential.refresh_from_db()
+    assert credential.state != "revoked"
+    response = integration_admin_client.post(url, {**action, "confirmed": "yes"}, follow=True)
     assert response.status_code == 200
     credential.refresh_from_db()
     assert credential.state == "revoked"

@@ -98,11 +98,14 @@ def test_disconnect_revokes_at_the_provider(
     start = integration_admin_client.get(reverse("oauth:connect", args=[oauth_connection.pk]))
     integration_admin_client.get(consent(start["Location"])[len("http://testserver") :])
     before = oauth_server.stats()
-    response = integration_admin_client.post(
-        reverse("admin:connectors_connection_changelist"),
-        {"action": "disconnect_accounts", "_selected_action": [oauth_connection.pk]},
-        follow=True,
-    )
+    action = {"action": "disconnect_accounts", "_selected_action": [oauth_connection.pk]}
+    url = reverse("admin:connectors_connection_changelist")
+    # one click only asks: nothing is revoked yet
+    asked = integration_admin_client.post(url, action)
+    assert "Yes, disconnect and revoke" in asked.content.decode()
+    assert oauth_server.stats() == before
+    assert Credential.objects.usable().filter(connection=oauth_connection).exists()
+    response = integration_admin_client.post(url, {**action, "confirmed": "yes"}, follow=True)
     assert "disconnected; revoked at the provider" in response.content.decode()
     after = oauth_server.stats()
     assert after["revoked_refresh_tokens"] == before["revoked_refresh_tokens"] + 1

@@ -175,7 +175,8 @@ def test_malformed_json_and_bad_keys_get_400(crm):
     )
     assert broken.status_code == 400 and "JSON parse error" in broken.json()["detail"]
     missing = run(crm, bearer, {"data": {}})
-    assert missing.status_code == 400 and "payload" in missing.json()
+    assert missing.status_code == 400 and "payload" in missing.json()["errors"]
+    assert missing.json()["detail"].startswith("The request is not valid: payload:")
     long_key = run(crm, bearer, {"payload": {}}, key="k" * 300)
     assert long_key.status_code == 400
     unknown = requests.post(
@@ -218,3 +219,73 @@ def test_a_token_created_in_the_console_is_shown_once_and_never_again(integratio
     assert row.key_digest == digest(token)
     for url in ["/admin/api/apitoken/", f"/admin/api/apitoken/{row.pk}/change/"]:
         assert token not in integration_admin_client.get(url).content.decode()
+
+
+def test_every_error_is_json_with_the_same_shape(crm):
+    bearer = token("flows:run", "flows:read")
+    auth = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    url = f"{crm}/api/flows/signup-to-crm/run/"
+    deep = requests.post(url, data=b"[" * 1000 + b"]" * 1000, headers=auth, timeout=10)
+    large = requests.post(
+        url, data=b'{"payload": "' + b"x" * 3_000_000 + b'"}', headers=auth, timeout=30
+    )
+    null_byte = requests.post(f"{crm}/api/flows/a%00b/run/", json={}, headers=auth, timeout=10)
+    nowhere = requests.get(f"{crm}/api/nothing/here/", headers=auth, timeout=10)
+    browsable = requests.get(f"{crm}/api/flows/?format=api", headers=auth, timeout=10)
+    answers = [deep, large, null_byte, nowhere, browsable]
+    assert [r.status_code for r in answers] == [400, 413, 404, 404, 404]
+    for response in answers:
+        assert response.headers["Content-Type"].startswith("application/json"), response.text
+        assert isinstance(response.json()["detail"], str)
+    assert "nested too deeply" in deep.json()["detail"]
+    assert "too large" in large.json()["detail"]
+
+
+def test_a_value_that_cannot_be_sent_is_a_permanent_error_naming_the_field(crm):
+    bearer = token("flows:run", "flows:read")
+    # JSON can carry a lone surrogate; no UTF-8 request can
+    response = requests.post(
+        f"{crm}/api/flows/signup-to-crm/run/",
+        data=b'{"payload": {"email": "\\ud800@example.test", "name": "A"}}',
+        headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 422
+    run_row = response.json()
+    assert run_row["status"] == "failed"
+    assert 'field "email"' in run_row["error"] and "lone surrogate" in run_row["error"]
+    assert "Retry-After" not in response.headers
+    assert not SandboxRequest.objects.filter(method="POST").exists()
+
+
+def test_the_api_answers_as_its_openapi_schema_says(crm):
+    """schemathesis generates requests from the live schema (valid and invalid ones) and checks
+    every answer against it: status codes, content types, bodies. Bounded: a few dozen
+    requests per operation, derandomized, so the run is short and repeatable."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    bearer = token("flows:run", "flows:read")
+    schema = schemathesis.openapi.from_url(f"{crm}/api/schema/?format=json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.label for op in operations} >= {
+        "GET /api/flows/",
+        "POST /api/flows/{slug}/run/",
+        "GET /api/runs/{id}/",
+    }
+    for operation in operations:
+
+        @settings(
+            max_examples=30,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy())
+        def check(case):
+            case.call_and_validate(
+                base_url=crm, headers={"Authorization": f"Bearer {bearer}"}, timeout=30
+            )
+
+        check()

@@ -75,6 +75,39 @@ def test_the_mirror_export_masks_personal_data_without_the_permission(
     assert "ada@x.test" not in page and "•••" in page
 
 
+def test_concurrent_pages_never_show_an_operator_what_only_the_dpo_may_see(
+    sandbox_crm, operator_client, auditor_client
+):
+    import threading
+
+    from django.contrib import admin
+
+    SandboxContact.objects.create(email="ada@x.test", data={"email": "ada@x.test", "plan": "pro"})
+    run_job(mirror_job(sandbox_crm).slug)
+    record = MirrorRecord.objects.get()
+    url = f"/admin/syncs/mirrorrecord/{record.pk}/change/"
+    # one ModelAdmin instance serves both users' threads: it must keep no per-request state
+    model_admin = admin.site.get_model_admin(MirrorRecord)
+    seen: dict[str, list[str]] = {"operator": [], "dpo": []}
+
+    def browse(who, client):
+        for _ in range(15):
+            seen[who].append(client.get(url).content.decode())
+
+    threads = [
+        threading.Thread(target=browse, args=("operator", operator_client)),
+        threading.Thread(target=browse, args=("dpo", auditor_client)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(seen["operator"]) == len(seen["dpo"]) == 15
+    assert all("ada@x.test" not in page and "•••" in page for page in seen["operator"])
+    assert all("ada@x.test" in page for page in seen["dpo"])
+    assert not [name for name in vars(model_admin) if "pii" in name]
+
+
 def test_syncs_run_prints_progress_and_syncs_status_lists_jobs(sandbox_crm):
     contacts(120, timestamps=2)
     mirror_job(sandbox_crm, page_size=50)

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from connectors.admin.confirm import confirmation, confirmed
 from connectors.choices import ConnectionStatus
 from connectors.engine.circuit import circuit_state
 from connectors.engine.circuit import reset as reset_circuit
@@ -262,9 +263,24 @@ class ConnectionAdmin(admin.ModelAdmin):
         description="Disconnect the OAuth account (revoke at the provider)", permissions=["change"]
     )
     def disconnect_accounts(self, request, queryset):
-        for connection in queryset.select_related("oauth_app"):
-            if connection.auth_method != "oauth2":
-                continue
+        oauth = [c for c in queryset.select_related("oauth_app") if c.auth_method == "oauth2"]
+        if not oauth:
+            self.message_user(request, "None of these connections uses OAuth.", messages.WARNING)
+            return None
+        if not confirmed(request):
+            return confirmation(
+                self,
+                request,
+                oauth,
+                action="disconnect_accounts",
+                title=f"Disconnect {len(oauth)} OAuth account(s)?",
+                explanation="The hub asks each provider to revoke the tokens, then forgets them. "
+                "Calls on these connections fail until someone connects the account again "
+                "(Connections → Connect account), which needs the account owner.",
+                button="Yes, disconnect and revoke",
+                items=[f"{c.name} ({c.slug})" for c in oauth],
+            )
+        for connection in oauth:
             outcome = disconnect(connection, actor=request.user)
             self.message_user(
                 request, f"{connection.slug}: disconnected; {outcome}.", messages.SUCCESS

@@ -5,6 +5,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from connectors.admin.confirm import confirmation, confirmed
 from connectors.forms import CredentialForm
 from connectors.models import Credential
 from connectors.services.credentials import (
@@ -130,8 +131,25 @@ class CredentialAdmin(admin.ModelAdmin):
         description="Revoke selected credentials (never used again)", permissions=["change"]
     )
     def revoke_selected(self, request, queryset):
+        credentials = list(queryset.select_related("connection"))
+        if not confirmed(request):
+            return confirmation(
+                self,
+                request,
+                credentials,
+                action="revoke_selected",
+                title=f"Revoke {len(credentials)} credential(s)?",
+                explanation="A revoked credential is never used again and cannot be restored: "
+                "calls that need it fail until a new one is added. Revoke it at the partner "
+                "too if it may have leaked.",
+                button="Yes, revoke",
+                items=[
+                    f"{c.connection.slug}: {c.get_kind_display()} {c.fingerprint}"
+                    for c in credentials
+                ],
+            )
         count = 0
-        for credential in queryset.select_related("connection"):
+        for credential in credentials:
             revoke_credential(credential, actor=request.user, reason="revoked from the console")
             count += 1
         self.message_user(request, f"{count} credential(s) revoked.", messages.SUCCESS)
