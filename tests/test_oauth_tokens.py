@@ -47,12 +47,19 @@ def make_connection(server, app: OAuthApp, slug: str) -> Connection:
     )
 
 
-def give_tokens(connection: Connection, tokens: dict, *, expires_in: int) -> None:
-    create_credential(
+def give_tokens(
+    connection: Connection, tokens: dict, *, expires_in: int, issued_ago: int = 3600
+) -> None:
+    """Tokens ``expires_in`` seconds from expiry, issued ``issued_ago`` seconds ago (a token of
+    an hour's lifetime near its end, by default)."""
+    access = create_credential(
         connection,
         CredentialKind.ACCESS_TOKEN,
         tokens["access_token"],
         expires_at=timezone.now() + timedelta(seconds=expires_in),
+    )
+    Credential.objects.filter(pk=access.pk).update(
+        created_at=timezone.now() - timedelta(seconds=issued_ago)
     )
     create_credential(connection, CredentialKind.REFRESH_TOKEN, tokens["refresh_token"])
 
@@ -86,6 +93,23 @@ def test_an_expiring_token_is_refreshed_first_and_rotation_is_kept(oauth_server)
     assert new_access != tokens["access_token"] and new_refresh != tokens["refresh_token"]
     assert oauth_server.stats()["revoked_refresh_tokens"] >= 1
     assert Credential.objects.filter(connection=connection).count() == 2  # replaced in place
+
+
+def test_a_token_shorter_lived_than_the_margin_is_not_refreshed_on_every_call(oauth_server):
+    # given a provider issuing 60 s tokens, and a connection refreshing 300 s before expiry
+    app = make_app(oauth_server, OAuthApp.Grant.AUTHORIZATION_CODE)
+    connection = make_connection(oauth_server, app, "short-lived")
+    connection.token_refresh_margin_seconds = 300
+    connection.save()
+    tokens = oauth_server.issue_tokens(expires_in=60)
+    give_tokens(connection, tokens, expires_in=60, issued_ago=0)
+    before = oauth_server.stats()["refresh_tokens"]
+    # when it is called a few times in its first half-life
+    for _ in range(3):
+        assert hub.call("short-lived", "GET", "/me/").status == 200
+    # then the margin adapted (half the lifetime): no refresh yet
+    assert oauth_server.stats()["refresh_tokens"] == before
+    assert secret_of(connection, "access_token") == tokens["access_token"]
 
 
 def test_a_refresh_response_without_a_refresh_token_keeps_the_old_one(oauth_server):

@@ -424,6 +424,7 @@ class _Call:
             headers[self.connection.idempotency_header_name] = self.idempotency_key
         request = OutboundRequest(self.method, self.url, headers, list(self.params))
         self.auth.apply(request, self.connection, self._secret_value())
+        self.sent_request = request  # what a 401 answered (the OAuth refresh compares it)
         return request
 
     def _attempt(self) -> _Outcome:
@@ -574,7 +575,7 @@ class _Call:
             isinstance(error, AuthError)
             and error.status == 401
             and not self.reauthorised
-            and self.auth.on_unauthorized(self.connection)
+            and self.auth.on_unauthorized(self.connection, getattr(self, "sent_request", None))
         ):
             self.reauthorised, self._secret = True, None
             self.attempt -= 1  # a refreshed credential is a fresh start, not a retry

@@ -19,6 +19,7 @@ __all__ = [
     "BlockedAddress",
     "address_block_reason",
     "check_base_url",
+    "check_endpoint_url",
     "resolve_allowed",
 ]
 
@@ -104,6 +105,28 @@ def check_base_url(url: str, *, production: bool, allow_private: bool | None = N
         raise ValueError("The base URL's port is not a number between 1 and 65535.") from None
     try:
         resolve_allowed(parts.hostname, port, allow_private=allow_private)
+    except BlockedAddress as exc:
+        raise ValueError(str(exc)) from None
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"The host {parts.hostname!r} could not be resolved ({exc}).") from None
+
+
+def check_endpoint_url(url: str, *, require_https: bool, resolve: bool = True) -> None:
+    """Validate a URL the hub calls as it is (an OAuth app's token, revocation or user-info
+    endpoint): http(s), https when ``require_https``, no credentials in it, and — when
+    ``resolve`` — a host that resolves only to allowed addresses. ``ValueError`` says why."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("Give a full http(s) URL, e.g. https://partner.example/oauth/token.")
+    if require_https and parts.scheme != "https":
+        raise ValueError("Use https: client secrets and tokens travel on this URL.")
+    if parts.username or parts.password:
+        raise ValueError("Put no user name or password in the URL.")
+    if not resolve:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        resolve_allowed(parts.hostname, port)
     except BlockedAddress as exc:
         raise ValueError(str(exc)) from None
     except (socket.gaierror, UnicodeError) as exc:

@@ -67,3 +67,25 @@ class OAuthApp(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        """The URLs the hub calls pass the SSRF guard now, not at the first refresh; the
+        consent URL (opened by a person's browser, not by the hub) needs https only."""
+        super().clean()
+        from django.conf import settings
+        from django.core.exceptions import ValidationError
+
+        from connectors.engine.ssrf import check_endpoint_url
+
+        https = not settings.HUB_OAUTH_ALLOW_HTTP
+        errors = {}
+        for name in ("token_url", "revocation_url", "userinfo_url", "authorization_url"):
+            url = getattr(self, name)
+            if not url:
+                continue
+            try:
+                check_endpoint_url(url, require_https=https, resolve=name != "authorization_url")
+            except ValueError as exc:
+                errors[name] = str(exc)
+        if errors:
+            raise ValidationError(errors)

@@ -18,6 +18,8 @@ from django.db import transaction
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from connectors.choices import AuditAction, ConnectionStatus, CredentialKind, CredentialState
+from connectors.engine.errors import HubError
+from connectors.engine.ssrf import BlockedAddress
 from connectors.models import Connection, Credential, OAuthApp
 from connectors.oauth.tokens import client_auth, oauth_session, store_token
 from connectors.services.credentials import record_audit, revoke_credential
@@ -31,7 +33,7 @@ STATE_TTL_SECONDS = 600
 MAX_PENDING_STATES = 10
 
 
-class FlowError(Exception):
+class FlowError(HubError):
     """The flow ended without tokens; the message says what happened, for the person."""
 
 
@@ -142,6 +144,11 @@ def complete_authorization(request, params) -> Connected:
             f"{' (' + exc.description + ')' if exc.description else ''}. "
             "No token was stored."
         ) from None
+    except BlockedAddress as exc:
+        raise FlowError(
+            f"The OAuth app's token URL is refused by the hub's address guard ({exc}). "
+            "No token was stored."
+        ) from None
     except OSError as exc:
         raise FlowError(
             f"The token endpoint could not be reached ({exc}). No token was stored."
@@ -193,7 +200,8 @@ def disconnect(connection: Connection, *, actor=None) -> str:
                     app.revocation_url, data=data, auth=auth.get("auth"), timeout=(3.05, 10)
                 )
                 failures += response.status_code != 200
-            except OSError:
+            except (OSError, BlockedAddress):
+                # unreachable, or refused by the address guard: revoked here all the same
                 failures += 1
         remote = (
             "revoked at the provider"

@@ -1,19 +1,23 @@
 """Access tokens: served from the encrypted credentials, refreshed before they expire, never
 refreshed twice at once.
 
-Refreshes of one connection are serialised across processes and machines by a row lock on the
-connection (``select_for_update``; on SQLite the IMMEDIATE transaction takes the database write
-lock, which serialises the same way). Under the lock the token is read again: if another worker
-refreshed it meanwhile, that one is used. The new tokens are saved in the same transaction; a
-response without a new refresh token keeps the old one. Providers that rotate refresh tokens
-revoke the whole grant when an old one is reused, so this is correctness, not optimisation.
+Refreshes of one connection are serialised across processes and machines by a lock in the
+shared cache (Redis, or the database cache), held only while the provider answers; no database
+transaction spans that call. Under the lock the token and the connection's state are read
+again: if another caller refreshed it meanwhile, that token is used. The new tokens are saved in
+one short transaction; a response without a new refresh token keeps the old one. Providers that
+rotate refresh tokens revoke the whole grant when an old one is reused, so this is
+correctness, not optimisation.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from oauthlib.oauth2 import BackendApplicationClient
@@ -22,7 +26,8 @@ from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
 from connectors.choices import ConnectionStatus, CredentialKind, CredentialState
-from connectors.engine.errors import AuthError, RetryableError
+from connectors.engine.errors import AuthError, BlockedURLError, RetryableError
+from connectors.engine.ssrf import BlockedAddress
 from connectors.engine.transport import GuardedAdapter
 from connectors.models import Connection, Credential, OAuthApp
 from connectors.secrets import SecretValue, fingerprint
@@ -51,6 +56,17 @@ def client_auth(app: OAuthApp) -> dict:
     if app.token_endpoint_auth == OAuthApp.TokenAuth.BASIC:
         return {"auth": HTTPBasicAuth(app.client_id, secret), "include_client_id": False}
     return {"client_id": app.client_id, "client_secret": secret, "include_client_id": True}
+
+
+def refresh_margin(credential: Credential | None, configured: int) -> int:
+    """Seconds before expiry at which a token is refreshed: the connection's margin, but at
+    most half the token's lifetime, so that a token living 60 s with a 300 s margin is not
+    refreshed on every call."""
+    if credential is None or credential.expires_at is None:
+        return configured
+    issued = credential.rotated_at or credential.created_at
+    lifetime = (credential.expires_at - issued).total_seconds() if issued else 0
+    return int(min(configured, lifetime / 2)) if lifetime > 0 else configured
 
 
 def _fresh(credential: Credential | None, margin: int) -> bool:
@@ -132,15 +148,29 @@ def _request_token(connection: Connection, app: OAuthApp) -> dict:
     )
 
 
+# One refresh of a connection at a time, across processes and machines: a lock in the shared
+# cache, held for the token request only; it outlives one request (3 s connect + 15 s read).
+REFRESH_LOCK_SECONDS = 30
+# How long a caller waits for another's refresh before it gives up (a transient error).
+REFRESH_WAIT_SECONDS = 25
+
+
 def refresh_access_token(
     connection: Connection, *, rejected: str | None = None, ahead_seconds: int = 0
 ) -> str:
-    """Get a new access token under the connection's row lock and return it.
+    """Get a new access token and return it; one refresh per connection at a time.
 
-    Once the lock is held the token is read again: if it is fresh (and is not ``rejected``, the
-    token a partner just answered 401 to), a concurrent worker already refreshed it, and it is
-    returned without calling the provider. ``ahead_seconds`` widens "fresh" for the scheduled
-    refresh, which renews tokens some minutes before they expire.
+    Before refreshing, and again once the refresh lock is held, the connection and its token
+    are read again: a connection found in *reauth required* fails at once (a revoked grant is
+    not asked again by every waiting caller), and a token that is fresh and is not
+    ``rejected`` (the token a partner just answered 401 to) was renewed by another caller: it
+    is returned without calling the provider. So any number of concurrent 401s on one token
+    cause exactly one refresh, and no refresh revokes a token another caller just received.
+    ``ahead_seconds`` widens "fresh" for the scheduled refresh.
+
+    No database transaction is held across the provider's answer (on SQLite that would hold
+    the database-wide write lock, stalling webhook ingest behind a slow token endpoint): the
+    lock is a cache key, and the new tokens are saved in one short transaction.
     """
     app = connection.oauth_app
     if app is None:
@@ -148,47 +178,82 @@ def refresh_access_token(
             f"Connection {connection.slug!r} uses OAuth 2.0 but has no OAuth app.",
             hint="Pick the OAuth app on the connection.",
         )
-    try:
-        return _refresh_locked(connection, app, rejected, ahead_seconds)
-    except _NeedsReauth as exc:
-        raise _reauth_required(connection, str(exc)) from None
-
-
-def _refresh_locked(
-    connection: Connection, app: OAuthApp, rejected: str | None, ahead_seconds: int
-) -> str:
-    with transaction.atomic():
-        locked = Connection.objects.select_for_update().get(pk=connection.pk)
-        current = current_credential(locked, CredentialKind.ACCESS_TOKEN)
-        if _fresh(current, max(locked.token_refresh_margin_seconds, ahead_seconds)):
-            value = current.value.reveal()
-            if value != rejected:
-                return value
+    key, owner = f"hub:oauth:refresh:{connection.pk}", uuid.uuid4().hex
+    deadline = time.monotonic() + REFRESH_WAIT_SECONDS
+    while True:
+        held = cache.add(key, owner, REFRESH_LOCK_SECONDS)
         try:
-            token = _request_token(locked, app)
-        except InvalidGrantError as exc:
-            # read under the lock: no other worker rotated the token, the grant is gone
-            raise _NeedsReauth(
-                f"the provider refused the grant ({exc.description or 'invalid_grant'})"
-            ) from None
-        except OAuth2Error as exc:
-            raise AuthError(
-                f"{connection.slug}: token endpoint error {exc.error}: "
-                f"{exc.description or ''}".strip(),
-                hint="Check the OAuth app's client id, secret and token URL.",
-            ) from None
-        except OSError as exc:
-            raise RetryableError(f"{connection.slug}: token endpoint unreachable ({exc})") from None
-        store_token(locked, token)
-        logger.info(
-            "access token refreshed for %s", connection.slug, extra={"connection": connection.slug}
+            renewed = _renewed_meanwhile(connection, rejected, ahead_seconds)
+            if renewed is not None:
+                return renewed
+            if held:
+                return _refresh(connection, app)
+        except _NeedsReauth as exc:
+            raise _reauth_required(connection, str(exc)) from None
+        finally:
+            if held and cache.get(key) == owner:
+                cache.delete(key)
+        if time.monotonic() >= deadline:
+            raise RetryableError(
+                f"{connection.slug}: another process has been refreshing the access token for "
+                f"{REFRESH_WAIT_SECONDS} s; try again shortly."
+            )
+        time.sleep(0.1)
+
+
+def _renewed_meanwhile(connection: Connection, rejected: str | None, ahead: int) -> str | None:
+    """The stored token if another caller renewed it (fresh, and not the rejected one)."""
+    state = Connection.objects.values("status", "status_reason").get(pk=connection.pk)
+    if state["status"] == ConnectionStatus.REAUTH_REQUIRED:
+        connection.status, connection.status_reason = state["status"], state["status_reason"]
+        raise AuthError(
+            f"Connection {connection.slug!r} needs its account reconnected: "
+            f"{state['status_reason'] or 'the provider refused its tokens'}.",
+            hint="Reconnect the account in the admin (Connections → Connect account).",
         )
-        return token["access_token"]
+    current = current_credential(connection, CredentialKind.ACCESS_TOKEN)
+    margin = max(refresh_margin(current, connection.token_refresh_margin_seconds), ahead)
+    if _fresh(current, margin):
+        value = current.value.reveal()
+        if value != rejected:
+            return value
+    return None
 
 
-def access_token(connection: Connection, *, force: bool = False) -> str:
+def _refresh(connection: Connection, app: OAuthApp) -> str:
+    try:
+        token = _request_token(connection, app)
+    except InvalidGrantError as exc:
+        # read under the refresh lock: no other caller rotated the token, the grant is gone
+        raise _NeedsReauth(
+            f"the provider refused the grant ({exc.description or 'invalid_grant'})"
+        ) from None
+    except OAuth2Error as exc:
+        raise AuthError(
+            f"{connection.slug}: token endpoint error {exc.error}: {exc.description or ''}".strip(),
+            hint="Check the OAuth app's client id, secret and token URL.",
+        ) from None
+    except BlockedAddress as exc:
+        raise BlockedURLError(
+            f"{connection.slug}: the OAuth app's token URL is refused: {exc}. Give the OAuth "
+            "app a token URL on a public https address."
+        ) from None
+    except OSError as exc:
+        raise RetryableError(f"{connection.slug}: token endpoint unreachable ({exc})") from None
+    with transaction.atomic():
+        store_token(connection, token)
+    logger.info(
+        "access token refreshed for %s", connection.slug, extra={"connection": connection.slug}
+    )
+    return token["access_token"]
+
+
+def access_token(
+    connection: Connection, *, force: bool = False, rejected: str | None = None
+) -> str:
     """The connection's access token, refreshed first when it expires within the margin (or
-    when ``force``: after a 401 with a token believed valid)."""
+    when ``force``: after a 401 to ``rejected``, the token the failing request sent — unless
+    another caller has replaced it already)."""
     if connection.status == ConnectionStatus.REAUTH_REQUIRED:
         raise AuthError(
             f"Connection {connection.slug!r} needs its account reconnected: "
@@ -196,7 +261,9 @@ def access_token(connection: Connection, *, force: bool = False) -> str:
             hint="Reconnect the account in the admin (Connections → Connect account).",
         )
     current = current_credential(connection, CredentialKind.ACCESS_TOKEN)
-    if not force and _fresh(current, connection.token_refresh_margin_seconds):
+    margin = refresh_margin(current, connection.token_refresh_margin_seconds)
+    if not force and _fresh(current, margin):
         return current.value.reveal()
-    rejected = current.value.reveal() if (force and current and current.readable) else None
+    if force and rejected is None and current is not None and current.readable:
+        rejected = current.value.reveal()
     return refresh_access_token(connection, rejected=rejected)

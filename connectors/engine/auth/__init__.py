@@ -43,9 +43,10 @@ class AuthMethod(abc.ABC):
     def apply(self, request: OutboundRequest, connection, secret: str | None) -> None:
         """Add the credential to ``request`` (headers or query parameters)."""
 
-    def on_unauthorized(self, connection) -> bool:
-        """Called after a 401 with a credential believed valid. Return True when the credential
-        was renewed and the call is worth one more try (OAuth refresh). Default: no."""
+    def on_unauthorized(self, connection, sent: OutboundRequest | None = None) -> bool:
+        """Called after a 401 with a credential believed valid (``sent``: the request that got
+        it). Return True when the credential was renewed and the call is worth one more try
+        (OAuth refresh). Default: no."""
         return False
 
     def missing_secret(self, connection) -> AuthError:

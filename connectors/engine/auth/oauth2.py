@@ -13,9 +13,12 @@ class OAuth2(AuthMethod):
 
         request.headers["Authorization"] = f"Bearer {access_token(connection)}"
 
-    def on_unauthorized(self, connection) -> bool:
-        """A 401 with a token believed valid: one forced refresh, then one more try."""
+    def on_unauthorized(self, connection, sent=None) -> bool:
+        """A 401 with a token believed valid: a refresh, unless another caller already replaced
+        that token (then its new one is used), then one more try."""
         from connectors.oauth.tokens import access_token
 
-        access_token(connection, force=True)
+        header = (sent.headers.get("Authorization", "") if sent is not None else "") or ""
+        rejected = header.removeprefix("Bearer ") or None
+        access_token(connection, force=True, rejected=rejected)
         return True
