@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from connectors.engine import idempotency
 from connectors.models import ApiCall, Connection
+from connectors.retention import delete_in_batches, per_connection_cutoffs
 
 logger = logging.getLogger(__name__)
 
@@ -23,20 +24,12 @@ __all__ = [
 
 def purge_api_calls(batch_size: int = 5000) -> int:
     """Delete call log rows older than their connection's retention (GDPR); returns the count."""
-    total = 0
-    now = timezone.now()
-    for connection_id, days in Connection.objects.values_list("pk", "retention_days"):
-        cutoff = now - timedelta(days=days)
-        while True:
-            ids = list(
-                ApiCall.objects.filter(
-                    connection_id=connection_id, created_at__lt=cutoff
-                ).values_list("pk", flat=True)[:batch_size]
-            )
-            if not ids:
-                break
-            deleted, _ = ApiCall.objects.filter(pk__in=ids).delete()
-            total += deleted
+    total = sum(
+        delete_in_batches(
+            ApiCall.objects.filter(connection_id=connection_id, created_at__lt=cutoff), batch_size
+        )
+        for connection_id, cutoff in per_connection_cutoffs()
+    )
     logger.info("purged %d api call rows", total)
     return total
 

@@ -9,7 +9,7 @@ class FlowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_migrate, post_save
 
         from connectors.engine import config_cache
         from flows import schedules
@@ -32,6 +32,9 @@ class FlowsConfig(AppConfig):
         # the runner caches mapping rules, and dispatch an endpoint's flows, per process; a
         # change anywhere drops them everywhere
         config_cache.watch(Flow, Mapping, MappingRule)
+        from flows import tasks
+
+        post_migrate.connect(tasks.ensure_schedules, sender=self, dispatch_uid="flows.retention")
         post_save.connect(schedules.on_flow_saved, sender=Flow, dispatch_uid="flows.sched.save")
         post_delete.connect(
             schedules.on_flow_deleted, sender=Flow, dispatch_uid="flows.sched.delete"

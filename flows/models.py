@@ -70,7 +70,8 @@ class MappingRule(models.Model):
         max_length=40,
         default="copy",
         choices=transform_choices,
-        help_text="How the value is changed on the way (docs/mappings.md lists them).",
+        help_text="How the value is changed on the way (docs/flows.md, section Transforms, "
+        "lists them).",
     )
     args = models.JSONField(
         default=dict,
@@ -219,7 +220,8 @@ class Flow(models.Model):
         default="flow:{flow}:{trigger}",
         help_text="The key every create carries (partner header and local record): {flow}, "
         "{trigger} (the event or request that started the run), {event_id}, {endpoint}, "
-        "{data.<field>}. The same trigger gives the same key, so a retry never creates twice.",
+        "{data.email} (any mapped field). The same trigger gives the same key, so a retry "
+        "never creates twice.",
     )
     required_scopes = models.JSONField(
         default=list,

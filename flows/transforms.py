@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connectors.registry import Registry, UnknownKey
 from flows.paths import MISSING, get_path
 
 __all__ = ["Transform", "TransformError", "get_transform", "registry", "transform"]
@@ -71,7 +72,7 @@ class Transform:
         return self.func(value, **args)
 
 
-registry: dict[str, Transform] = {}
+registry: Registry = Registry("transform")
 
 
 def transform(name: str, *, needs_root: bool = False, needs_source: bool = True):
@@ -79,7 +80,9 @@ def transform(name: str, *, needs_root: bool = False, needs_source: bool = True)
     or missing (``constant``, ``template``)."""
 
     def register(func):
-        registry[name] = Transform(name, func, needs_root, inspect.getdoc(func) or "", needs_source)
+        registry.add(
+            name, Transform(name, func, needs_root, inspect.getdoc(func) or "", needs_source)
+        )
         return func
 
     return register
@@ -87,11 +90,9 @@ def transform(name: str, *, needs_root: bool = False, needs_source: bool = True)
 
 def get_transform(name: str) -> Transform:
     try:
-        return registry[name]
-    except KeyError:
-        raise TransformError(
-            f'unknown transform "{name}" (known: {", ".join(sorted(registry))})'
-        ) from None
+        return registry.lookup(name)
+    except UnknownKey as exc:
+        raise TransformError(str(exc)) from None
 
 
 def _text(value) -> str:

@@ -277,6 +277,11 @@ HUB_WEBHOOK_RETRY_SCHEDULE = env.list(
 )
 # A worker holds an event this long; past it, the sweeper takes the event back.
 HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)
+# Inside a task (an event's processing), a wait longer than this (Retry-After, backoff) is not
+# slept in the worker: the event's retry is scheduled for then.
+HUB_INLINE_WAIT_SECONDS = env.float("HUB_INLINE_WAIT_SECONDS", default=5.0)
+# The sandbox partner's request log (tests and demos) is kept this many days.
+HUB_SANDBOX_RETENTION_DAYS = env.int("HUB_SANDBOX_RETENTION_DAYS", default=7)
 # Refused deliveries are counted in memory and written to their endpoint this many seconds later.
 HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS = env.float("HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS", default=5.0)
 # A sync run holds its job this long past its last committed page; past it, the job is

@@ -9,3 +9,10 @@ class SandboxConfig(AppConfig):
     name = "sandbox"
     verbose_name = "Sandbox partner"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        from sandbox import tasks
+
+        post_migrate.connect(tasks.ensure_schedules, sender=self, dispatch_uid="sandbox.sched")

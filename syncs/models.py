@@ -262,6 +262,11 @@ class SyncRun(models.Model):
         null=True, blank=True, help_text="Paused: when it continues."
     )
     message = models.CharField(max_length=500, blank=True, help_text="Why it paused, skipped…")
+    skips = models.PositiveIntegerField(
+        default=0,
+        help_text="A skipped run: how many ticks in a row were skipped (counted on this one row "
+        "until a run starts), the last one at its end time.",
+    )
     correlation_id = models.CharField(
         max_length=100, db_index=True, help_text="Shared by the run's API calls."
     )

@@ -20,17 +20,17 @@ cursor after each committed page. Modules that register them are listed in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from connectors.registry import Registry
 
 __all__ = ["sources", "sync_source", "sync_target", "targets"]
 
-sources: dict[str, Callable] = {}
-targets: dict[str, Callable] = {}
+sources: Registry = Registry("sync source")
+targets: Registry = Registry("sync target")
 
 
 def sync_source(name: str):
     def register(func):
-        sources[name] = func
+        sources.add(name, func)
         return func
 
     return register
@@ -38,7 +38,7 @@ def sync_source(name: str):
 
 def sync_target(name: str):
     def register(func):
-        targets[name] = func
+        targets.add(name, func)
         return func
 
     return register

@@ -50,3 +50,12 @@ def ensure(**kwargs) -> None:
             "repeats": -1,
         },
     )
+    Schedule.objects.get_or_create(
+        name="syncs: purge runs past their retention",
+        defaults={
+            "func": "syncs.tasks.purge_old_runs",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 60,
+            "repeats": -1,
+        },
+    )

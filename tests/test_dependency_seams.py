@@ -113,3 +113,32 @@ def test_urllib3_still_opens_its_sockets_through_new_conn(loopback_server, setti
     conn.request("GET", "/")
     assert conn.getresponse().status == 204
     conn.close()
+
+
+def test_no_help_text_holds_what_the_console_would_read_as_html():
+    """The admin renders help texts as HTML: ``/webhooks/<slug>/`` showed as ``/webhooks//``."""
+    from django.apps import apps
+
+    offending = [
+        f"{model._meta.label}.{field.name}: {field.help_text}"
+        for model in apps.get_models()
+        if model._meta.app_label in PRODUCT
+        for field in model._meta.get_fields()
+        if "<" in str(getattr(field, "help_text", "") or "")
+    ]
+    assert offending == []
+
+
+def test_every_docs_file_a_help_text_names_exists():
+    import re
+
+    from django.apps import apps
+
+    named = {
+        match
+        for model in apps.get_models()
+        if model._meta.app_label in PRODUCT
+        for field in model._meta.get_fields()
+        for match in re.findall(r"docs/[\w./-]+\.md", str(getattr(field, "help_text", "") or ""))
+    }
+    assert named and all((ROOT / name).is_file() for name in named), named

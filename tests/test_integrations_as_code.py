@@ -4,6 +4,7 @@ at their place with nothing written; secrets only as ${ENV_NAME} references; dry
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -167,9 +168,11 @@ def broken_demo(edit) -> str:
         (lambda d: d["flows"].append(d["flows"][0]), 'flows[1].slug: "payment-succeeded'),
     ],
 )
-def test_a_bad_file_names_the_place_and_writes_nothing(demo_env, edit, error):
-    with pytest.raises(iac.InvalidDocument) as caught:
+def test_a_bad_file_names_the_place_and_writes_nothing(demo_env, edit, error, caplog):
+    with caplog.at_level(logging.INFO), pytest.raises(iac.InvalidDocument) as caught:
         iac.apply_document(iac.load(broken_demo(edit)))
+    # nothing was written, and the logs do not say otherwise
+    assert not [r for r in caplog.records if r.getMessage() == "credential created"]
     assert any(message.startswith(error) for message in caught.value.errors), caught.value.errors
     assert Connection.objects.count() == 0
     assert Mapping.objects.count() == 0 and MappingRule.objects.count() == 0
@@ -183,6 +186,21 @@ def test_the_command_prints_every_error_and_fails(demo_env, capsys):
         apply_text(text)
     err = capsys.readouterr().err
     assert 'flows[0].action: unknown field "verb"' in err
+
+
+@pytest.mark.django_db
+def test_a_connection_that_only_receives_webhooks_needs_no_base_url(demo_env):
+    from connectors import hub
+
+    document = yaml.safe_load(DEMO.read_text())
+    receiver = dict(document["connections"][0], slug="inbound-only", name="Inbound only")
+    receiver.pop("base_url")
+    receiver.pop("secrets", None)
+    document["connections"].append(receiver)
+    iac.apply_document(iac.load(yaml.safe_dump(document, sort_keys=False)))
+    assert Connection.objects.get(slug="inbound-only").base_url == ""
+    with pytest.raises(hub.HubError, match="only receives webhooks"):
+        hub.call("inbound-only", "GET", "/anything")
 
 
 @pytest.mark.django_db

@@ -25,9 +25,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def registered():
     """Register handlers for one test only."""
-    before = list(handlers.registry)
+    before = dict(handlers.registry)
     yield handlers.handler
-    handlers.registry[:] = before
+    handlers.registry.clear()
+    handlers.registry.update(before)
 
 
 @pytest.fixture

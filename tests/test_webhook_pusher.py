@@ -207,7 +207,7 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
     assert SignedPackage.loads(package)["args"] == (event.pk,)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the pusher thread writes with its own connection
 def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
     make_endpoint, post_webhook, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
@@ -227,9 +227,12 @@ def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
     event = deliver(
         make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-lk", "lk-1"
     )
+    with caplog.at_level(logging.ERROR, logger="webhooks.queue"):
+        assert webhook_queue.pusher.flush(timeout=30)
     assert broker.queue_size() == 0
     (failure,) = [r for r in caplog.records if r.name == "webhooks.queue"]
-    assert f"could not enqueue webhook event {event.pk}; the sweeper will" in failure.getMessage()
+    assert "could not queue 1 webhook event(s)" in failure.getMessage()
+    assert failure.threadName == "hub-webhook-pusher"  # after the answer, not in the request
     monkeypatch.setattr(broker, "enqueue", enqueue)
     assert processing.sweep(requeue_after=0)["enqueued"] == 1
     ((_, package),) = broker.dequeue()

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from connectors.registry import Registry
+
 __all__ = ["HandlerPermanentError", "ParsedEvent", "handler", "handlers_for", "registry"]
 
 
@@ -36,14 +38,17 @@ class ParsedEvent:
     attempt: int
 
 
-registry: list[tuple[str, str, Callable]] = []
+# keyed by (endpoint, event type pattern, the function's dotted name): the same handler
+# registered twice for the same events is an error, not a handler that runs twice
+registry: Registry = Registry("webhook handler")
 
 
 def handler(*, endpoint: str, event_type: str = "*"):
     """Register ``func(event: ParsedEvent)`` for an endpoint slug and an event type pattern."""
 
     def decorate(func):
-        registry.append((endpoint, event_type, func))
+        name = f"{func.__module__}.{func.__qualname__}"
+        registry.add((endpoint, event_type, name), (endpoint, event_type, func))
         return func
 
     return decorate
@@ -52,6 +57,6 @@ def handler(*, endpoint: str, event_type: str = "*"):
 def handlers_for(endpoint: str, event_type: str) -> list[Callable]:
     return [
         func
-        for slug, pattern, func in registry
+        for slug, pattern, func in registry.values()
         if slug in (endpoint, "*") and fnmatchcase(event_type or "", pattern)
     ]

@@ -18,3 +18,12 @@ def ensure(**kwargs) -> None:
             "repeats": -1,
         },
     )
+    Schedule.objects.get_or_create(
+        name="webhooks: purge events past their retention",
+        defaults={
+            "func": "webhooks.tasks.purge_events",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 60,
+            "repeats": -1,
+        },
+    )

@@ -24,6 +24,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 
 from connectors.choices import ConnectionStatus, Environment
 from connectors.correlation import current_correlation_id, new_correlation_id
+from connectors.engine import budget as task_budget
 from connectors.engine import calllog, config_cache, idempotency, ratelimit
 from connectors.engine.auth import OutboundRequest, get_auth_method
 from connectors.engine.circuit import Breaker, state_keys
@@ -149,6 +150,11 @@ def _build_url(connection: Connection, path: str) -> str:
     if urlsplit(path).scheme or path.startswith("//"):
         raise BlockedURLError(
             f"Give a path relative to the base URL of {connection.slug!r}, not a full URL."
+        )
+    if not connection.base_url:
+        raise ConnectionUnavailableError(
+            f"Connection {connection.slug!r} has no base URL: it only receives webhooks. Give "
+            "it the partner's API base URL in the console to call it."
         )
     # checked on save too; a row changed behind the console's back (SQL, an old version)
     # must still never send a production secret over plain http
@@ -329,6 +335,9 @@ class _Call:
         self.correlation_id = correlation_id
         self.max_attempts = max_attempts or connection.retry_max_attempts
         budget = deadline if deadline is not None else connection.retry_max_elapsed
+        left = task_budget.remaining()
+        if left is not None:
+            budget = min(budget, max(0.0, left))  # never past the task's own timeout
         self.started = time.monotonic()
         self.deadline_at = self.started + budget
         self.use_breaker = use_breaker
@@ -604,6 +613,10 @@ class _Call:
                 cap=self.connection.retry_backoff_cap,
             )
         if self.attempt >= self.max_attempts or delay > self._remaining():
+            self._raise(error, retry_in=delay)
+        inline = task_budget.inline_wait_limit()
+        if inline is not None and delay > inline:
+            # a worker does not sleep through a long wait: the event is retried then
             self._raise(error, retry_in=delay)
         time.sleep(delay)
 

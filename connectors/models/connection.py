@@ -21,7 +21,7 @@ class Connection(models.Model):
     slug = models.SlugField(
         max_length=60,
         unique=True,
-        help_text="Stable identifier used by site code and flows: hub.call('<slug>', …).",
+        help_text="Stable identifier used by site code and flows: hub.call('this-slug', …).",
     )
     service_kind = models.CharField(
         max_length=20,
@@ -37,8 +37,9 @@ class Connection(models.Model):
     )
     base_url = models.URLField(
         max_length=500,
+        blank=True,
         help_text="Root of the partner's API, e.g. https://api.example.com/v3. Paths are joined "
-        "to it.",
+        "to it. Empty for a connection that only receives webhooks (it makes no calls).",
     )
     auth_method = models.CharField(
         max_length=30,

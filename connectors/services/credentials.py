@@ -115,10 +115,10 @@ def create_credential(
             credential=credential,
             detail=f"kind={kind}",
         )
-    logger.info(
-        "credential created",
-        extra={"connection": connection.slug, "credential_id": credential.pk, "kind": kind},
-    )
+    # said once it is true: inside a caller's transaction (integrations apply), only if that
+    # transaction commits
+    extra = {"connection": connection.slug, "credential_id": credential.pk, "kind": kind}
+    transaction.on_commit(lambda: logger.info("credential created", extra=extra))
     return credential
 
 

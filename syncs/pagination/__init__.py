@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import importlib
 
-registry: dict[str, type] = {}
+from connectors.registry import Registry
+
+registry: Registry = Registry("pagination")
 
 
 def register(cls):
-    registry[cls.key] = cls
+    registry.add(cls.key, cls)
     return cls
 
 
 def get_strategy(key: str):
-    if key not in registry:
-        raise KeyError(f'unknown pagination "{key}" (known: {", ".join(sorted(registry))})')
-    return registry[key]()
+    return registry.lookup(key)()
 
 
 def choices() -> list[tuple[str, str]]:

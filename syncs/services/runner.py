@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from connectors import hub
@@ -105,9 +105,19 @@ def start_run(job: SyncJob, trigger: str) -> SyncRun:
 
 
 def _skipped(job, trigger, message) -> SyncRun:
+    """Record a skipped tick: on the job's latest run when it is a skip already (a long run
+    skipped by every cron tick is one row with a count, not one row per tick)."""
     now = timezone.now()
     logger.info("sync %s: %s run skipped: %s", job.slug, trigger, message)
+    latest = job.runs.order_by("-started_at", "-pk").first()
+    if latest is not None and latest.status == RunState.SKIPPED:
+        SyncRun.objects.filter(pk=latest.pk).update(
+            skips=F("skips") + 1, finished_at=now, message=message[:500], trigger=trigger
+        )
+        latest.refresh_from_db()
+        return latest
     return SyncRun.objects.create(
+        skips=1,
         job=job,
         trigger=trigger,
         mode=job.mode,
@@ -357,7 +367,7 @@ def _pull_connection(ctx: _Context) -> None:
 
 def _pull_python(ctx: _Context) -> None:
     job = ctx.job
-    source = sources[job.source_python]
+    source = sources.lookup(job.source_python)
     since = None
     if job.mode == SyncMode.INCREMENTAL and ctx.cursor.at:
         since = ctx.cursor.at - timedelta(seconds=job.overlap_seconds)
@@ -527,7 +537,7 @@ def _to_flow(ctx: _Context, fresh) -> None:
 
 def _to_python(ctx: _Context, fresh) -> None:
     job, run = ctx.job, ctx.run
-    handler = targets[job.target_python]
+    handler = targets.lookup(job.target_python)
     mapped = [{**data, "_id": record_id} for record_id, _, data in _mapped(ctx, fresh)]
     if not mapped:
         return

@@ -26,7 +26,10 @@ from tests.processes import free_port
 
 COUNT = int(os.environ.get("BENCH_SYNC_RECORDS", "10000"))
 PAGE = 200
-TARGET = 0.50
+# The issue that built syncs set 0.50 against the instant partner; since "the record is the
+# truth again", instant-partner figures are recorded, and a partner answering each page in
+# 50 ms is measured beside it.
+TARGET = None
 # Raw and sync alternate: each ratio compares two runs seconds apart, and the median of the
 # rounds is the result (the shared machine's speed drifts by tens of percent within a minute).
 ROUNDS = 3
@@ -91,28 +94,20 @@ def setup(url: str, key: str) -> SyncJob:
     )
 
 
-def run() -> None:
-    print(f"== Syncs: pull {COUNT} records into the mirror vs raw requests paging ==")
-    key = secrets.token_urlsafe(24)
-    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key, "log_requests": False})
-    seed()
-    port = free_port()
-    server = start_gunicorn(port)
-    url = f"http://127.0.0.1:{port}"
+def measure(url: str, key: str, job: SyncJob, rounds: int) -> list:
     results = []
-    try:
-        job = setup(url, key)
-        raw_rate(url, key)  # warm the server (its workers, the database's caches)
-        for _ in range(ROUNDS):
-            raw = raw_rate(url, key)
-            MirrorRecord.objects.all().delete()
-            SyncJob.objects.filter(pk=job.pk).update(cursor={})
-            started = time.perf_counter()
-            result = run_job(job.slug)
-            hub = result.fetched / (time.perf_counter() - started)
-            results.append((raw, hub, result))
-    finally:
-        stop(server)
+    for _ in range(rounds):
+        raw = raw_rate(url, key)
+        MirrorRecord.objects.all().delete()
+        SyncJob.objects.filter(pk=job.pk).update(cursor={})
+        started = time.perf_counter()
+        result = run_job(job.slug)
+        hub = result.fetched / (time.perf_counter() - started)
+        results.append((raw, hub, result))
+    return results
+
+
+def show(label: str, results: list) -> None:
     for raw, hub, result in results:
         print(
             f"raw {raw:8.0f} records/s, sync {hub:8.0f} records/s, ratio {hub / raw:.2f}; "
@@ -120,5 +115,32 @@ def run() -> None:
             f"{result.created} created"
         )
     ratio = statistics.median(hub / raw for raw, hub, _ in results)
-    verdict = "meets" if ratio >= TARGET else "BELOW"
-    print(f"median ratio {ratio:.2f} (target >= {TARGET:.2f}: {verdict})")
+    verdict = (
+        f"target >= {TARGET:.2f}: {'meets' if ratio >= TARGET else 'BELOW'}"
+        if TARGET
+        else "recorded, not a target"
+    )
+    print(f"{label}: median ratio {ratio:.2f} ({verdict})")
+
+
+def run() -> None:
+    print(f"== Syncs: pull {COUNT} records into the mirror vs raw requests paging ==")
+    key = secrets.token_urlsafe(24)
+    SandboxState.objects.update_or_create(
+        pk=1, defaults={"api_key": key, "log_requests": False, "latency_ms": 0}
+    )
+    seed()
+    port = free_port()
+    server = start_gunicorn(port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        job = setup(url, key)
+        raw_rate(url, key)  # warm the server (its workers, the database's caches)
+        instant = measure(url, key, job, ROUNDS)
+        SandboxState.objects.filter(pk=1).update(latency_ms=50)
+        slow = measure(url, key, job, 1)
+    finally:
+        stop(server)
+        SandboxState.objects.filter(pk=1).update(latency_ms=0)
+    show("instant partner", instant)
+    show("partner answering each page in 50 ms", slow)

@@ -33,8 +33,9 @@ class WebhookEndpoint(models.Model):
     slug = models.SlugField(
         max_length=80,
         unique=True,
-        help_text="The URL is /webhooks/<slug>/. Give the partner this URL. Make it hard to "
-        "guess if you like, but the signature is what protects it.",
+        help_text="The URL is /webhooks/{slug}/, with this slug in place of {slug}. Give the "
+        "partner this URL. Make it hard to guess if you like, but the signature is what "
+        "protects it.",
     )
     scheme = models.CharField(
         max_length=30,
@@ -72,14 +73,15 @@ class WebhookEndpoint(models.Model):
     event_id_source = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Where the partner's event id is: 'header:<Name>' or 'json:<dotted.path>'. "
-        "Empty: the scheme's default; 'body-hash' only for partners that send no id.",
+        help_text="Where the partner's event id is: a header ('header:X-Event-Id') or a path "
+        "in the JSON body ('json:data.id'). Empty: the scheme's default; 'body-hash' only for "
+        "partners that send no id.",
     )
     event_type_source = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Where the event type is: 'header:<Name>' or 'json:<dotted.path>'. Empty: the "
-        "scheme's default.",
+        help_text="Where the event type is: a header ('header:X-Event-Type') or a path in the "
+        "JSON body ('json:type'). Empty: the scheme's default.",
     )
     accepted_content_types = models.CharField(
         max_length=300,

@@ -15,6 +15,8 @@ import hmac
 import time
 from dataclasses import dataclass
 
+from connectors.registry import Registry
+
 __all__ = [
     "Delivery",
     "Scheme",
@@ -107,23 +109,16 @@ class Scheme(abc.ABC):
 
 MAX_TIMESTAMP_DIGITS = 12
 
-registry: dict[str, Scheme] = {}
+registry: Registry = Registry("verification scheme")
 
 
 def register(cls: type[Scheme]) -> type[Scheme]:
-    if not cls.key or cls.key in registry:
-        raise ValueError(f"scheme key {cls.key!r} is empty or already registered")
-    registry[cls.key] = cls()
+    registry.add(cls.key, cls())
     return cls
 
 
 def get_scheme(key: str) -> Scheme:
-    try:
-        return registry[key]
-    except KeyError:
-        raise LookupError(
-            f"unknown verification scheme {key!r}; known: {sorted(registry)}"
-        ) from None
+    return registry.lookup(key)
 
 
 def now() -> float:

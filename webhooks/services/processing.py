@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from connectors.correlation import correlation_scope
-from connectors.engine import config_cache
+from connectors.engine import budget, config_cache
 from connectors.engine.errors import PermanentError, RetryableError
 from webhooks.choices import AttemptOutcome, EventStatus
 from webhooks.handlers import HandlerPermanentError, ParsedEvent, handlers_for
@@ -128,7 +128,8 @@ def process_event(pk: int) -> str:
         attempt=event.attempts,
     )
     try:
-        with correlation_scope(event.correlation_id):
+        # the handlers' calls share the task's time (never killed by the cluster's timeout)
+        with correlation_scope(event.correlation_id), budget.task_budget():
             for func in handlers_for(parsed.endpoint, parsed.event_type):
                 func(parsed)
     except (PermanentError, HandlerPermanentError) as exc:
@@ -257,24 +258,21 @@ FINAL_STATES = (
 
 def purge_old_events(batch_size: int = 2000) -> int:
     """Delete events in a final state older than their connection's retention (GDPR: the
-    connection's ``retention_days``). Events still to be processed are never purged."""
-    from connectors.models import Connection
+    connection's ``retention_days``), with their attempts. Events still to be processed are
+    never purged."""
+    from connectors.retention import delete_in_batches, per_connection_cutoffs
 
-    total = 0
-    now = timezone.now()
-    for connection_id, days in Connection.objects.values_list("pk", "retention_days"):
-        old = WebhookEvent.objects.filter(
-            endpoint__connection_id=connection_id,
-            status__in=FINAL_STATES,
-            received_at__lt=now - timedelta(days=days),
+    return sum(
+        delete_in_batches(
+            WebhookEvent.objects.filter(
+                endpoint__connection_id=connection_id,
+                status__in=FINAL_STATES,
+                received_at__lt=cutoff,
+            ),
+            batch_size,
         )
-        while True:
-            ids = list(old.values_list("pk", flat=True)[:batch_size])
-            if not ids:
-                break
-            deleted, _ = WebhookEvent.objects.filter(pk__in=ids).delete()
-            total += deleted
-    return total
+        for connection_id, cutoff in per_connection_cutoffs()
+    )
 
 
 def retry_now(event: WebhookEvent, *, actor=None) -> bool:

@@ -4,10 +4,10 @@ and one broker per process.
 ``async_task()`` without a broker builds a new one per call (a new Redis connection with the
 Redis broker); the hub keeps one per process.
 
-With a broker outside the database (Redis), the webhook request path does not push at all: it
-hands the stored event's key to this process's :data:`pusher`, whose thread pushes it once the
-request has been answered. The partner's 2xx never waits on Redis (nor on a Redis
-outage), and the row stays the truth: an event whose push is lost (process killed, Redis down)
+The webhook request path does not queue at all: it hands the stored event's key to this
+process's :data:`pusher`, whose thread queues it once the request has been answered (to Redis,
+or as django-q2's queue rows with the ORM broker). The partner's 2xx never waits on the queue,
+and the row stays the truth: an event whose queue entry is lost (process killed, broker down)
 is queued again by the sweeper.
 """
 
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
@@ -128,10 +128,27 @@ class BackgroundPusher:
 
 def _push_events(event_pks: list) -> None:
     """Queue each event's processing with django-q2's public ``async_task()``. A failure is
-    raised to the pusher, which logs it for the batch: the sweeper queues what is left."""
+    raised to the pusher, which logs it for the batch: the sweeper queues what is left.
+
+    With the ORM broker, the batch's queue rows are written in one short transaction of this
+    thread's own database connection: on SQLite, one turn of the database-wide write lock for
+    the batch instead of one per event, and none inside a partner's request."""
     broker = shared_broker()
-    for pk in event_pks:
-        async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}")
+    if not queue_is_in_the_database():
+        for pk in event_pks:
+            async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}")
+        return
+    alias = settings.Q_CLUSTER["orm"]
+    try:
+        with transaction.atomic(using=alias):
+            for pk in event_pks:
+                async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}")
+    except Exception:
+        # this long-lived thread's connection may be broken (database restarted): drop it, so
+        # the next batch opens a new one (never inside a caller's transaction)
+        if not connections[alias].in_atomic_block:
+            connections[alias].close_if_unusable_or_obsolete()
+        raise
 
 
 pusher = BackgroundPusher(_push_events, name="hub-webhook-pusher")
@@ -146,13 +163,12 @@ def enqueue_after_commit(event_pk: int) -> None:
     """Queue an event's processing once the transaction that stores it commits, so a worker
     never looks for an event that is not visible yet.
 
-    With the ORM broker the queue row is written by the caller, on commit (a short INSERT of
-    its own); with a broker outside the database (Redis), by this process's :data:`pusher`
-    thread, after the request has been answered, so the partner's 2xx never waits on Redis
-    nor on a Redis outage. A lost queue entry (process killed in between, broker down) is
-    queued again by the sweeper: the event row is the truth. With ``sync``, the task runs on
-    commit, here."""
-    if runs_tasks_inline() or queue_is_in_the_database():
+    With either broker the queue entry is written by this process's :data:`pusher` thread,
+    after the request has been answered: the partner's 2xx never waits on the queue — neither
+    on Redis (nor a Redis outage) nor, with the ORM broker, on a second write to the database.
+    A lost queue entry (process killed in between, broker down) is queued again by the
+    sweeper: the event row is the truth. With ``sync``, the task runs on commit, here."""
+    if runs_tasks_inline():
         transaction.on_commit(lambda: enqueue_processing(event_pk))
     else:
         transaction.on_commit(lambda: pusher.submit(event_pk))

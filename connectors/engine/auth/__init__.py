@@ -12,6 +12,7 @@ import abc
 from dataclasses import dataclass, field
 
 from connectors.engine.errors import AuthError
+from connectors.registry import Registry, UnknownKey
 
 __all__ = ["AuthMethod", "OutboundRequest", "get_auth_method", "register", "registry"]
 
@@ -58,24 +59,21 @@ class AuthMethod(abc.ABC):
         )
 
 
-registry: dict[str, AuthMethod] = {}
+registry: Registry = Registry("auth method")
 
 
 def register(cls: type[AuthMethod]) -> type[AuthMethod]:
     """Class decorator: add an auth method to the registry under its ``key``."""
-    if not cls.key or cls.key in registry:
-        raise ValueError(f"auth method key {cls.key!r} is empty or already registered")
-    registry[cls.key] = cls()
+    registry.add(cls.key, cls())
     return cls
 
 
 def get_auth_method(key: str) -> AuthMethod:
     try:
-        return registry[key]
-    except KeyError:
+        return registry.lookup(key)
+    except UnknownKey as exc:
         raise AuthError(
-            f"Unknown auth method {key!r}; known: {sorted(registry)}",
-            hint="Pick one of the known auth methods on the connection.",
+            f"{exc}.", hint="Pick one of the known auth methods on the connection."
         ) from None
 
 

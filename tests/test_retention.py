@@ -1,0 +1,106 @@
+"""Every table that grows has a retention and a purge, scheduled after migrate; what is still
+in use is never purged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from connectors.models import ApiCall
+from connectors.tasks import purge_api_calls
+from flows import tasks as flow_tasks
+from flows.models import Flow, FlowRun, Mapping
+from sandbox import tasks as sandbox_tasks
+from sandbox.models import SandboxRequest
+from syncs import tasks as sync_tasks
+from syncs.models import SyncRun
+from tests.syncing import mirror_job
+from webhooks.models import EventAttempt, WebhookEvent
+from webhooks.services.processing import purge_old_events
+
+pytestmark = pytest.mark.django_db
+
+
+def aged(model, row, field, days):
+    model.objects.filter(pk=row.pk).update(**{field: timezone.now() - timedelta(days=days)})
+
+
+def test_old_rows_go_and_rows_in_use_stay(api_connection, make_endpoint, settings):
+    # given a connection keeping 30 days, and rows on both sides of that line
+    api_connection.retention_days = 30
+    api_connection.save()
+    endpoint = make_endpoint("github", "s3cret", slug="kept")
+    endpoint.connection = api_connection
+    endpoint.save()
+    call_old, call_new = (
+        ApiCall.objects.create(connection=api_connection, method="GET", path="/x") for _ in range(2)
+    )
+    aged(ApiCall, call_old, "created_at", 31)
+    done_old, pending_old, done_new = (
+        WebhookEvent.objects.create(endpoint=endpoint, event_id=f"e{i}", body=b"{}", status=s)
+        for i, s in enumerate(["processed", "retrying", "processed"])
+    )
+    EventAttempt.objects.create(event=done_old, number=1, outcome="processed")
+    for event in (done_old, pending_old):
+        aged(WebhookEvent, event, "received_at", 31)
+    flow = Flow.objects.create(
+        slug="f",
+        name="f",
+        trigger="manual",
+        connection=api_connection,
+        mapping=Mapping.objects.create(slug="m", name="m"),
+        path="/x",
+    )
+    run_old, running_old, run_new = (
+        FlowRun.objects.create(flow=flow, trigger="manual", status=s, correlation_id="c")
+        for s in ["succeeded", "running", "failed"]
+    )
+    for run in (run_old, running_old):
+        aged(FlowRun, run, "started_at", 31)
+    job = mirror_job(api_connection)
+    sync_old, sync_running_old, sync_new = (
+        SyncRun.objects.create(job=job, trigger="manual", mode="full", status=s, correlation_id="c")
+        for s in ["succeeded", "running", "skipped"]
+    )
+    for run in (sync_old, sync_running_old):
+        aged(SyncRun, run, "started_at", 31)
+    settings.HUB_SANDBOX_RETENTION_DAYS = 7
+    request_old, request_new = (SandboxRequest.objects.create(method="GET", path="/") for _ in "ab")
+    aged(SandboxRequest, request_old, "received_at", 8)
+    # when every purge runs
+    assert purge_api_calls() == 1
+    assert purge_old_events() == 1
+    assert flow_tasks.purge_old_runs() == 1
+    assert sync_tasks.purge_old_runs() == 1
+    assert sandbox_tasks.purge_requests() == 1
+    # then what is past retention and finished is gone, with its attempts; the rest stays
+    assert list(ApiCall.objects.values_list("pk", flat=True)) == [call_new.pk]
+    assert sorted(WebhookEvent.objects.values_list("pk", flat=True)) == [
+        pending_old.pk,
+        done_new.pk,
+    ]
+    assert not EventAttempt.objects.exists()
+    assert sorted(FlowRun.objects.values_list("pk", flat=True)) == [running_old.pk, run_new.pk]
+    assert sorted(SyncRun.objects.values_list("pk", flat=True)) == [
+        sync_running_old.pk,
+        sync_new.pk,
+    ]
+    assert list(SandboxRequest.objects.values_list("pk", flat=True)) == [request_new.pk]
+
+
+def test_every_purge_is_scheduled_after_migrate():
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    call_command("migrate", verbosity=0)
+    funcs = set(Schedule.objects.values_list("func", flat=True))
+    assert {
+        "connectors.tasks.purge_api_calls",
+        "connectors.tasks.purge_idempotency_records",
+        "webhooks.tasks.purge_events",
+        "flows.tasks.purge_old_runs",
+        "syncs.tasks.purge_old_runs",
+        "sandbox.tasks.purge_requests",
+    } <= funcs
