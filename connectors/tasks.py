@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from connectors.engine import idempotency
 from connectors.models import ApiCall, Connection
+from connectors.periodic import every
 from connectors.retention import delete_in_batches, per_connection_cutoffs
 
 logger = logging.getLogger(__name__)
@@ -89,15 +90,5 @@ SCHEDULES = [
 
 def ensure_schedules(**kwargs) -> None:
     """Create the periodic schedules if missing (idempotent; run after every migrate)."""
-    from django_q.models import Schedule
-
     for name, func, minutes in SCHEDULES:
-        Schedule.objects.get_or_create(
-            name=name,
-            defaults={
-                "func": func,
-                "schedule_type": Schedule.MINUTES,
-                "minutes": minutes,
-                "repeats": -1,
-            },
-        )
+        every(minutes, name, func)

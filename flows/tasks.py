@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from connectors.periodic import every
 from connectors.retention import delete_in_batches, per_connection_cutoffs
 from flows.models import FlowRun, RunStatus
 
@@ -22,14 +23,4 @@ def purge_old_runs(batch_size: int = 2000) -> int:
 
 def ensure_schedules(**kwargs) -> None:
     """Created after every ``migrate`` (idempotent)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.get_or_create(
-        name="flows: purge runs past their retention",
-        defaults={
-            "func": "flows.tasks.purge_old_runs",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 60,
-            "repeats": -1,
-        },
-    )
+    every(60, "flows: purge runs past their retention", "flows.tasks.purge_old_runs")

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from connectors.periodic import every
 from connectors.retention import delete_in_batches
 from sandbox.models import SandboxRequest
 
@@ -18,14 +19,4 @@ def purge_requests(batch_size: int = 5000) -> int:
 
 
 def ensure_schedules(**kwargs) -> None:
-    from django_q.models import Schedule
-
-    Schedule.objects.get_or_create(
-        name="sandbox: purge the request log",
-        defaults={
-            "func": "sandbox.tasks.purge_requests",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 60,
-            "repeats": -1,
-        },
-    )
+    every(60, "sandbox: purge the request log", "sandbox.tasks.purge_requests")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django_q.models import Schedule
 
 from connectors import schedules
+from connectors.periodic import every
 from syncs.models import SyncJob
 
 TASK = "syncs.services.runner.scheduled_run"
@@ -40,22 +41,6 @@ def on_job_deleted(sender, instance: SyncJob, **kwargs) -> None:
 
 def ensure(**kwargs) -> None:
     """The safety net, created after every ``migrate``: once a minute, continue paused runs
-    whose time has come and runs whose worker was lost."""
-    Schedule.objects.get_or_create(
-        name="syncs: sweep (due continuations, lost runs)",
-        defaults={
-            "func": "syncs.services.runner.sweep",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    Schedule.objects.get_or_create(
-        name="syncs: purge runs past their retention",
-        defaults={
-            "func": "syncs.tasks.purge_old_runs",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 60,
-            "repeats": -1,
-        },
-    )
+    whose time has come and runs whose worker was lost; hourly, the retention purge."""
+    every(1, "syncs: sweep (due continuations, lost runs)", "syncs.services.runner.sweep")
+    every(60, "syncs: purge runs past their retention", "syncs.tasks.purge_old_runs")

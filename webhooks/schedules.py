@@ -5,25 +5,9 @@ django-q2 runs schedules at most about once a minute; ``manage.py webhooks sweep
 not running.
 """
 
+from connectors.periodic import every
+
 
 def ensure(**kwargs) -> None:
-    from django_q.models import Schedule
-
-    Schedule.objects.get_or_create(
-        name="webhooks: sweep (due retries, expired leases)",
-        defaults={
-            "func": "webhooks.tasks.sweep",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    Schedule.objects.get_or_create(
-        name="webhooks: purge events past their retention",
-        defaults={
-            "func": "webhooks.tasks.purge_events",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 60,
-            "repeats": -1,
-        },
-    )
+    every(1, "webhooks: sweep (due retries, expired leases)", "webhooks.tasks.sweep")
+    every(60, "webhooks: purge events past their retention", "webhooks.tasks.purge_events")
