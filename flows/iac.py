@@ -20,14 +20,15 @@ import yaml
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import transaction
 
-from connectors.choices import CredentialKind
+from connectors.choices import AuditAction, CredentialKind
 from connectors.engine.config_cache import bump_generation
 from connectors.models import Connection, OAuthApp
-from connectors.secrets import SecretUnreadable
+from connectors.secrets import SecretUnreadable, SecretValue, fingerprint
 from connectors.services.credentials import (
     CredentialError,
     create_credential,
     current_credential,
+    record_audit,
     replace_secret,
 )
 from flows.models import Flow, Mapping, MappingRule, TriggerKind
@@ -80,6 +81,19 @@ ENDPOINT_FIELDS = [
     "enabled",
 ]
 RULE_FIELDS = ["source", "target", "transform", "args", "default", "required", "pii"]
+
+OAUTH_APP_FIELDS = [
+    "grant_type",
+    "authorization_url",
+    "token_url",
+    "revocation_url",
+    "userinfo_url",
+    "client_id",
+    "default_scopes",
+    "use_pkce",
+    "extra_authorize_params",
+    "token_endpoint_auth",
+]
 # file key (under "action") → Flow field
 ACTION_FIELDS = {
     "method": "method",
@@ -110,6 +124,17 @@ class InvalidDocument(Exception):
 
 def env_name(connection_slug: str, kind: str) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", f"HUB_{connection_slug}_{kind}".upper()).strip("_")
+
+
+def oauth_secret_env_name(app_name: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", f"HUB_OAUTH_{app_name}_CLIENT_SECRET".upper()).strip("_")
+
+
+def _oauth_app_entry(app: OAuthApp) -> dict:
+    entry = {"name": app.name, **{name: getattr(app, name) for name in OAUTH_APP_FIELDS}}
+    if app.client_secret_fingerprint:
+        entry["client_secret"] = "${" + oauth_secret_env_name(app.name) + "}"
+    return entry
 
 
 def _connection_entry(connection: Connection) -> dict:
@@ -165,6 +190,7 @@ def export_document() -> dict:
         )
     return {
         "version": VERSION,
+        "oauth_apps": [_oauth_app_entry(app) for app in OAuthApp.objects.order_by("name")],
         "connections": [
             _connection_entry(c)
             for c in Connection.objects.select_related("oauth_app").order_by("slug")
@@ -284,8 +310,10 @@ def save_validated(instance, where, report, *, rename=None, exclude=None) -> boo
     return True
 
 
-def _secret_value(where: str, kind: str, reference, report: ApplyReport) -> str | None:
-    place = f"{where}.secrets.{kind}"
+def _secret_value(
+    where: str, kind: str, reference, report: ApplyReport, *, place: str = ""
+) -> str | None:
+    place = place or f"{where}.secrets.{kind}"
     if kind not in CredentialKind.values:
         report.errors.append(f"{place}: unknown secret kind (known: {', '.join(CredentialKind)})")
         return None
@@ -327,6 +355,54 @@ def _apply_secrets(connection, where, secrets, report, actor) -> list[str]:
         except CredentialError as exc:
             report.errors.append(f"{where}.secrets.{kind}: {exc}")
     return changed
+
+
+def _apply_oauth_apps(document, report, actor) -> None:
+    """OAuth apps, keyed by their name (connections name them); the client secret as a
+    ``${ENV_NAME}`` reference, like every secret."""
+    items = document.get("oauth_apps") or []
+    if not isinstance(items, list):
+        report.errors.append("oauth_apps: expected a list")
+        return
+    known = {app.name: app for app in OAuthApp.objects.all()}
+    allowed = {"name", "client_secret", *OAUTH_APP_FIELDS}
+    for index, item in enumerate(items):
+        where = f"oauth_apps[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            report.errors.append(f"{where}.name: required")
+            continue
+        if unknown_keys(where, item, allowed, report):
+            continue
+        app = known.get(item["name"])
+        created = app is None
+        if created:
+            app = OAuthApp(name=item["name"])
+        changed = assign(app, {name: item[name] for name in OAUTH_APP_FIELDS if name in item})
+        if "client_secret" in item:
+            value = _secret_value(
+                where,
+                CredentialKind.OAUTH_CLIENT_SECRET,
+                item["client_secret"],
+                report,
+                place=f"{where}.client_secret",
+            )
+            if value is None:
+                continue
+            if fingerprint(value) != app.client_secret_fingerprint:
+                app.client_secret = SecretValue(value)
+                app.client_secret_fingerprint = fingerprint(value)
+                changed.append("client_secret")
+        if (created or changed) and not save_validated(app, where, report):
+            continue
+        if "client_secret" in changed:
+            record_audit(
+                AuditAction.CREDENTIAL_CREATED if created else AuditAction.CREDENTIAL_REPLACED,
+                actor=actor,
+                detail=f"OAuth app {app.name!r}: client secret {app.client_secret_fingerprint} "
+                "(integrations apply)",
+            )
+        known[app.name] = app
+        report.note("oauth app", app.name, None if created else changed)
 
 
 def _apply_connections(document, report, actor) -> dict[str, Connection]:
@@ -534,7 +610,7 @@ def apply_document(document: dict, *, dry_run: bool = False, actor=None) -> Appl
     """Create or update everything in ``document``; all or nothing. Raises ``InvalidDocument``
     (nothing written) when any entry is wrong."""
     report = ApplyReport()
-    sections = {"version", "connections", "endpoints", "mappings", "flows"}
+    sections = {"version", "oauth_apps", "connections", "endpoints", "mappings", "flows"}
     unknown = set(document) - sections - {section.name for section in EXTRA_SECTIONS}
     for key in sorted(unknown):
         report.errors.append(f'unknown section "{key}"')
@@ -542,6 +618,7 @@ def apply_document(document: dict, *, dry_run: bool = False, actor=None) -> Appl
         report.errors.append(f"version: this hub reads version {VERSION}")
     try:
         with transaction.atomic():
+            _apply_oauth_apps(document, report, actor)
             connections = _apply_connections(document, report, actor)
             endpoints = _apply_endpoints(document, report, connections)
             mappings = _apply_mappings(document, report)

@@ -211,3 +211,44 @@ def test_yaml_is_read_safely():
         iac.load("!!python/object/apply:os.system ['echo pwned']")
     with pytest.raises(iac.InvalidDocument, match="must be a mapping"):
         iac.load("- a\n- b\n")
+
+
+@pytest.mark.django_db
+def test_oauth_apps_are_declared_in_the_file_with_their_secret_as_a_reference(monkeypatch):
+    from connectors.models import AuditEntry, OAuthApp
+
+    monkeypatch.setenv("HUB_OAUTH_CRM_APP_CLIENT_SECRET", "client-secret-from-env")
+    text = """
+version: 1
+oauth_apps:
+- name: CRM app
+  grant_type: authorization_code
+  authorization_url: https://crm.example.test/oauth/authorize
+  token_url: https://127.0.0.1/oauth/token
+  client_id: hub-client
+  client_secret: ${HUB_OAUTH_CRM_APP_CLIENT_SECRET}
+  default_scopes: [contacts.read]
+connections:
+- slug: crm
+  name: CRM
+  base_url: https://127.0.0.1/api
+  auth_method: oauth2
+  oauth_app: CRM app
+"""
+    report = apply_text(text)
+    assert "+ oauth app CRM app (created)" in report
+    app = OAuthApp.objects.get(name="CRM app")
+    assert app.client_secret.reveal() == "client-secret-from-env"
+    assert Connection.objects.get(slug="crm").oauth_app == app
+    assert AuditEntry.objects.filter(detail__contains="OAuth app 'CRM app'").count() == 1
+    # the export names the secret, never its value, and applies back to no change
+    exported = export_text()
+    assert "client-secret-from-env" not in exported
+    assert "${HUB_OAUTH_CRM_APP_CLIENT_SECRET}" in exported
+    assert "= oauth app CRM app (unchanged)" in apply_text(exported)
+    # a value written in the file is refused, with its place
+    with pytest.raises(iac.InvalidDocument) as caught:
+        iac.apply_document(iac.load(text.replace("${HUB_OAUTH_CRM_APP_CLIENT_SECRET}", "s3cret")))
+    assert any(
+        e.startswith("oauth_apps[0].client_secret: write secrets as") for e in caught.value.errors
+    )
