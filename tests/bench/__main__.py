@@ -68,14 +68,17 @@ def main() -> int:
         bench_flows,
         bench_ingest,
         bench_processing,
+        bench_slow_clients,
         bench_syncs,
     )
 
-    which = sys.argv[1:] or ["engine", "ingest", "flows", "processing", "syncs"]
+    which = sys.argv[1:] or ["engine", "ingest", "slow", "flows", "processing", "syncs"]
     if "engine" in which:
         bench_engine.run()
     if "ingest" in which:
         bench_ingest.run()
+    if "slow" in which:
+        bench_slow_clients.run()
     if "flows" in which:
         bench_flows.run()
     if "processing" in which:
