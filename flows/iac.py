@@ -23,6 +23,7 @@ from django.db import transaction
 from connectors.choices import AuditAction, CredentialKind
 from connectors.engine.config_cache import bump_generation
 from connectors.models import Connection, OAuthApp
+from connectors.models.oauth import OAUTH_APP_SETTINGS
 from connectors.secrets import SecretUnreadable, SecretValue, fingerprint
 from connectors.services.credentials import (
     CredentialError,
@@ -82,18 +83,7 @@ ENDPOINT_FIELDS = [
 ]
 RULE_FIELDS = ["source", "target", "transform", "args", "default", "required", "pii"]
 
-OAUTH_APP_FIELDS = [
-    "grant_type",
-    "authorization_url",
-    "token_url",
-    "revocation_url",
-    "userinfo_url",
-    "client_id",
-    "default_scopes",
-    "use_pkce",
-    "extra_authorize_params",
-    "token_endpoint_auth",
-]
+OAUTH_APP_FIELDS = OAUTH_APP_SETTINGS  # the console's form lists the same (one place)
 # file key (under "action") → Flow field
 ACTION_FIELDS = {
     "method": "method",

@@ -9,6 +9,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from connectors.choices import AuditAction
 from connectors.forms import SecretInput
 from connectors.models import OAuthApp
+from connectors.models.oauth import OAUTH_APP_SETTINGS
 from connectors.secrets import SecretValue, fingerprint
 from connectors.services.credentials import record_audit
 
@@ -32,19 +33,7 @@ class OAuthAppForm(forms.ModelForm):
     class Meta:
         model = OAuthApp
         formfield_callback = _https_urls
-        fields = [
-            "name",
-            "grant_type",
-            "authorization_url",
-            "token_url",
-            "revocation_url",
-            "userinfo_url",
-            "client_id",
-            "default_scopes",
-            "use_pkce",
-            "extra_authorize_params",
-            "token_endpoint_auth",
-        ]
+        fields = ["name", *OAUTH_APP_SETTINGS]
 
 
 @admin.register(OAuthApp)

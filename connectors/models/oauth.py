@@ -6,6 +6,21 @@ from django.db import models
 
 from connectors.fields import EncryptedSecretField
 
+# The settings of an OAuth app a person configures (console form and integrations as code
+# alike; the client secret is apart: write-only).
+OAUTH_APP_SETTINGS = [
+    "grant_type",
+    "authorization_url",
+    "token_url",
+    "revocation_url",
+    "userinfo_url",
+    "client_id",
+    "default_scopes",
+    "use_pkce",
+    "extra_authorize_params",
+    "token_endpoint_auth",
+]
+
 
 class OAuthApp(models.Model):
     """An OAuth 2.0 client registered at a partner; several connections (accounts) may share
