@@ -74,6 +74,24 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def restart_until_processed(env: dict[str, str], event_pk: int, timeout: float = 90) -> None:
+    """Start a cluster and a sweeper (after a crash), wait until the event is processed, and
+    stop them."""
+    from webhooks.models import WebhookEvent
+
+    cluster = start(["qcluster"], env)
+    sweeper = start(["webhooks", "sweep", "--loop", "--every", "1"], env)
+    try:
+        wait_for(
+            lambda: WebhookEvent.objects.get(pk=event_pk).status == "processed",
+            timeout,
+            "the event to be processed after the restart",
+        )
+    finally:
+        stop(sweeper)
+        stop(cluster)
+
+
 def purge_queue():
     from django_q.brokers import get_broker
 

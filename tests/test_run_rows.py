@@ -24,7 +24,14 @@ from flows.models import Flow, FlowRun, Mapping, MappingRule
 from flows.services.runner import mark_interrupted, run_flow
 from tests import signing
 from tests.partners import Reply
-from tests.processes import hub_process_env, purge_queue, start, stop, wait_for
+from tests.processes import (
+    hub_process_env,
+    purge_queue,
+    restart_until_processed,
+    start,
+    stop,
+    wait_for,
+)
 from webhooks.models import WebhookEvent
 from webhooks.services import processing
 from webhooks.services.processing import claim, process_event
@@ -361,17 +368,7 @@ def test_a_worker_killed_between_two_calls_leaves_both_the_run_and_the_call(
     calls = list(ApiCall.objects.values_list("method", "status_code", "run_ref", "correlation_id"))
     assert calls == [("GET", 200, run.calls_ref, event.correlation_id)]
     # and after a restart the run is marked interrupted and the event's retry finishes the work
-    cluster = start(["qcluster"], env)
-    sweeper = start(["webhooks", "sweep", "--loop", "--every", "1"], env)
-    try:
-        wait_for(
-            lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed",
-            90,
-            "the event to be processed after the restart",
-        )
-    finally:
-        stop(sweeper)
-        stop(cluster)
+    restart_until_processed(env, event.pk)
     runs = list(FlowRun.objects.filter(event=event).order_by("pk"))
     assert [r.status for r in runs] == ["interrupted", "succeeded"]
     assert runs[0].error.endswith("1 call(s) made: GET → 200")

@@ -12,7 +12,14 @@ import pytest
 from django.db import connection as db_connection
 
 from tests import signing
-from tests.processes import hub_process_env, purge_queue, start, stop, wait_for
+from tests.processes import (
+    hub_process_env,
+    purge_queue,
+    restart_until_processed,
+    start,
+    stop,
+    wait_for,
+)
 from webhooks.models import WebhookEvent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,17 +95,7 @@ def test_a_worker_killed_mid_processing_loses_nothing_and_applies_once(
     assert WebhookEvent.objects.get(pk=event.pk).status == "processing"
     # then after a restart (cluster and sweeper), the event is taken back and processed once
     env.pop("HUB_TEST_SLOW_FIRST_ATTEMPT")
-    cluster = start(["qcluster"], env)
-    sweeper = start(["webhooks", "sweep", "--loop", "--every", "1"], env)
-    try:
-        wait_for(
-            lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed",
-            90,
-            "the event to be processed after the restart",
-        )
-    finally:
-        stop(sweeper)
-        stop(cluster)
+    restart_until_processed(env, event.pk)
     event.refresh_from_db()
     outcomes = list(event.attempt_log.values_list("outcome", flat=True))
     assert outcomes == ["lost", "processed"]
