@@ -20,15 +20,25 @@ from connectors.admin.calls import calls_link, run_calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.models import ApiCall
 from flows.mapping import apply_rules
-from flows.models import Flow, FlowRun, Mapping, MappingRule, RunStatus
+from flows.models import (
+    FLOW_SETTINGS,
+    MAPPING_SETTINGS,
+    RULE_SETTINGS,
+    Flow,
+    FlowRun,
+    Mapping,
+    MappingRule,
+    RunStatus,
+)
 
 PREVIEW_EVENTS = 50
+FLOW = dict(FLOW_SETTINGS)
 
 
 class MappingRuleInline(admin.TabularInline):
     model = MappingRule
     extra = 1
-    fields = ["position", "source", "target", "transform", "args", "default", "required", "pii"]
+    fields = ["position", *RULE_SETTINGS]
 
 
 def sheet_rows(mapping: Mapping) -> list[list[str]]:
@@ -68,6 +78,7 @@ class PreviewForm(forms.Form):
 class MappingAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "rule_count", "pii_count", "used_by"]
     search_fields = ["slug", "name"]
+    fieldsets = [(title, {"fields": names}) for title, names in MAPPING_SETTINGS]
     inlines = [MappingRuleInline]
     change_form_template = "admin/flows/mapping/change_form.html"
 
@@ -199,36 +210,17 @@ class FlowAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     readonly_fields = ["scope_check", "recent_runs"]
     change_form_template = "admin/flows/flow/change_form.html"
+    # the settings come from the model's list (integrations as code reads the same one)
     fieldsets = [
-        (None, {"fields": ["slug", "name", "description", "enabled"]}),
-        ("Trigger", {"fields": ["trigger", "endpoint", "event_type", "cron", "condition"]}),
-        (
-            "Action",
-            {
-                "fields": [
-                    "connection",
-                    "mapping",
-                    "method",
-                    "path",
-                    "idempotency_key_template",
-                    "required_scopes",
-                    "scope_check",
-                ]
-            },
-        ),
+        (None, {"fields": FLOW[None]}),
+        ("Trigger", {"fields": FLOW["Trigger"]}),
+        ("Action", {"fields": [*FLOW["Action"], "scope_check"]}),
         (
             "Upsert without duplicates",
             {
                 "description": "Name a match key to look the record up first, then update it "
                 "or create it (never twice).",
-                "fields": [
-                    "match_key",
-                    "lookup_path",
-                    "lookup_results",
-                    "record_id_field",
-                    "update_method",
-                    "update_path",
-                ],
+                "fields": FLOW["Upsert without duplicates"],
             },
         ),
         ("Runs", {"fields": ["recent_runs"]}),

@@ -5,7 +5,14 @@ reference (never a value). ``apply_document()`` creates or updates by slug, in o
 every entry is validated (unknown keys, model validation, references between entries, unset
 environment variables) and if anything is wrong nothing is written and each error names its
 place (``flows[2].action.path: unknown field "idd"``). Objects absent from the file are left
-alone. The format is documented in ``docs/integrations-as-code.md``.
+alone; a setting absent from an entry takes its default. The format is documented in
+``docs/integrations-as-code.md``.
+
+Each section of the file is declared once, as a :class:`Section` in :data:`SECTIONS`: its model,
+the model's list of settings (the same list the console's form shows), where a setting sits in
+an entry when not at the top under its own name, and which other section a reference names.
+One loop applies and exports every section; a section's hooks handle what is particular to it
+(a connection's secrets, a mapping's rules, an OAuth app's client secret).
 """
 
 from __future__ import annotations
@@ -15,15 +22,18 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import yaml
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.db import transaction
+from django.db import models, transaction
 
 from connectors.choices import AuditAction, CredentialKind
 from connectors.engine.config_cache import bump_generation
 from connectors.models import Connection, OAuthApp
+from connectors.models.connection import CONNECTION_SETTINGS
 from connectors.models.oauth import OAUTH_APP_SETTINGS
+from connectors.registry import Registry
 from connectors.secrets import SecretUnreadable, SecretValue, fingerprint
 from connectors.services.credentials import (
     CredentialError,
@@ -32,73 +42,37 @@ from connectors.services.credentials import (
     record_audit,
     replace_secret,
 )
-from flows.models import Flow, Mapping, MappingRule, TriggerKind
+from flows.models import (
+    FLOW_SETTINGS,
+    MAPPING_SETTINGS,
+    RULE_SETTINGS,
+    Flow,
+    Mapping,
+    MappingRule,
+    TriggerKind,
+)
 from webhooks.models import WebhookEndpoint
+from webhooks.models.endpoint import ENDPOINT_SETTINGS
 
-__all__ = ["ApplyReport", "InvalidDocument", "apply_document", "dump", "export_document", "load"]
+__all__ = [
+    "SECTIONS",
+    "ApplyReport",
+    "InvalidDocument",
+    "Section",
+    "apply_document",
+    "dump",
+    "export_document",
+    "load",
+    "settings_of",
+]
 
 VERSION = 1
-
-CONNECTION_FIELDS = [
-    "name",
-    "service_kind",
-    "environment",
-    "base_url",
-    "auth_method",
-    "api_key_header_name",
-    "api_key_query_param",
-    "basic_username",
-    "idempotency_header_name",
-    "correlation_header_name",
-    "health_path",
-    "api_version",
-    "requested_scopes",
-    "token_refresh_margin_seconds",
-    "connect_timeout",
-    "read_timeout",
-    "retry_max_attempts",
-    "retry_backoff_base",
-    "retry_backoff_cap",
-    "retry_max_elapsed",
-    "rate_limit_requests",
-    "rate_limit_window_seconds",
-    "circuit_failure_threshold",
-    "circuit_cooldown_seconds",
-    "purpose",
-    "retention_days",
-    "owner",
-    "notes",
-]
-ENDPOINT_FIELDS = [
-    "scheme",
-    "unsigned",
-    "scheme_options",
-    "timestamp_tolerance_seconds",
-    "ip_allowlist",
-    "max_body_bytes",
-    "event_id_source",
-    "event_type_source",
-    "accepted_content_types",
-    "enabled",
-]
-RULE_FIELDS = ["source", "target", "transform", "args", "default", "required", "pii"]
-
-OAUTH_APP_FIELDS = OAUTH_APP_SETTINGS  # the console's form lists the same (one place)
-# file key (under "action") → Flow field
-ACTION_FIELDS = {
-    "method": "method",
-    "path": "path",
-    "match_key": "match_key",
-    "lookup_path": "lookup_path",
-    "lookup_results": "lookup_results",
-    "record_id_field": "record_id_field",
-    "update_method": "update_method",
-    "update_path": "update_path",
-    "idempotency_key": "idempotency_key_template",
-    "required_scopes": "required_scopes",
-}
-TRIGGER_FIELDS = {"endpoint": "endpoint", "event_type": "event_type", "cron": "cron"}
 REFERENCE = re.compile(r"^\$\{([A-Z_][A-Z0-9_]*)\}$")
+
+
+def settings_of(groups) -> list[str]:
+    """The field names of a model's settings list (``[(title, [names…]), …]``), in order."""
+    return [name for _title, names in groups for name in names]
 
 
 class InvalidDocument(Exception):
@@ -107,113 +81,6 @@ class InvalidDocument(Exception):
     def __init__(self, errors: list[str]):
         self.errors = errors
         super().__init__("\n".join(errors))
-
-
-# -- export ----------------------------------------------------------------------------------
-
-
-def env_name(connection_slug: str, kind: str) -> str:
-    return re.sub(r"[^A-Z0-9]+", "_", f"HUB_{connection_slug}_{kind}".upper()).strip("_")
-
-
-def oauth_secret_env_name(app_name: str) -> str:
-    return re.sub(r"[^A-Z0-9]+", "_", f"HUB_OAUTH_{app_name}_CLIENT_SECRET".upper()).strip("_")
-
-
-def _oauth_app_entry(app: OAuthApp) -> dict:
-    entry = {"name": app.name, **{name: getattr(app, name) for name in OAUTH_APP_FIELDS}}
-    if app.client_secret_fingerprint:
-        entry["client_secret"] = "${" + oauth_secret_env_name(app.name) + "}"
-    return entry
-
-
-def _connection_entry(connection: Connection) -> dict:
-    entry = {"slug": connection.slug}
-    entry.update({name: getattr(connection, name) for name in CONNECTION_FIELDS})
-    if connection.oauth_app_id:
-        entry["oauth_app"] = connection.oauth_app.name
-    secrets = {}
-    for kind in CredentialKind.values:
-        if kind in (CredentialKind.ACCESS_TOKEN, CredentialKind.REFRESH_TOKEN):
-            continue  # obtained by connecting the account, not configured
-        if current_credential(connection, kind) is not None:
-            secrets[kind] = "${" + env_name(connection.slug, kind) + "}"
-    if secrets:
-        entry["secrets"] = secrets
-    return entry
-
-
-def export_document() -> dict:
-    """The whole configuration as a document (secrets as ``${ENV_NAME}`` references)."""
-    mappings = []
-    for mapping in Mapping.objects.prefetch_related("rules").order_by("slug"):
-        mappings.append(
-            {
-                "slug": mapping.slug,
-                "name": mapping.name,
-                "description": mapping.description,
-                "rules": [
-                    {name: getattr(rule, name) for name in RULE_FIELDS}
-                    for rule in mapping.rules.all()
-                ],
-            }
-        )
-    flows = []
-    for flow in Flow.objects.select_related("endpoint", "connection", "mapping").order_by("slug"):
-        trigger: dict = {"type": flow.trigger}
-        if flow.trigger == TriggerKind.WEBHOOK:
-            trigger.update(endpoint=flow.endpoint.slug, event_type=flow.event_type)
-        elif flow.trigger == TriggerKind.SCHEDULE:
-            trigger["cron"] = flow.cron
-        action = {"connection": flow.connection.slug, "mapping": flow.mapping.slug}
-        action.update({key: getattr(flow, name) for key, name in ACTION_FIELDS.items()})
-        flows.append(
-            {
-                "slug": flow.slug,
-                "name": flow.name,
-                "description": flow.description,
-                "enabled": flow.enabled,
-                "trigger": trigger,
-                "condition": flow.condition,
-                "action": action,
-            }
-        )
-    return {
-        "version": VERSION,
-        "oauth_apps": [_oauth_app_entry(app) for app in OAuthApp.objects.order_by("name")],
-        "connections": [
-            _connection_entry(c)
-            for c in Connection.objects.select_related("oauth_app").order_by("slug")
-        ],
-        "endpoints": [
-            {"slug": e.slug, "connection": e.connection.slug}
-            | {name: getattr(e, name) for name in ENDPOINT_FIELDS}
-            for e in WebhookEndpoint.objects.select_related("connection").order_by("slug")
-        ],
-        "mappings": mappings,
-        "flows": flows,
-        **{section.name: section.export() for section in EXTRA_SECTIONS},
-    }
-
-
-def dump(document: dict) -> str:
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-
-
-def load(text: str) -> dict:
-    """Parse YAML with ``safe_load`` (no Python objects); errors say where."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InvalidDocument([f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
-    if not isinstance(document, dict):
-        raise InvalidDocument(["the file must be a mapping with connections, endpoints, …"])
-    return document
-
-
-# -- apply -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -230,32 +97,198 @@ class ApplyReport:
             self.changes.append(f"= {kind} {slug} (unchanged)")
 
 
+@dataclass
+class Step:
+    """One entry being applied, handed to a section's hooks."""
+
+    where: str  # its place in the file: "connections[0]"
+    item: dict
+    obj: Any
+    created: bool
+    changed: list[str]
+    report: ApplyReport
+    actor: Any
+    known: dict  # section name → {key: object}, for the sections applied so far
+    scratch: dict = field(default_factory=dict)
+
+
+@dataclass
+class Section:
+    """A section of the file (``connections``, ``flows``, ``syncs``…), declared once.
+
+    ``settings`` are the model's settings, the same list its console form shows; each sits in an
+    entry at the top under its own name unless ``places`` says otherwise (``"action.path"``).
+    ``references`` names, for a foreign key, the section whose key it holds. Hooks:
+    ``before(step)`` runs after the settings are assigned and before the object is validated and
+    saved (return False to skip the entry, its errors reported); ``after(step)`` runs once it is
+    saved and appends what else it changed to ``step.changed``; ``export_extra(obj, entry)`` adds
+    the keys the hooks read; ``tidy(obj, entry)`` drops settings an entry does not use.
+    """
+
+    name: str
+    noun: str
+    model: type[models.Model]
+    settings: list[str]
+    key: str = "slug"
+    places: dict[str, str] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    extra: tuple[str, ...] = ()
+    defaults: dict[str, Callable[[dict], Any]] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    before: Callable[[Step], bool] | None = None
+    after: Callable[[Step], None] | None = None
+    export_extra: Callable[[Any, dict], None] | None = None
+    tidy: Callable[[Any, dict], None] | None = None
+
+    @property
+    def fields(self) -> list[str]:
+        return [name for name in self.settings if name != self.key]
+
+    def place(self, name: str) -> str:
+        return self.places.get(name, name)
+
+    def layout(self) -> tuple[set[str], dict[str, set[str]]]:
+        """The keys an entry may hold at the top, and in each nested group."""
+        top, groups = {self.key, *self.extra}, {}
+        for name in self.fields:
+            head, _, rest = self.place(name).partition(".")
+            top.add(head)
+            if rest:
+                groups.setdefault(head, set()).add(rest)
+        return top, groups
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export(self) -> list[dict]:
+        rows = self.model.objects.select_related(*self.references).order_by(self.key)
+        return [self.entry(obj) for obj in rows]
+
+    def entry(self, obj) -> dict:
+        entry: dict = {self.key: getattr(obj, self.key)}
+        for name in self.fields:
+            value = getattr(obj, name)
+            if name in self.references:
+                value = getattr(value, SECTIONS[self.references[name]].key) if value else None
+            _put(entry, self.place(name), value)
+        if self.tidy:
+            self.tidy(obj, entry)
+        if self.export_extra:
+            self.export_extra(obj, entry)
+        return entry
+
+    # -- apply -----------------------------------------------------------------------------
+
+    def apply(self, document: dict, report: ApplyReport, known: dict, actor) -> None:
+        existing = known[self.name] = {getattr(o, self.key): o for o in self.model.objects.all()}
+        top, groups = self.layout()
+        rename = {name: self.place(name) for name in self.fields if self.place(name) != name}
+        for where, item in entries(document, self.name, report, key=self.key):
+            if unknown_keys(where, item, top, report):
+                continue
+            bad = False
+            for group, keys in groups.items():
+                value = item.get(group)
+                if value is not None and not isinstance(value, dict):
+                    report.errors.append(f"{where}.{group}: expected a mapping of field: value")
+                    bad = True
+                elif value and unknown_keys(f"{where}.{group}", value, keys, report):
+                    bad = True
+            if bad:
+                continue
+            values = self._values(where, item, report, known)
+            if values is None:
+                continue
+            obj = existing.get(item[self.key])
+            created = obj is None
+            if created:
+                obj = self.model(**{self.key: item[self.key]})
+            step = Step(where, item, obj, created, assign(obj, values), report, actor, known)
+            if self.before and not self.before(step):
+                continue
+            if (created or step.changed) and not save_validated(
+                obj, where, report, rename=rename, exclude=list(self.exclude) or None
+            ):
+                continue
+            if self.after:
+                self.after(step)
+            existing[item[self.key]] = obj
+            report.note(self.noun, item[self.key], None if created else step.changed)
+
+    def _values(self, where, item, report, known) -> dict | None:
+        """The entry's settings as model values: absent ones take their default, references
+        are resolved to the objects they name; None when a reference is unknown."""
+        values, ok = {}, True
+        for name in self.fields:
+            place = self.place(name)
+            found, value = _get(item, place)
+            if name in self.defaults and (not found or value in (None, "")):
+                value = self.defaults[name](item)
+            elif not found:
+                value = self.model._meta.get_field(name).get_default()
+            if name in self.references:
+                value, resolved = self._resolve(name, value, known)
+                if not resolved:
+                    noun = SECTIONS[self.references[name]].noun
+                    report.errors.append(
+                        f'{where}.{place}: unknown {noun} "{_get(item, place)[1]}"'
+                    )
+                    ok = False
+            values[name] = value
+        return values if ok else None
+
+    def _resolve(self, name: str, value, known) -> tuple[Any, bool]:
+        if value in (None, ""):
+            return None, True
+        target = known.get(self.references[name], {}).get(value)
+        if target is None or target.pk is None:
+            return None, False
+        return target, True
+
+
+def _get(item: dict, place: str) -> tuple[bool, Any]:
+    head, _, rest = place.partition(".")
+    if rest:
+        group = item.get(head) or {}
+        return (rest in group, group.get(rest))
+    return (head in item, item.get(head))
+
+
+def _put(entry: dict, place: str, value) -> None:
+    head, _, rest = place.partition(".")
+    if rest:
+        entry.setdefault(head, {})[rest] = value
+    else:
+        entry[head] = value
+
+
 class _Rollback(Exception):
     pass
 
 
-def entries(document: dict, section: str, report: ApplyReport) -> list[tuple[str, dict]]:
+def entries(
+    document: dict, section: str, report: ApplyReport, *, key: str = "slug"
+) -> list[tuple[str, dict]]:
     items = document.get(section) or []
     if not isinstance(items, list):
         report.errors.append(f"{section}: expected a list")
         return []
     seen: set[str] = set()
-    entries = []
+    found = []
     for index, item in enumerate(items):
         where = f"{section}[{index}]"
         if not isinstance(item, dict):
             report.errors.append(f"{where}: expected a mapping of field: value")
             continue
-        slug = item.get("slug")
-        if not isinstance(slug, str) or not slug:
-            report.errors.append(f"{where}.slug: required")
+        value = item.get(key)
+        if not isinstance(value, str) or not value:
+            report.errors.append(f"{where}.{key}: required")
             continue
-        if slug in seen:
-            report.errors.append(f'{where}.slug: "{slug}" appears twice')
+        if value in seen:
+            report.errors.append(f'{where}.{key}: "{value}" appears twice')
             continue
-        seen.add(slug)
-        entries.append((where, item))
-    return entries
+        seen.add(value)
+        found.append((where, item))
+    return found
 
 
 def unknown_keys(where: str, item: dict, allowed: set[str], report: ApplyReport) -> bool:
@@ -300,6 +333,17 @@ def save_validated(instance, where, report, *, rename=None, exclude=None) -> boo
     return True
 
 
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def env_name(connection_slug: str, kind: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", f"HUB_{connection_slug}_{kind}".upper()).strip("_")
+
+
+def oauth_secret_env_name(app_name: str) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", f"HUB_OAUTH_{app_name}_CLIENT_SECRET".upper()).strip("_")
+
+
 def _secret_value(
     where: str, kind: str, reference, report: ApplyReport, *, place: str = ""
 ) -> str | None:
@@ -320,137 +364,85 @@ def _secret_value(
     return value
 
 
-def _apply_secrets(connection, where, secrets, report, actor) -> list[str]:
+# -- oauth apps: the client secret, write-only -----------------------------------------------
+
+
+def _oauth_client_secret(step: Step) -> bool:
+    if "client_secret" not in step.item:
+        return True
+    place = f"{step.where}.client_secret"
+    kind = CredentialKind.OAUTH_CLIENT_SECRET
+    value = _secret_value(step.where, kind, step.item["client_secret"], step.report, place=place)
+    if value is None:
+        return False
+    app = step.obj
+    if fingerprint(value) != app.client_secret_fingerprint:
+        app.client_secret = SecretValue(value)
+        app.client_secret_fingerprint = fingerprint(value)
+        step.changed.append("client_secret")
+    return True
+
+
+def _oauth_audit(step: Step) -> None:
+    if "client_secret" in step.changed:
+        app = step.obj
+        record_audit(
+            AuditAction.CREDENTIAL_CREATED if step.created else AuditAction.CREDENTIAL_REPLACED,
+            actor=step.actor,
+            detail=f"OAuth app {app.name!r}: client secret {app.client_secret_fingerprint} "
+            "(integrations apply)",
+        )
+
+
+def _export_oauth_secret(app: OAuthApp, entry: dict) -> None:
+    if app.client_secret_fingerprint:
+        entry["client_secret"] = "${" + oauth_secret_env_name(app.name) + "}"
+
+
+# -- connections: their secrets as references ------------------------------------------------
+
+
+def _apply_secrets(step: Step) -> None:
+    secrets = step.item.get("secrets") or {}
+    where, report, connection = step.where, step.report, step.obj
     if not isinstance(secrets, dict):
         report.errors.append(f"{where}.secrets: expected kind: ${{ENV_NAME}} pairs")
-        return []
-    changed = []
+        return
     for kind, reference in secrets.items():
         value = _secret_value(where, kind, reference, report)
         if value is None:
             continue
-        current = current_credential(connection, kind) if connection.pk else None
+        current = current_credential(connection, kind)
         try:
             if current is None:
-                create_credential(connection, kind, value, actor=actor, label="from file")
-                changed.append(f"secret {kind}")
+                create_credential(connection, kind, value, actor=step.actor, label="from file")
+                step.changed.append(f"secret {kind}")
                 continue
             try:
                 same = hmac.compare_digest(current.value.reveal().encode(), value.encode())
             except (SecretUnreadable, AttributeError):
                 same = False
             if not same:
-                replace_secret(current, value, actor=actor)
-                changed.append(f"secret {kind}")
+                replace_secret(current, value, actor=step.actor)
+                step.changed.append(f"secret {kind}")
         except CredentialError as exc:
             report.errors.append(f"{where}.secrets.{kind}: {exc}")
-    return changed
 
 
-def _apply_oauth_apps(document, report, actor) -> None:
-    """OAuth apps, keyed by their name (connections name them); the client secret as a
-    ``${ENV_NAME}`` reference, like every secret."""
-    items = document.get("oauth_apps") or []
-    if not isinstance(items, list):
-        report.errors.append("oauth_apps: expected a list")
-        return
-    known = {app.name: app for app in OAuthApp.objects.all()}
-    allowed = {"name", "client_secret", *OAUTH_APP_FIELDS}
-    for index, item in enumerate(items):
-        where = f"oauth_apps[{index}]"
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-            report.errors.append(f"{where}.name: required")
-            continue
-        if unknown_keys(where, item, allowed, report):
-            continue
-        app = known.get(item["name"])
-        created = app is None
-        if created:
-            app = OAuthApp(name=item["name"])
-        changed = assign(app, {name: item[name] for name in OAUTH_APP_FIELDS if name in item})
-        if "client_secret" in item:
-            value = _secret_value(
-                where,
-                CredentialKind.OAUTH_CLIENT_SECRET,
-                item["client_secret"],
-                report,
-                place=f"{where}.client_secret",
-            )
-            if value is None:
-                continue
-            if fingerprint(value) != app.client_secret_fingerprint:
-                app.client_secret = SecretValue(value)
-                app.client_secret_fingerprint = fingerprint(value)
-                changed.append("client_secret")
-        if (created or changed) and not save_validated(app, where, report):
-            continue
-        if "client_secret" in changed:
-            record_audit(
-                AuditAction.CREDENTIAL_CREATED if created else AuditAction.CREDENTIAL_REPLACED,
-                actor=actor,
-                detail=f"OAuth app {app.name!r}: client secret {app.client_secret_fingerprint} "
-                "(integrations apply)",
-            )
-        known[app.name] = app
-        report.note("oauth app", app.name, None if created else changed)
+def _export_secrets(connection: Connection, entry: dict) -> None:
+    secrets = {}
+    for kind in CredentialKind.values:
+        if kind in (CredentialKind.ACCESS_TOKEN, CredentialKind.REFRESH_TOKEN):
+            continue  # obtained by connecting the account, not configured
+        if current_credential(connection, kind) is not None:
+            secrets[kind] = "${" + env_name(connection.slug, kind) + "}"
+    if secrets:
+        entry["secrets"] = secrets
 
 
-def _apply_connections(document, report, actor) -> dict[str, Connection]:
-    known = {c.slug: c for c in Connection.objects.all()}
-    allowed = {"slug", "oauth_app", "secrets", *CONNECTION_FIELDS}
-    for where, item in entries(document, "connections", report):
-        if unknown_keys(where, item, allowed, report):
-            continue
-        slug = item["slug"]
-        connection = known.get(slug)
-        created = connection is None
-        if created:
-            connection = Connection(slug=slug)
-        values = {name: item[name] for name in CONNECTION_FIELDS if name in item}
-        if "oauth_app" in item:
-            app = (
-                OAuthApp.objects.filter(name=item["oauth_app"]).first()
-                if item["oauth_app"]
-                else None
-            )
-            if item["oauth_app"] and app is None:
-                name = item["oauth_app"]
-                report.errors.append(f'{where}.oauth_app: no OAuth app named "{name}"')
-                continue
-            values["oauth_app"] = app
-        changed = assign(connection, values)
-        if (created or changed) and not save_validated(connection, where, report):
-            continue
-        changed += _apply_secrets(connection, where, item.get("secrets") or {}, report, actor)
-        known[slug] = connection
-        report.note("connection", slug, None if created else changed)
-    return known
+# -- mappings: their rules -------------------------------------------------------------------
 
-
-def _apply_endpoints(document, report, connections) -> dict[str, WebhookEndpoint]:
-    known = {e.slug: e for e in WebhookEndpoint.objects.all()}
-    allowed = {"slug", "connection", *ENDPOINT_FIELDS}
-    for where, item in entries(document, "endpoints", report):
-        if unknown_keys(where, item, allowed, report):
-            continue
-        connection = connections.get(item.get("connection"))
-        if connection is None or connection.pk is None:
-            report.errors.append(
-                f'{where}.connection: unknown connection "{item.get("connection")}"'
-            )
-            continue
-        endpoint = known.get(item["slug"])
-        created = endpoint is None
-        if created:
-            endpoint = WebhookEndpoint(slug=item["slug"])
-        values = {name: item[name] for name in ENDPOINT_FIELDS if name in item}
-        values["connection"] = connection
-        changed = assign(endpoint, values)
-        if (created or changed) and not save_validated(endpoint, where, report):
-            continue
-        known[item["slug"]] = endpoint
-        report.note("endpoint", item["slug"], None if created else changed)
-    return known
+RULE_DEFAULTS = {"transform": "copy", "args": {}, "default": None, "required": False, "pii": False}
 
 
 def _rule_values(where: str, index: int, rule, report) -> dict | None:
@@ -458,169 +450,182 @@ def _rule_values(where: str, index: int, rule, report) -> dict | None:
     if not isinstance(rule, dict):
         report.errors.append(f"{place}: expected a mapping of field: value")
         return None
-    if unknown_keys(place, rule, set(RULE_FIELDS), report):
+    if unknown_keys(place, rule, set(RULE_SETTINGS), report):
         return None
-    values = {"transform": "copy", "args": {}, "default": None, "required": False, "pii": False}
-    values.update(rule)
-    values["position"] = index + 1
-    instance = MappingRule(**{k: v for k, v in values.items() if k != "mapping"})
+    values = {**RULE_DEFAULTS, **rule, "position": index + 1}
+    instance = MappingRule(**values)
     try:
         instance.full_clean(exclude=["mapping"])
     except ValidationError as exc:
         report.errors += _validation_errors(place, exc)
         return None
-    return {name: getattr(instance, name) for name in ["position", *RULE_FIELDS]}
+    return {name: getattr(instance, name) for name in ["position", *RULE_SETTINGS]}
 
 
-def _apply_mappings(document, report) -> dict[str, Mapping]:
-    known = {m.slug: m for m in Mapping.objects.prefetch_related("rules")}
-    allowed = {"slug", "name", "description", "rules"}
-    for where, item in entries(document, "mappings", report):
-        if unknown_keys(where, item, allowed, report):
-            continue
-        rules = item.get("rules")
-        if not isinstance(rules, list) or not rules:
-            report.errors.append(f"{where}.rules: a mapping needs at least one rule")
-            continue
-        wanted = [_rule_values(where, i, rule, report) for i, rule in enumerate(rules)]
-        if any(values is None for values in wanted):
-            continue
-        mapping = known.get(item["slug"])
-        created = mapping is None
-        if created:
-            mapping = Mapping(slug=item["slug"])
-        changed = assign(
-            mapping,
-            {"name": item.get("name") or item["slug"], "description": item.get("description", "")},
-        )
-        if (created or changed) and not save_validated(mapping, where, report):
-            continue
-        current = [
-            {name: getattr(rule, name) for name in ["position", *RULE_FIELDS]}
-            for rule in mapping.rules.all()
-        ]
-        if current != wanted:
-            mapping.rules.all().delete()
-            MappingRule.objects.bulk_create(MappingRule(mapping=mapping, **v) for v in wanted)
-            bump_generation()  # bulk_create sends no signal: drop cached rules everywhere
-            changed.append("rules")
-        known[item["slug"]] = mapping
-        report.note("mapping", item["slug"], None if created else changed)
-    return known
+def _check_rules(step: Step) -> bool:
+    rules = step.item.get("rules")
+    if not isinstance(rules, list) or not rules:
+        step.report.errors.append(f"{step.where}.rules: a mapping needs at least one rule")
+        return False
+    wanted = [_rule_values(step.where, i, rule, step.report) for i, rule in enumerate(rules)]
+    if any(values is None for values in wanted):
+        return False
+    step.scratch["rules"] = wanted
+    return True
 
 
-FLOW_RENAME = {
-    "endpoint": "trigger.endpoint",
-    "event_type": "trigger.event_type",
-    "cron": "trigger.cron",
-    "trigger": "trigger.type",
-    "connection": "action.connection",
-    "mapping": "action.mapping",
-    **{name: f"action.{key}" for key, name in ACTION_FIELDS.items()},
-}
+def _replace_rules(step: Step) -> None:
+    mapping, wanted = step.obj, step.scratch["rules"]
+    current = [
+        {name: getattr(rule, name) for name in ["position", *RULE_SETTINGS]}
+        for rule in mapping.rules.all()
+    ]
+    if current != wanted:
+        mapping.rules.all().delete()
+        MappingRule.objects.bulk_create(MappingRule(mapping=mapping, **v) for v in wanted)
+        bump_generation()  # bulk_create sends no signal: drop cached rules everywhere
+        step.changed.append("rules")
 
 
-def _apply_flows(document, report, connections, endpoints, mappings) -> None:
-    known = {f.slug: f for f in Flow.objects.all()}
-    allowed = {"slug", "name", "description", "enabled", "trigger", "condition", "action"}
-    for where, item in entries(document, "flows", report):
-        if unknown_keys(where, item, allowed, report):
-            continue
-        trigger, action = item.get("trigger"), item.get("action")
-        if not isinstance(trigger, dict) or not isinstance(action, dict):
-            report.errors.append(f"{where}: needs a trigger and an action (mappings of fields)")
-            continue
-        bad = unknown_keys(f"{where}.trigger", trigger, {"type", *TRIGGER_FIELDS}, report)
-        bad |= unknown_keys(
-            f"{where}.action", action, {"connection", "mapping", *ACTION_FIELDS}, report
-        )
-        if bad:
-            continue
-        values = {
-            "name": item.get("name") or item["slug"],
-            "description": item.get("description", ""),
-            "enabled": item.get("enabled", True),
-            "condition": item.get("condition") or [],
-            "trigger": trigger.get("type", ""),
-            "event_type": trigger.get("event_type", "*"),
-            "cron": trigger.get("cron", ""),
-            "endpoint": None,
-        }
-        if "endpoint" in trigger:
-            endpoint = endpoints.get(trigger["endpoint"])
-            if endpoint is None or endpoint.pk is None:
-                report.errors.append(
-                    f'{where}.trigger.endpoint: unknown endpoint "{trigger["endpoint"]}"'
-                )
-                continue
-            values["endpoint"] = endpoint
-        connection = connections.get(action.get("connection"))
-        if connection is None or connection.pk is None:
-            report.errors.append(
-                f'{where}.action.connection: unknown connection "{action.get("connection")}"'
-            )
-            continue
-        mapping = mappings.get(action.get("mapping"))
-        if mapping is None or mapping.pk is None:
-            report.errors.append(
-                f'{where}.action.mapping: unknown mapping "{action.get("mapping")}"'
-            )
-            continue
-        values.update(connection=connection, mapping=mapping)
-        defaults = {f.name: f.get_default() for f in Flow._meta.fields}
-        for key, name in ACTION_FIELDS.items():
-            values[name] = action.get(key, defaults[name])
-        flow = known.get(item["slug"])
-        created = flow is None
-        if created:
-            flow = Flow(slug=item["slug"])
-        changed = assign(flow, values)
-        if (created or changed) and not save_validated(flow, where, report, rename=FLOW_RENAME):
-            continue
-        known[item["slug"]] = flow
-        report.note("flow", item["slug"], None if created else changed)
-    return known
+def _export_rules(mapping: Mapping, entry: dict) -> None:
+    entry["rules"] = [
+        {name: getattr(rule, name) for name in RULE_SETTINGS} for rule in mapping.rules.all()
+    ]
 
 
-@dataclass
-class Section:
-    """A section another app adds to the file (the syncs app: ``syncs``): ``export()`` gives
-    its entries; ``apply(document, report, known)`` validates and writes them, where ``known``
-    maps "connections", "endpoints", "mappings" and "flows" to {slug: object}."""
-
-    name: str
-    export: Callable[[], list]
-    apply: Callable[[dict, ApplyReport, dict], None]
+# -- flows: the trigger's settings that its kind uses ----------------------------------------
 
 
-EXTRA_SECTIONS: list[Section] = []
+def _tidy_trigger(flow: Flow, entry: dict) -> None:
+    trigger = entry["trigger"]
+    if flow.trigger != TriggerKind.WEBHOOK:
+        del trigger["endpoint"]
+        del trigger["event_type"]
+    if flow.trigger != TriggerKind.SCHEDULE:
+        del trigger["cron"]
+
+
+def _slug(item: dict) -> str:
+    return item["slug"]
+
+
+FLOW_ACTION = settings_of(FLOW_SETTINGS[2:])  # the action and its upsert settings
+
+SECTIONS: Registry = Registry("section of integrations as code")
+"""Every section of the file, in the order they are applied (a section may name objects of
+the sections before it). Other apps add theirs in ``AppConfig.ready`` (syncs: ``syncs``)."""
+
+SECTIONS.add(
+    "oauth_apps",
+    Section(
+        name="oauth_apps",
+        noun="oauth app",
+        model=OAuthApp,
+        key="name",
+        settings=["name", *OAUTH_APP_SETTINGS],
+        extra=("client_secret",),
+        before=_oauth_client_secret,
+        after=_oauth_audit,
+        export_extra=_export_oauth_secret,
+    ),
+)
+SECTIONS.add(
+    "connections",
+    Section(
+        name="connections",
+        noun="connection",
+        model=Connection,
+        settings=settings_of(CONNECTION_SETTINGS),
+        references={"oauth_app": "oauth_apps"},
+        extra=("secrets",),
+        after=_apply_secrets,
+        export_extra=_export_secrets,
+    ),
+)
+SECTIONS.add(
+    "endpoints",
+    Section(
+        name="endpoints",
+        noun="endpoint",
+        model=WebhookEndpoint,
+        settings=settings_of(ENDPOINT_SETTINGS),
+        references={"connection": "connections"},
+    ),
+)
+SECTIONS.add(
+    "mappings",
+    Section(
+        name="mappings",
+        noun="mapping",
+        model=Mapping,
+        settings=settings_of(MAPPING_SETTINGS),
+        extra=("rules",),
+        defaults={"name": _slug},
+        before=_check_rules,
+        after=_replace_rules,
+        export_extra=_export_rules,
+    ),
+)
+SECTIONS.add(
+    "flows",
+    Section(
+        name="flows",
+        noun="flow",
+        model=Flow,
+        settings=settings_of(FLOW_SETTINGS),
+        places={
+            "trigger": "trigger.type",
+            "endpoint": "trigger.endpoint",
+            "event_type": "trigger.event_type",
+            "cron": "trigger.cron",
+            **{name: f"action.{name}" for name in FLOW_ACTION},
+            "idempotency_key_template": "action.idempotency_key",
+        },
+        references={"endpoint": "endpoints", "connection": "connections", "mapping": "mappings"},
+        defaults={"name": _slug, "condition": lambda item: []},
+        tidy=_tidy_trigger,
+    ),
+)
+
+
+# -- the document ----------------------------------------------------------------------------
+
+
+def export_document() -> dict:
+    """The whole configuration as a document (secrets as ``${ENV_NAME}`` references)."""
+    return {"version": VERSION, **{name: section.export() for name, section in SECTIONS.items()}}
+
+
+def dump(document: dict) -> str:
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+
+
+def load(text: str) -> dict:
+    """Parse YAML with ``safe_load`` (no Python objects); errors say where."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise InvalidDocument([f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if not isinstance(document, dict):
+        raise InvalidDocument(["the file must be a mapping with connections, endpoints, …"])
+    return document
 
 
 def apply_document(document: dict, *, dry_run: bool = False, actor=None) -> ApplyReport:
     """Create or update everything in ``document``; all or nothing. Raises ``InvalidDocument``
     (nothing written) when any entry is wrong."""
     report = ApplyReport()
-    sections = {"version", "oauth_apps", "connections", "endpoints", "mappings", "flows"}
-    unknown = set(document) - sections - {section.name for section in EXTRA_SECTIONS}
-    for key in sorted(unknown):
+    for key in sorted(set(document) - {"version", *SECTIONS}):
         report.errors.append(f'unknown section "{key}"')
     if document.get("version", VERSION) != VERSION:
         report.errors.append(f"version: this hub reads version {VERSION}")
     try:
         with transaction.atomic():
-            _apply_oauth_apps(document, report, actor)
-            connections = _apply_connections(document, report, actor)
-            endpoints = _apply_endpoints(document, report, connections)
-            mappings = _apply_mappings(document, report)
-            flows = _apply_flows(document, report, connections, endpoints, mappings)
-            known = {
-                "connections": connections,
-                "endpoints": endpoints,
-                "mappings": mappings,
-                "flows": flows,
-            }
-            for section in EXTRA_SECTIONS:
-                section.apply(document, report, known)
+            known: dict = {}
+            for section in SECTIONS.values():
+                section.apply(document, report, known, actor)
             if report.errors or dry_run:
                 raise _Rollback
     except _Rollback:

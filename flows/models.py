@@ -289,6 +289,31 @@ class Flow(models.Model):
         return [name for name in PLACEHOLDER.findall(template or "") if name not in known]
 
 
+# What a person configures on a mapping, a rule and a flow, grouped as the console shows them;
+# the console's forms and integrations as code both read these lists (one place).
+MAPPING_SETTINGS: list[tuple[str | None, list[str]]] = [(None, ["slug", "name", "description"])]
+RULE_SETTINGS = ["source", "target", "transform", "args", "default", "required", "pii"]
+FLOW_SETTINGS: list[tuple[str | None, list[str]]] = [
+    (None, ["slug", "name", "description", "enabled"]),
+    ("Trigger", ["trigger", "endpoint", "event_type", "cron", "condition"]),
+    (
+        "Action",
+        ["connection", "mapping", "method", "path", "idempotency_key_template", "required_scopes"],
+    ),
+    (
+        "Upsert without duplicates",
+        [
+            "match_key",
+            "lookup_path",
+            "lookup_results",
+            "record_id_field",
+            "update_method",
+            "update_path",
+        ],
+    ),
+]
+
+
 class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"

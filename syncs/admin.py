@@ -16,8 +16,9 @@ from django.utils.html import format_html, format_html_join
 from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from flows.paths import leaves
-from syncs.models import MirrorRecord, RunState, SyncJob, SyncRun
+from syncs.models import SYNC_JOB_SETTINGS, MirrorRecord, RunState, SyncJob, SyncRun
 
+SETTINGS = dict(SYNC_JOB_SETTINGS)
 STATUS_COLOURS = {
     RunState.FAILED: "#c62828",
     RunState.PARTIAL: "#ef6c00",
@@ -57,32 +58,11 @@ class SyncJobAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     readonly_fields = ["lease_until", "next_run_at", "last_run_status", "history"]
     change_form_template = "admin/syncs/syncjob/change_form.html"
+    # the settings come from the model's list (integrations as code reads the same one)
     fieldsets = [
-        (None, {"fields": ["slug", "name", "description", "enabled", "cron", "mode"]}),
-        (
-            "Source",
-            {
-                "fields": [
-                    "source_kind",
-                    "source_connection",
-                    "source_method",
-                    "source_path",
-                    "pagination",
-                    "pagination_options",
-                    "records_path",
-                    "id_field",
-                    "updated_field",
-                    "since_param",
-                    "overlap_seconds",
-                    "page_size",
-                    "source_python",
-                ]
-            },
-        ),
-        (
-            "Target",
-            {"fields": ["target_kind", "mapping", "object_type", "target_flow", "target_python"]},
-        ),
+        (None, {"fields": SETTINGS[None]}),
+        ("Source", {"fields": SETTINGS["Source"]}),
+        ("Target", {"fields": SETTINGS["Target"]}),
         (
             "State",
             {"fields": ["cursor", "lease_until", "next_run_at", "last_run_status", "history"]},

@@ -26,5 +26,5 @@ class SyncsConfig(AppConfig):
         from flows import iac
         from syncs.iac import SECTION
 
-        if SECTION not in iac.EXTRA_SECTIONS:
-            iac.EXTRA_SECTIONS.append(SECTION)
+        if SECTION.name not in iac.SECTIONS:
+            iac.SECTIONS.add(SECTION.name, SECTION)

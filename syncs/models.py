@@ -210,6 +210,33 @@ class SyncJob(models.Model):
             raise ValidationError(errors)
 
 
+# What a person configures on a sync job, grouped as the console shows it; the console's form
+# and integrations as code both read this list. The cursor is state (where the last run got to).
+SYNC_JOB_SETTINGS: list[tuple[str | None, list[str]]] = [
+    (None, ["slug", "name", "description", "enabled", "cron", "mode"]),
+    (
+        "Source",
+        [
+            "source_kind",
+            "source_connection",
+            "source_method",
+            "source_path",
+            "pagination",
+            "pagination_options",
+            "records_path",
+            "id_field",
+            "updated_field",
+            "since_param",
+            "overlap_seconds",
+            "page_size",
+            "source_python",
+        ],
+    ),
+    ("Target", ["target_kind", "mapping", "object_type", "target_flow", "target_python"]),
+]
+SYNC_JOB_STATE = ["cursor"]
+
+
 class RunState(models.TextChoices):
     RUNNING = "running", "Running"
     PAUSED = "paused", "Paused (continues later)"

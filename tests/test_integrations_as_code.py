@@ -252,3 +252,70 @@ connections:
     assert any(
         e.startswith("oauth_apps[0].client_secret: write secrets as") for e in caught.value.errors
     )
+
+
+def configured_models():
+    """Each section's model with its settings and the fields the hub records itself."""
+    from connectors.models.connection import CONNECTION_STATE
+    from syncs.models import SYNC_JOB_STATE
+
+    state = {"connections": CONNECTION_STATE, "syncs": SYNC_JOB_STATE}
+    return [(name, s, state.get(name, [])) for name, s in iac.SECTIONS.items()]
+
+
+@pytest.mark.parametrize(("name", "section", "state"), configured_models())
+def test_every_field_a_person_sets_is_a_setting_of_the_console_and_of_the_file(
+    name, section, state
+):
+    """A new model field must be classified: a setting (then the console's form and the file
+    both carry it, from the model's one list) or state the hub records. The client secret is
+    write-only and has its own key in the file."""
+    from django.contrib import admin
+
+    editable = {
+        f.name
+        for f in section.model._meta.concrete_fields
+        if f.editable and not f.primary_key and f.name != "client_secret"
+    }
+    assert editable - set(section.settings) - set(state) == set(), "unclassified fields"
+    assert set(section.settings) & set(state) == set()
+    # the console's form shows every setting
+    from django.contrib.auth.models import User
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.user = User(is_superuser=True, is_active=True)
+    model_admin = admin.site.get_model_admin(section.model)
+    shown = [f for _title, opts in model_admin.get_fieldsets(request) for f in opts["fields"]]
+    assert set(section.settings) <= set(shown), set(section.settings) - set(shown)
+    assert len(shown) == len(set(shown)), "a field shown twice"
+    # the file carries every setting, each in one place
+    top, groups = section.layout()
+    places = [section.place(n) for n in section.fields]
+    assert len(places) == len(set(places))
+    for place in places:
+        head, _, rest = place.partition(".")
+        assert head in top and (not rest or rest in groups[head])
+
+
+@pytest.mark.django_db
+def test_a_setting_absent_from_the_file_takes_its_default_and_the_report_says_so(demo_env):
+    """The file is the truth for what it declares: a value changed in the console and absent
+    from the file goes back to its default on the next apply, and the change is printed."""
+    apply_text(DEMO.read_text())
+    default = Connection._meta.get_field("circuit_cooldown_seconds").get_default()
+    Connection.objects.filter(slug="sandbox-payments").update(circuit_cooldown_seconds=default + 7)
+    report = apply_text(DEMO.read_text())
+    assert "~ connection sandbox-payments: circuit_cooldown_seconds changed" in report
+    assert Connection.objects.get(slug="sandbox-payments").circuit_cooldown_seconds == default
+    assert "= connection sandbox-payments (unchanged)" in apply_text(DEMO.read_text())
+
+
+def test_each_section_is_declared_once_and_applied_in_dependency_order():
+    names = list(iac.SECTIONS)
+    assert names == ["oauth_apps", "connections", "endpoints", "mappings", "flows", "syncs"]
+    for position, section in enumerate(iac.SECTIONS.values()):
+        for target in section.references.values():
+            assert names.index(target) < position, f"{section.name} names {target} before it"
+    with pytest.raises(ValueError, match="already registered"):
+        iac.SECTIONS.add("flows", iac.SECTIONS["flows"])

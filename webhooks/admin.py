@@ -17,8 +17,11 @@ from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from webhooks.choices import EventStatus
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
+from webhooks.models.endpoint import ENDPOINT_SETTINGS
 from webhooks.services import processing
 from webhooks.services.ingest import load_endpoint_config
+
+SETTINGS = dict(ENDPOINT_SETTINGS)
 
 # (label, render(event) -> safe HTML): added by apps that build on webhooks, without webhooks
 # importing them (the flows app shows the event's flow runs).
@@ -52,31 +55,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     fieldsets = [
-        (None, {"fields": ["connection", "slug", "url", "enabled"]}),
-        (
-            "Verification",
-            {
-                "fields": [
-                    "scheme",
-                    "unsigned",
-                    "scheme_options",
-                    "secret_status",
-                    "timestamp_tolerance_seconds",
-                    "ip_allowlist",
-                ]
-            },
-        ),
-        (
-            "Delivery",
-            {
-                "fields": [
-                    "max_body_bytes",
-                    "accepted_content_types",
-                    "event_id_source",
-                    "event_type_source",
-                ]
-            },
-        ),
+        # the settings come from the model's list (integrations as code reads the same one)
+        (None, {"fields": [*SETTINGS[None], "url"]}),
+        ("Verification", {"fields": [*SETTINGS["Verification"], "secret_status"]}),
+        ("Delivery", {"fields": SETTINGS["Delivery"]}),
         (
             "Refusals",
             {

@@ -13,9 +13,12 @@ from connectors.choices import ConnectionStatus
 from connectors.engine.circuit import circuit_state
 from connectors.engine.circuit import reset as reset_circuit
 from connectors.models import ApiCall, Connection, Credential
+from connectors.models.connection import CONNECTION_SETTINGS
 from connectors.oauth.flow import disconnect
 from connectors.oauth.scopes import broad_scopes
 from connectors.services.health import check_connection
+
+SETTINGS = dict(CONNECTION_SETTINGS)
 
 STATUS_COLOURS = {
     ConnectionStatus.ACTIVE: "#2e7d32",
@@ -78,55 +81,28 @@ class ConnectionAdmin(admin.ModelAdmin):
     ]
     actions = ["test_connections", "reset_circuits", "disconnect_accounts"]
     inlines = [CredentialInline]
+    # the settings come from the model's list (integrations as code reads the same one); the
+    # read-only panels go beside them
     fieldsets = [
-        (None, {"fields": ["name", "slug", "service_kind", "environment", "owner"]}),
+        (None, {"fields": SETTINGS[None]}),
         ("Status", {"fields": ["status", "status_reason", "status_changed_at", "work_on_it"]}),
         (
             "API",
             {
                 "fields": [
-                    "base_url",
-                    "auth_method",
-                    "api_key_header_name",
-                    "api_key_query_param",
-                    "basic_username",
-                    "api_version",
-                    "requested_scopes",
+                    *SETTINGS["API"],
                     "granted_scopes",
                     "credentials_link",
-                    "health_path",
                     "api_lifecycle",
-                    "oauth_app",
                     "oauth_connect",
                     "oauth_account",
-                    "token_refresh_margin_seconds",
                     "scopes_side_by_side",
                 ]
             },
         ),
-        (
-            "Reliability",
-            {
-                "fields": [
-                    "connect_timeout",
-                    "read_timeout",
-                    "retry_max_attempts",
-                    "retry_backoff_base",
-                    "retry_backoff_cap",
-                    "retry_max_elapsed",
-                    "rate_limit_requests",
-                    "rate_limit_window_seconds",
-                    "last_quota",
-                    "circuit_failure_threshold",
-                    "circuit_cooldown_seconds",
-                    "circuit",
-                    "idempotency_header_name",
-                    "correlation_header_name",
-                ]
-            },
-        ),
-        ("GDPR", {"fields": ["purpose", "retention_days"]}),
-        ("Notes", {"fields": ["notes", "created_at", "updated_at"]}),
+        ("Reliability", {"fields": [*SETTINGS["Reliability"], "last_quota", "circuit"]}),
+        ("GDPR", {"fields": SETTINGS["GDPR"]}),
+        ("Notes", {"fields": [*SETTINGS["Notes"], "created_at", "updated_at"]}),
     ]
 
     @admin.display(description="Status", ordering="status")

@@ -254,3 +254,53 @@ class Connection(models.Model):
         self.status_reason = reason[:500]
         self.status_changed_at = timezone.now()
         self.save(update_fields=["status", "status_reason", "status_changed_at", "updated_at"])
+
+
+# What a person configures on a connection, grouped as the console shows it. The console's form
+# and integrations as code both read this list (one place): a new setting goes here.
+CONNECTION_SETTINGS: list[tuple[str | None, list[str]]] = [
+    (None, ["name", "slug", "service_kind", "environment", "owner"]),
+    (
+        "API",
+        [
+            "base_url",
+            "auth_method",
+            "api_key_header_name",
+            "api_key_query_param",
+            "basic_username",
+            "api_version",
+            "requested_scopes",
+            "health_path",
+            "oauth_app",
+            "token_refresh_margin_seconds",
+        ],
+    ),
+    (
+        "Reliability",
+        [
+            "connect_timeout",
+            "read_timeout",
+            "retry_max_attempts",
+            "retry_backoff_base",
+            "retry_backoff_cap",
+            "retry_max_elapsed",
+            "rate_limit_requests",
+            "rate_limit_window_seconds",
+            "circuit_failure_threshold",
+            "circuit_cooldown_seconds",
+            "idempotency_header_name",
+            "correlation_header_name",
+        ],
+    ),
+    ("GDPR", ["purpose", "retention_days"]),
+    ("Notes", ["notes"]),
+]
+# What the hub itself records on a connection (not configured, not in the file): the status an
+# operator or the engine sets, and what the partner granted when the account was connected.
+CONNECTION_STATE = [
+    "status",
+    "status_reason",
+    "status_changed_at",
+    "granted_scopes",
+    "oauth_account",
+]

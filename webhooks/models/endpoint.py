@@ -143,3 +143,19 @@ class WebhookEndpoint(models.Model):
 
     def content_types(self) -> set[str]:
         return {t.strip().lower() for t in self.accepted_content_types.split(",") if t.strip()}
+
+
+# What a person configures on an endpoint, grouped as the console shows it; the console's form
+# and integrations as code both read this list. The signing secrets are the connection's
+# credentials; the refusal counters are state.
+ENDPOINT_SETTINGS: list[tuple[str | None, list[str]]] = [
+    (None, ["connection", "slug", "enabled"]),
+    (
+        "Verification",
+        ["scheme", "unsigned", "scheme_options", "timestamp_tolerance_seconds", "ip_allowlist"],
+    ),
+    (
+        "Delivery",
+        ["max_body_bytes", "accepted_content_types", "event_id_source", "event_type_source"],
+    ),
+]
