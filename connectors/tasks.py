@@ -11,7 +11,7 @@ from django.utils import timezone
 from connectors.engine import idempotency
 from connectors.models import ApiCall, Connection
 from connectors.periodic import every
-from connectors.retention import delete_in_batches, per_connection_cutoffs
+from connectors.retention import Budget, delete_in_batches, per_connection_cutoffs
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +23,15 @@ __all__ = [
 ]
 
 
-def purge_api_calls(batch_size: int = 5000) -> int:
-    """Delete call log rows older than their connection's retention (GDPR); returns the count."""
+def purge_api_calls(batch_size: int | None = None) -> int:
+    """Delete call log rows older than their connection's retention (GDPR), at most a pass's
+    budget of rows; returns the count."""
+    budget = Budget()
     total = sum(
-        delete_in_batches(
-            ApiCall.objects.filter(connection_id=connection_id, created_at__lt=cutoff), batch_size
+        delete_in_batches(  # the index on (connection, created_at) finds them
+            ApiCall.objects.filter(connection_id=connection_id, created_at__lt=cutoff),
+            batch_size,
+            budget=budget,
         )
         for connection_id, cutoff in per_connection_cutoffs()
     )
@@ -79,11 +83,11 @@ SCHEDULES = [
         "connectors.tasks.refresh_expiring_tokens",
         5,
     ),
-    ("connectors: purge old API calls", "connectors.tasks.purge_api_calls", 60),
+    ("connectors: purge old API calls", "connectors.tasks.purge_api_calls", 5),
     (
         "connectors: purge expired idempotency records",
         "connectors.tasks.purge_idempotency_records",
-        60,
+        5,
     ),
 ]
 

@@ -386,6 +386,12 @@ class FlowRun(models.Model):
         ordering = ["-started_at", "-pk"]
         indexes = [
             models.Index(fields=["flow", "-started_at"]),
+            # the console at a million runs: the list in its order, the status filter, and
+            # exact search by the partner's record id or the trigger's reference
+            models.Index(fields=["started_at", "id"], name="flowrun_started"),
+            models.Index(fields=["status", "started_at", "id"], name="flowrun_status_started"),
+            models.Index(fields=["record_id"], name="flowrun_record_id"),
+            models.Index(fields=["trigger_ref"], name="flowrun_trigger_ref"),
             # the sweeper's and the console's "what is running" (a handful of rows)
             models.Index(
                 fields=["lease_until"],

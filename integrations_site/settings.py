@@ -282,6 +282,11 @@ HUB_WEBHOOK_LEASE_SECONDS = env.int("HUB_WEBHOOK_LEASE_SECONDS", default=300)
 HUB_INLINE_WAIT_SECONDS = env.float("HUB_INLINE_WAIT_SECONDS", default=5.0)
 # The sandbox partner's request log (tests and demos) is kept this many days.
 HUB_SANDBOX_RETENTION_DAYS = env.int("HUB_SANDBOX_RETENTION_DAYS", default=7)
+# Retention purges: rows per delete statement, at most this many rows per pass (the next pass,
+# a few minutes later, goes on), and a pause between batches for ingest (docs/operations.md).
+HUB_PURGE_BATCH_ROWS = env.int("HUB_PURGE_BATCH_ROWS", default=500)
+HUB_PURGE_MAX_ROWS_PER_PASS = env.int("HUB_PURGE_MAX_ROWS_PER_PASS", default=50_000)
+HUB_PURGE_PAUSE_SECONDS = env.float("HUB_PURGE_PAUSE_SECONDS", default=0.02)
 # Refused deliveries are counted in memory and written to their endpoint this many seconds later.
 HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS = env.float("HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS", default=5.0)
 # A sync run holds its job this long past its last committed page; past it, the job is

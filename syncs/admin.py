@@ -9,12 +9,15 @@ import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Concat
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
+from connectors.admin.scale import BoundedListMixin, distinct_values_filter
 from flows.paths import leaves
 from syncs.models import SYNC_JOB_SETTINGS, MirrorRecord, RunState, SyncJob, SyncRun
 
@@ -29,15 +32,19 @@ PII_PERMISSION = "syncs.view_pii"
 MASK = "•••"
 
 
-def _badge(run: SyncRun | None) -> str:
-    if run is None:
+def _badge(status: str | None, started_at) -> str:
+    if status is None:
         return "never run"
     return format_html(
         '<strong style="color:{}">{}</strong> {}',
-        STATUS_COLOURS.get(run.status, "#333"),
-        run.get_status_display(),
-        run.started_at.strftime("%Y-%m-%d %H:%M"),
+        STATUS_COLOURS.get(status, "#333"),
+        RunState(status).label,
+        started_at.strftime("%Y-%m-%d %H:%M"),
     )
+
+
+def run_badge(run: SyncRun | None) -> str:
+    return _badge(run.status, run.started_at) if run else _badge(None, None)
 
 
 def last_run(job: SyncJob) -> SyncRun | None:
@@ -69,14 +76,41 @@ class SyncJobAdmin(admin.ModelAdmin):
         ),
     ]
 
+    def get_queryset(self, request):
+        # the next and the last run of each job in the list's one query
+        from django_q.models import Schedule
+
+        runs = (
+            SyncRun.objects.filter(job=OuterRef("pk"))
+            .exclude(status=RunState.SKIPPED)
+            .order_by("-started_at", "-pk")
+        )
+        schedules = Schedule.objects.filter(name=Concat(Value("sync:"), OuterRef("slug")))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                scheduled_at=Subquery(schedules.values("next_run")[:1]),
+                last_run_status=Subquery(runs.values("status")[:1]),
+                last_run_at=Subquery(runs.values("started_at")[:1]),
+            )
+        )
+
     @admin.display(description="Next run")
     def next_run_at(self, obj):
-        when = next_run(obj) if obj and obj.pk else None
+        if not obj or not obj.pk:
+            return "—"
+        when = obj.scheduled_at if hasattr(obj, "scheduled_at") else next_run(obj)
         return when.strftime("%Y-%m-%d %H:%M") if when else "—"
 
     @admin.display(description="Last run")
     def last_run_status(self, obj):
-        return _badge(last_run(obj)) if obj and obj.pk else "—"
+        if not obj or not obj.pk:
+            return "—"
+        if hasattr(obj, "last_run_status"):
+            return _badge(obj.last_run_status, obj.last_run_at)
+        run = last_run(obj)
+        return run_badge(run)
 
     @admin.display(description="Runs")
     def history(self, obj):
@@ -114,7 +148,7 @@ class SyncJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SyncRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "started_at",
         "job",
@@ -129,9 +163,10 @@ class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "disappeared",
         "message",
     ]
-    list_filter = ["status", "trigger", "job", "started_at"]
-    search_fields = ["=correlation_id"]
-    date_hierarchy = "started_at"
+    list_filter = ["status", "trigger", "job", ("started_at", admin.DateFieldListFilter)]
+    search_exact = ["correlation_id"]
+    search_help_text = "A correlation id, exactly."
+    list_defer = ["cursor_before", "cursor_after", "page_state", "errors"]
     list_select_related = ["job"]
     fields = [
         "job",
@@ -206,7 +241,7 @@ def masked(data: dict, pii: set[str], prefix: str = "") -> dict:
 
 
 @admin.register(MirrorRecord)
-class MirrorRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class MirrorRecordAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "external_id",
         "object_type",
@@ -215,8 +250,14 @@ class MirrorRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "last_synced_at",
         "disappeared_at",
     ]
-    list_filter = ["object_type", "connection", "disappeared_at"]
-    search_fields = ["=external_id"]
+    list_filter = [
+        distinct_values_filter("object_type", "object type"),
+        "connection",
+        "disappeared_at",
+    ]
+    search_exact = ["external_id"]
+    search_help_text = "The partner's record id, exactly."
+    list_defer = ["data"]
     fields = [
         "connection",
         "object_type",
@@ -290,5 +331,5 @@ def connection_sync_panel(connection) -> str:
     for job in jobs:
         run = last_run(job)
         url = reverse("admin:syncs_syncjob_change", args=[job.pk])
-        parts.append(format_html('sync <a href="{}">{}</a>: {}', url, job.slug, _badge(run)))
+        parts.append(format_html('sync <a href="{}">{}</a>: {}', url, job.slug, run_badge(run)))
     return format_html_join(", ", "{}", ((p,) for p in parts))

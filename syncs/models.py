@@ -300,7 +300,10 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-pk"]
-        indexes = [models.Index(fields=["job", "-started_at"])]
+        indexes = [
+            models.Index(fields=["job", "-started_at"]),
+            models.Index(fields=["started_at", "id"], name="syncrun_started"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job} #{self.pk} {self.status}"
@@ -336,6 +339,11 @@ class MirrorRecord(models.Model):
             models.UniqueConstraint(
                 fields=["connection", "object_type", "external_id"], name="mirror_unique_record"
             )
+        ]
+        # the object type filter steps through this index (never SELECT DISTINCT)
+        indexes = [
+            models.Index(fields=["object_type"], name="mirror_object_type"),
+            models.Index(fields=["external_id"], name="mirror_external_id"),
         ]
         permissions = [("view_pii", "Can see personal data in mirrored records")]
         verbose_name = "mirrored record"

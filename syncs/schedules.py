@@ -43,4 +43,4 @@ def ensure(**kwargs) -> None:
     """The safety net, created after every ``migrate``: once a minute, continue paused runs
     whose time has come and runs whose worker was lost; hourly, the retention purge."""
     every(1, "syncs: sweep (due continuations, lost runs)", "syncs.services.runner.sweep")
-    every(60, "syncs: purge runs past their retention", "syncs.tasks.purge_old_runs")
+    every(5, "syncs: purge runs past their retention", "syncs.tasks.purge_old_runs")

@@ -104,3 +104,35 @@ def test_every_purge_is_scheduled_after_migrate():
         "syncs.tasks.purge_old_runs",
         "sandbox.tasks.purge_requests",
     } <= funcs
+
+
+def test_a_pass_deletes_at_most_its_budget_and_the_next_pass_goes_on(
+    api_connection, make_endpoint, settings
+):
+    """A backlog of expired rows costs each pass a bounded amount of work: the pass stops at
+    HUB_PURGE_MAX_ROWS_PER_PASS, in batches of HUB_PURGE_BATCH_ROWS; the next pass goes on."""
+    settings.HUB_PURGE_MAX_ROWS_PER_PASS = 5
+    settings.HUB_PURGE_BATCH_ROWS = 2
+    settings.HUB_PURGE_PAUSE_SECONDS = 0
+    api_connection.retention_days = 30
+    api_connection.save()
+    endpoint = make_endpoint("github", "s3cret", slug="budget")
+    endpoint.connection = api_connection
+    endpoint.save()
+    old = timezone.now() - timedelta(days=40)
+    WebhookEvent.objects.bulk_create(
+        WebhookEvent(
+            endpoint=endpoint, event_id=f"old{i}", body=b"{}", status="processed", received_at=old
+        )
+        for i in range(12)
+    )
+    kept = WebhookEvent.objects.create(
+        endpoint=endpoint, event_id="new", body=b"{}", status="processed"
+    )
+    ApiCall.objects.bulk_create(
+        ApiCall(connection=api_connection, method="GET", path="/x", created_at=old)
+        for _ in range(7)
+    )
+    assert [purge_old_events() for _ in range(4)] == [5, 5, 2, 0]
+    assert list(WebhookEvent.objects.all()) == [kept]
+    assert [purge_api_calls() for _ in range(3)] == [5, 2, 0]

@@ -10,4 +10,4 @@ from connectors.periodic import every
 
 def ensure(**kwargs) -> None:
     every(1, "webhooks: sweep (due retries, expired leases)", "webhooks.tasks.sweep")
-    every(60, "webhooks: purge events past their retention", "webhooks.tasks.purge_events")
+    every(5, "webhooks: purge events past their retention", "webhooks.tasks.purge_events")

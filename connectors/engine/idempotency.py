@@ -139,6 +139,8 @@ def fail(record: IdempotencyRecord) -> None:
 
 
 def purge_expired() -> int:
-    """Delete expired records; returns how many."""
-    deleted, _ = IdempotencyRecord.objects.filter(expires_at__lt=timezone.now()).delete()
-    return deleted
+    """Delete expired records by batches, at most a pass's budget (connectors.retention);
+    returns how many."""
+    from connectors.retention import delete_in_batches
+
+    return delete_in_batches(IdempotencyRecord.objects.filter(expires_at__lt=timezone.now()))

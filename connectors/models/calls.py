@@ -76,6 +76,17 @@ class ApiCall(models.Model):
         verbose_name = "API call"
         indexes = [
             models.Index(fields=["connection", "-created_at"]),
+            # the console at millions of rows: the list in its order, the error-kind and status
+            # filters, exact search by idempotency key, and the partner's last reported quota
+            models.Index(fields=["created_at", "id"], name="apicall_created"),
+            models.Index(fields=["error_kind", "created_at", "id"], name="apicall_error_kind"),
+            models.Index(fields=["status_code", "created_at", "id"], name="apicall_status"),
+            models.Index(fields=["idempotency_key"], name="apicall_idempotency_key"),
+            models.Index(
+                fields=["connection", "created_at"],
+                name="apicall_quota_reported",
+                condition=models.Q(quota_remaining__isnull=False),
+            ),
             # most calls of a busy hub belong to a run, but lone calls need no index entry
             models.Index(
                 fields=["run_ref"], name="apicall_run_ref", condition=~models.Q(run_ref="")

@@ -68,11 +68,22 @@ def main() -> int:
         bench_flows,
         bench_ingest,
         bench_processing,
+        bench_purge,
+        bench_scale,
         bench_slow_clients,
         bench_syncs,
     )
 
-    which = sys.argv[1:] or ["engine", "ingest", "slow", "flows", "processing", "syncs"]
+    which = sys.argv[1:] or [
+        "engine",
+        "ingest",
+        "slow",
+        "flows",
+        "processing",
+        "syncs",
+        "purge",
+        "scale",
+    ]
     if "engine" in which:
         bench_engine.run()
     if "ingest" in which:
@@ -85,6 +96,10 @@ def main() -> int:
         bench_processing.run()
     if "syncs" in which:
         bench_syncs.run()
+    if "purge" in which:
+        bench_purge.run()
+    if "scale" in which:
+        bench_scale.run()
     return 0
 
 

@@ -71,6 +71,13 @@ class WebhookEvent(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["status", "lease_until"]),
+            # the console at millions of rows: the list in its order, each filter in that
+            # order, and exact search by the partner's event id (see docs/operations.md)
+            models.Index(fields=["received_at", "id"], name="event_received"),
+            models.Index(fields=["status", "received_at", "id"], name="event_status_received"),
+            models.Index(fields=["endpoint", "received_at", "id"], name="event_endpoint_received"),
+            models.Index(fields=["event_type", "received_at", "id"], name="event_type_received"),
+            models.Index(fields=["event_id"], name="event_partner_id"),
         ]
         permissions = [
             ("retry_webhookevent", "Can retry, resolve and replay webhook events"),

@@ -256,22 +256,24 @@ FINAL_STATES = (
 )
 
 
-def purge_old_events(batch_size: int = 2000) -> int:
+def purge_old_events(batch_size: int | None = None) -> int:
     """Delete events in a final state older than their connection's retention (GDPR: the
-    connection's ``retention_days``), with their attempts. Events still to be processed are
-    never purged."""
-    from connectors.retention import delete_in_batches, per_connection_cutoffs
+    connection's ``retention_days``), with their attempts; at most a pass's budget of rows
+    (connectors.retention). Events still to be processed are never purged."""
+    from connectors.retention import Budget, delete_in_batches, per_connection_cutoffs
 
+    cutoffs, budget = dict(per_connection_cutoffs()), Budget()
     return sum(
-        delete_in_batches(
+        delete_in_batches(  # by endpoint: the index on (endpoint, received_at) finds them
             WebhookEvent.objects.filter(
-                endpoint__connection_id=connection_id,
+                endpoint_id=endpoint_id,
+                received_at__lt=cutoffs[connection_id],
                 status__in=FINAL_STATES,
-                received_at__lt=cutoff,
             ),
             batch_size,
+            budget=budget,
         )
-        for connection_id, cutoff in per_connection_cutoffs()
+        for endpoint_id, connection_id in WebhookEndpoint.objects.values_list("pk", "connection")
     )
 
 
