@@ -10,8 +10,8 @@ The cost of a pass is bounded, whatever the backlog: deletes go by batches of pr
 pause between batches as long as the batch took (at least ``HUB_PURGE_PAUSE_SECONDS``), so
 that ingest takes the database's write lock in between (SQLite has one for the whole file)
 and the purge never holds more than half of it; a pass stops after
-``HUB_PURGE_MAX_ROWS_PER_PASS`` rows and the next pass goes on where it stopped. A million expired rows go in a few passes while deliveries
-keep arriving (``make bench`` → purge).
+``HUB_PURGE_MAX_ROWS_PER_PASS`` rows and the next pass goes on where it stopped. A million
+expired rows go in a few passes while deliveries keep arriving (``make bench`` → purge).
 """
 
 from __future__ import annotations
