@@ -136,7 +136,9 @@ else:
 
 Q_CLUSTER = {
     "name": env("Q_CLUSTER_NAME", default="hub"),
-    "workers": env.int("Q_WORKERS", default=2),
+    # processing is I/O-bound (a worker mostly waits for partners): 4 by default, more for a
+    # busy hub (docs/operations.md: the figures per worker count)
+    "workers": env.int("Q_WORKERS", default=4),
     # A task that runs longer than this is killed; ``retry`` must stay above it so that django-q2
     # never hands a still-running task to a second worker.
     "timeout": env.int("Q_TIMEOUT", default=120),
@@ -284,6 +286,11 @@ HUB_INLINE_WAIT_SECONDS = env.float("HUB_INLINE_WAIT_SECONDS", default=5.0)
 HUB_SANDBOX_RETENTION_DAYS = env.int("HUB_SANDBOX_RETENTION_DAYS", default=7)
 # Retention purges: rows per delete statement, at most this many rows per pass (the next pass,
 # a few minutes later, goes on), and a pause between batches for ingest (docs/operations.md).
+# Each connection's share of the workers (its bulkhead): calls in flight at once from the
+# workers, across every process and machine (empty: half of a cluster's workers), and when work
+# refused for a busy connection comes back.
+HUB_CONNECTION_CONCURRENCY = env.int("HUB_CONNECTION_CONCURRENCY", default=None)
+HUB_BULKHEAD_RETRY_SECONDS = env.float("HUB_BULKHEAD_RETRY_SECONDS", default=3.0)
 HUB_PURGE_BATCH_ROWS = env.int("HUB_PURGE_BATCH_ROWS", default=500)
 HUB_PURGE_MAX_ROWS_PER_PASS = env.int("HUB_PURGE_MAX_ROWS_PER_PASS", default=50_000)
 HUB_PURGE_PAUSE_SECONDS = env.float("HUB_PURGE_PAUSE_SECONDS", default=0.02)

@@ -26,3 +26,14 @@ def create_contact(event):
         json={"delivery": event.event_id},
         idempotency_key=f"webhook-event-{event.pk}",
     )
+
+
+@handler(endpoint="bulk-slow", event_type="push")
+def call_the_slow_partner(event):
+    """The bulkhead test: every call to this partner hangs for a while."""
+    hub.call("slow-partner", "GET", f"/records/{event.event_id}")
+
+
+@handler(endpoint="bulk-fast", event_type="push")
+def call_the_fast_partner(event):
+    hub.call("fast-partner", "GET", f"/records/{event.event_id}")

@@ -17,6 +17,7 @@ class EventStatus(models.TextChoices):
 class AttemptOutcome(models.TextChoices):
     PROCESSED = "processed", "Processed"
     RETRY = "retry", "Transient failure, retry scheduled"
+    WAITING = "waiting", "Waited for a slot of a busy connection (not counted as a failure)"
     FAILED = "failed", "Permanent failure"
     DEAD = "dead", "Transient failure, attempts exhausted"
     LOST = "lost", "Worker lost (lease expired)"

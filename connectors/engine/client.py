@@ -25,13 +25,14 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnection
 from connectors.choices import ConnectionStatus, Environment
 from connectors.correlation import current_correlation_id, new_correlation_id
 from connectors.engine import budget as task_budget
-from connectors.engine import calllog, config_cache, idempotency, ratelimit
+from connectors.engine import bulkhead, calllog, config_cache, idempotency, ratelimit
 from connectors.engine.auth import OutboundRequest, get_auth_method
 from connectors.engine.circuit import Breaker, state_keys
 from connectors.engine.errors import (
     AuthError,
     BlockedURLError,
     CircuitOpenError,
+    ConnectionBusyError,
     ConnectionUnavailableError,
     HubError,
     OutcomeUnknownError,
@@ -567,7 +568,20 @@ class _Call:
                     started_at=timezone.now(),
                 )
                 self._raise(error)
-            outcome = self._attempt()
+            try:
+                slot = bulkhead.acquire(self.connection)
+            except ConnectionBusyError as error:
+                self._log(
+                    url=self.url,
+                    error_kind=ErrorKind.BUSY,
+                    message=error.message,
+                    started_at=timezone.now(),
+                )
+                self._raise(error, retry_in=bulkhead.retry_seconds())
+            try:
+                outcome = self._attempt()
+            finally:
+                bulkhead.release(slot)
             if self.use_breaker:
                 if outcome.counts_against_circuit:
                     breaker.failure()

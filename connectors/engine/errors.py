@@ -13,6 +13,7 @@ __all__ = [
     "AuthError",
     "BlockedURLError",
     "CircuitOpenError",
+    "ConnectionBusyError",
     "ConnectionUnavailableError",
     "HubError",
     "IdempotencyConflictError",
@@ -75,6 +76,14 @@ class CircuitOpenError(RetryableError):
     """The circuit breaker is open: the partner failed repeatedly; no call was made."""
 
     kind = "circuit_open"
+
+
+class ConnectionBusyError(RetryableError):
+    """Inside a worker: the connection already has as many calls in flight as its share of the
+    workers allows (its bulkhead); no call was made, and the work is retried shortly, without
+    counting as a failed attempt."""
+
+    kind = "connection_busy"
 
 
 class PermanentError(HubError):

@@ -13,6 +13,7 @@ class ErrorKind(models.TextChoices):
     HTTP_5XX = "http_5xx", "HTTP 5xx"
     RATE_LIMITED = "rate_limited", "Rate limited"
     CIRCUIT_OPEN = "circuit_open", "Circuit open"
+    BUSY = "busy", "Connection busy (its share of the workers in use)"
     BLOCKED_URL = "blocked_url", "Blocked URL"
     AUTH = "auth", "Authentication"
     RESPONSE_TOO_LARGE = "response_too_large", "Response too large"

@@ -168,6 +168,16 @@ class Connection(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(3600)],
         help_text="Circuit breaker: seconds the circuit stays open before one probe call decides.",
     )
+    max_concurrent_calls = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(1000)],
+        help_text="Calls to this partner in flight at once from the workers, across every "
+        "process and machine: a slow or hanging partner holds no more workers than this, and its "
+        "other work waits (retried shortly) while other connections flow. Empty: "
+        "HUB_CONNECTION_CONCURRENCY (half the workers of a cluster); 0: no limit. Calls made "
+        "by the site's own code are not limited.",
+    )
     deprecation_seen_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -288,6 +298,7 @@ CONNECTION_SETTINGS: list[tuple[str | None, list[str]]] = [
             "rate_limit_window_seconds",
             "circuit_failure_threshold",
             "circuit_cooldown_seconds",
+            "max_concurrent_calls",
             "idempotency_header_name",
             "correlation_header_name",
         ],

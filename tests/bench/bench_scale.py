@@ -93,14 +93,26 @@ TABLES = [
 ]
 
 
+def id_offsets() -> dict[str, int]:
+    """Each table's highest id before the benchmark (another benchmark may have left rows)."""
+    with db.cursor() as cursor:
+        out = {}
+        for table in TABLES:
+            cursor.execute(f"SELECT COALESCE(max(id), 0) FROM {table}")
+            out[table] = cursor.fetchone()[0]
+    return out
+
+
 def grow(config: dict, current: int, target: int) -> None:
     """Add rows ``current + 1`` … ``target`` (newest first: row 1 is the most recent)."""
     endpoints, connections, flows = config["endpoints"], config["connections"], config["flows"]
+    base = config["ids"]
+    events, runs = base["webhooks_webhookevent"], base["flows_flowrun"]
     failing = "i % 50 = 7"
     insert(
         "webhooks_webhookevent",
         {
-            "id": "i",
+            "id": f"{events} + i",
             "endpoint_id": pick(endpoints),
             "event_id": "'evt_' || i",
             "event_type": "(CASE i % 4 WHEN 0 THEN 'payment.succeeded' WHEN 1 THEN "
@@ -131,7 +143,7 @@ def grow(config: dict, current: int, target: int) -> None:
     insert(
         "connectors_apicall",
         {
-            "id": "i",
+            "id": f"{base['connectors_apicall']} + i",
             "connection_id": pick(connections),
             "created_at": ts("i * 0.5 - 0.1"),
             "method": "'POST'",
@@ -148,7 +160,7 @@ def grow(config: dict, current: int, target: int) -> None:
             "response_bytes": "240",
             "quota_remaining": "NULL",
             "quota_reset_at": "NULL",
-            "run_ref": "(CASE WHEN i % 10 = 0 THEN 'flow_run:' || (i / 10) ELSE '' END)",
+            "run_ref": f"(CASE WHEN i % 10 = 0 THEN 'flow_run:' || ({runs} + i / 10) ELSE '' END)",
         },
         current + 1,
         target,
@@ -157,11 +169,11 @@ def grow(config: dict, current: int, target: int) -> None:
     insert(
         "flows_flowrun",
         {
-            "id": "i",
+            "id": f"{runs} + i",
             "flow_id": pick(flows),
             "trigger": "'webhook'",
             "trigger_ref": "'evt_' || (i * 10)",
-            "event_id": "i * 10",
+            "event_id": f"{events} + i * 10",
             "status": "(CASE WHEN i % 50 = 7 THEN 'failed' ELSE 'succeeded' END)",
             "outcome": "(CASE WHEN i % 3 = 0 THEN 'created' ELSE 'updated' END)",
             "record_id": "'rec_' || i",
@@ -177,8 +189,8 @@ def grow(config: dict, current: int, target: int) -> None:
     insert(
         "webhooks_eventattempt",
         {
-            "id": "i",
-            "event_id": "i * 10",
+            "id": f"{base['webhooks_eventattempt']} + i",
+            "event_id": f"{events} + i * 10",
             "number": "1",
             "started_at": ts("i * 5"),
             "duration_ms": "110",
@@ -190,7 +202,7 @@ def grow(config: dict, current: int, target: int) -> None:
     insert(
         "syncs_syncrun",
         {
-            "id": "i",
+            "id": f"{base['syncs_syncrun']} + i",
             "job_id": str(config["job"]),
             "trigger": "'schedule'",
             "status": "'succeeded'",
@@ -258,7 +270,13 @@ def configure() -> dict:
         mapping=mapping,
         object_type="contact",
     )
-    return {"connections": connections, "endpoints": endpoints, "flows": flows, "job": job.pk}
+    return {
+        "connections": connections,
+        "endpoints": endpoints,
+        "flows": flows,
+        "job": job.pk,
+        "ids": id_offsets(),
+    }
 
 
 def pages(config: dict, rows: int) -> dict[str, str]:
@@ -283,7 +301,7 @@ def pages(config: dict, rows: int) -> dict[str, str]:
         "events: last 7 days": f"{events}?{dates}",
         "events: search event id": f"{events}?q=evt_{middle}",
         "events: search correlation": f"{events}?q=corr-{middle}",
-        "event page": f"{events}{middle}/change/",
+        "event page": f"{events}{config['ids']['webhooks_webhookevent'] + middle}/change/",
         "calls list": calls,
         "calls: connection": f"{calls}?connection__id__exact={config['connections'][2]}",
         "calls: 5xx": f"{calls}?status_class=5",

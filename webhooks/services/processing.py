@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from connectors.correlation import correlation_scope
 from connectors.engine import budget, config_cache
-from connectors.engine.errors import PermanentError, RetryableError
+from connectors.engine.errors import ConnectionBusyError, PermanentError, RetryableError
 from webhooks.choices import AttemptOutcome, EventStatus
 from webhooks.handlers import HandlerPermanentError, ParsedEvent, handlers_for
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
@@ -132,6 +132,19 @@ def process_event(pk: int) -> str:
         with correlation_scope(event.correlation_id), budget.task_budget():
             for func in handlers_for(parsed.endpoint, parsed.event_type):
                 func(parsed)
+    except ConnectionBusyError as exc:
+        # the connection's share of the workers is in use (a slow partner): no call was made;
+        # back shortly, and the attempt is not counted against the event's retry schedule
+        _finish(
+            event,
+            AttemptOutcome.WAITING,
+            str(exc),
+            started,
+            status=EventStatus.RETRYING,
+            next_attempt_at=exc.retry_at or timezone.now() + timedelta(seconds=3),
+            attempts=F("attempts") - 1,
+        )
+        return AttemptOutcome.WAITING
     except (PermanentError, HandlerPermanentError) as exc:
         _finish(
             event,

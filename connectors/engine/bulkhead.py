@@ -1,0 +1,78 @@
+"""Each connection's share of the workers (a bulkhead), shared by every process and machine.
+
+Workers are shared by every connection: without a limit, a partner that hangs until its read
+timeout holds a worker for each of its events while every other connection's events wait.
+Inside a worker task, an attempt first takes one of its connection's slots (at most
+``Connection.max_concurrent_calls``, by default ``HUB_CONNECTION_CONCURRENCY``: half of a
+cluster's workers); with none free, no call is made, and the call raises
+``ConnectionBusyError`` with a short ``retry_at``: the event is retried then, without counting
+as a failed attempt, and the worker moves on to other work.
+
+A slot is a cache key taken with ``cache.add`` (atomic on Redis and on the database cache) and
+given back when the attempt ends; its lease is the task's remaining budget, so a worker killed
+in a call frees its slot when that lease runs out. Calls made outside a worker (the site's own
+code) are not limited: they hold no worker.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+
+from connectors.engine import budget
+from connectors.engine.errors import ConnectionBusyError
+
+__all__ = ["Slot", "acquire", "default_limit", "limit_for", "release", "retry_seconds"]
+
+
+def default_limit() -> int:
+    configured = settings.HUB_CONNECTION_CONCURRENCY
+    if configured is not None:
+        return configured
+    return max(1, math.ceil(int(settings.Q_CLUSTER.get("workers") or 1) / 2))
+
+
+def limit_for(connection) -> int:
+    """The connection's limit; 0 means none."""
+    own = connection.max_concurrent_calls
+    return default_limit() if own is None else own
+
+
+def retry_seconds() -> float:
+    """When work refused for a busy connection comes back (jittered, so waiting events spread)."""
+    return settings.HUB_BULKHEAD_RETRY_SECONDS * random.uniform(0.75, 1.25)  # noqa: S311
+
+
+class Slot:
+    def __init__(self, key: str, token: str):
+        self.key, self.token = key, token
+
+
+def acquire(connection) -> Slot | None:
+    """Take a slot of the connection for one attempt; None when no limit applies (outside a
+    worker, or a limit of 0). Raises ``ConnectionBusyError`` when every slot is taken."""
+    remaining = budget.remaining()
+    limit = limit_for(connection)
+    if remaining is None or limit <= 0:
+        return None
+    token = uuid.uuid4().hex
+    lease = max(1, math.ceil(remaining) + 5)
+    first = random.randrange(limit)  # noqa: S311 - spreads the processes over the slots
+    for step in range(limit):
+        key = f"hub:bulkhead:{connection.pk}:{(first + step) % limit}"
+        if cache.add(key, token, timeout=lease):
+            return Slot(key, token)
+    raise ConnectionBusyError(
+        f"{connection.slug}: {limit} call(s) already in flight, its share of the workers "
+        "(max concurrent calls); this work waits and is retried shortly"
+    )
+
+
+def release(slot: Slot | None) -> None:
+    # only the holder gives a slot back (one whose lease ran out may belong to another now)
+    if slot is not None and cache.get(slot.key) == slot.token:
+        cache.delete(slot.key)

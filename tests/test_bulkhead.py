@@ -1,0 +1,158 @@
+"""Each connection's share of the workers (its bulkhead): a slow or hanging partner holds no
+more workers than its limit, its other work waits (retried shortly, not counted as a failed
+attempt, never lost), and the other connections' work flows."""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+from itertools import pairwise
+
+import pytest
+from django.db import connection as db_connection
+from django.utils import timezone
+
+from connectors import hub
+from connectors.choices import CredentialKind
+from connectors.engine import budget, bulkhead
+from connectors.engine.circuit import reset
+from connectors.engine.errors import ConnectionBusyError
+from connectors.models import ApiCall, Connection
+from connectors.services.credentials import create_credential
+from tests import signing
+from tests.partners import Reply, ScriptedServer
+from tests.processes import hub_process_env, purge_queue, start, stop, wait_for
+from webhooks.handlers import handler
+from webhooks.models import EventAttempt, WebhookEvent
+from webhooks.services.processing import process_event
+
+
+@handler(endpoint="bulk-inline", event_type="push")
+def call_the_partner(event):
+    hub.call("partner", "GET", "/records/1")
+
+
+@pytest.mark.django_db
+def test_a_worker_takes_a_slot_and_site_code_is_not_limited(api_connection):
+    api_connection.max_concurrent_calls = 1
+    api_connection.save()
+    assert bulkhead.acquire(api_connection) is None  # outside a worker task: no limit
+    with budget.task_budget():
+        held = bulkhead.acquire(api_connection)
+        with pytest.raises(ConnectionBusyError, match="1 call\\(s\\) already in flight"):
+            bulkhead.acquire(api_connection)
+        bulkhead.release(held)
+        bulkhead.release(bulkhead.acquire(api_connection))  # free again
+    api_connection.max_concurrent_calls = 0  # no limit
+    with budget.task_budget():
+        assert bulkhead.acquire(api_connection) is None
+
+
+@pytest.mark.django_db
+def test_work_for_a_busy_connection_waits_without_a_call_or_a_counted_attempt(
+    client, api_connection, partner, make_endpoint
+):
+    api_connection.max_concurrent_calls = 1
+    api_connection.save()
+    secret = pysecrets.token_hex(16)
+    endpoint = make_endpoint("github", secret, slug="bulk-inline")
+    body = signing.fixture("github", "push")
+    response = client.post(
+        f"/webhooks/{endpoint.slug}/",
+        data=body,
+        content_type="application/json",
+        headers=signing.github_headers(body, secret, "busy-1"),
+    )
+    event = WebhookEvent.objects.get(pk=response.json()["event"])
+    # another worker holds the connection's only slot
+    with budget.task_budget():
+        held = bulkhead.acquire(api_connection)
+    assert process_event(event.pk) == "waiting"
+    event.refresh_from_db()
+    assert event.status == "retrying" and event.attempts == 0
+    assert 1 < (event.next_attempt_at - timezone.now()).total_seconds() < 5
+    attempt = EventAttempt.objects.get(event=event)
+    assert attempt.outcome == "waiting" and "already in flight" in attempt.error
+    busy = ApiCall.objects.get(correlation_id=event.correlation_id)
+    assert busy.error_kind == "busy" and busy.status_code is None
+    assert partner.requests == []  # no call was made
+    # the slot is free again: the next attempt calls, and is the event's first counted one
+    bulkhead.release(held)
+    WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    assert process_event(event.pk) == "processed"
+    event.refresh_from_db()
+    assert event.attempts == 1 and len(partner.requests) == 1
+
+
+def partner_connection(slug: str, server: ScriptedServer, limit: int | None) -> Connection:
+    connection = Connection.objects.create(
+        name=slug,
+        slug=slug,
+        base_url=server.url,
+        auth_method="api_key_header",
+        api_key_header_name="X-API-Key",
+        read_timeout=5.0,
+        retry_max_attempts=1,
+        max_concurrent_calls=limit,
+    )
+    create_credential(connection, CredentialKind.API_KEY, pysecrets.token_hex(12))
+    reset(connection)
+    return connection
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_partner_holds_one_worker_while_the_other_connection_flows(
+    client, make_endpoint, tmp_path
+):
+    slow, fast = ScriptedServer().start(), ScriptedServer().start()
+    slow.script(Reply(200, json={"ok": True}, delay=1.5))
+    try:
+        partner_connection("slow-partner", slow, 1)
+        partner_connection("fast-partner", fast, 1)
+        purge_queue()
+        events = {"bulk-slow": [], "bulk-fast": []}
+        for slug in events:
+            secret = pysecrets.token_hex(16)
+            make_endpoint("github", secret, slug=slug)
+            body = signing.fixture("github", "push")
+            for n in range(4):
+                response = client.post(
+                    f"/webhooks/{slug}/",
+                    data=body,
+                    content_type="application/json",
+                    headers=signing.github_headers(body, secret, f"{slug}-{n}"),
+                )
+                assert response.status_code == 202
+                events[slug].append(response.json()["event"])
+        db_connection.close()
+        env = hub_process_env(
+            HUB_HANDLER_MODULES="tests.webhook_handlers",
+            HUB_TEST_MARKER_DIR=str(tmp_path),
+            Q_WORKERS="2",
+            HUB_BULKHEAD_RETRY_SECONDS="0.5",
+        )
+        cluster = start(["qcluster"], env)
+        sweeper = start(["webhooks", "sweep", "--loop", "--every", "1"], env)
+        try:
+            wait_for(
+                lambda: WebhookEvent.objects.filter(status="processed").count() == 8,
+                90,
+                "every event to be processed",
+            )
+        finally:
+            stop(sweeper)
+            stop(cluster)
+        done = {e.pk: e.processed_at for e in WebhookEvent.objects.all()}
+        # the slow partner never had two calls at once (each takes 1.5 s) …
+        arrivals = sorted(r.at for r in slow.requests)
+        assert len(arrivals) == 4
+        assert all(b - a >= 1.4 for a, b in pairwise(arrivals))
+        # … while the fast one's events were done before the slow one's last
+        assert max(done[pk] for pk in events["bulk-fast"]) < max(
+            done[pk] for pk in events["bulk-slow"]
+        )
+        # waiting is not failing: no slow event used up its retry schedule
+        assert set(WebhookEvent.objects.values_list("attempts", flat=True)) == {1}
+        assert EventAttempt.objects.filter(outcome="waiting").exists()
+    finally:
+        slow.stop()
+        fast.stop()
