@@ -156,3 +156,28 @@ def test_a_slow_partner_holds_one_worker_while_the_other_connection_flows(
     finally:
         slow.stop()
         fast.stop()
+
+
+@pytest.mark.django_db
+def test_a_flow_run_holds_one_slot_for_its_calls_and_a_busy_one_writes_no_run(
+    api_connection, partner, make_endpoint
+):
+    from flows.models import FlowRun
+    from tests.test_run_rows import stored_event, upsert_flow
+
+    api_connection.max_concurrent_calls = 1
+    api_connection.save()
+    endpoint = make_endpoint("github", "s3cret", slug="bulk-flow")
+    upsert_flow(api_connection, slug="bulk", trigger="webhook", endpoint=endpoint)
+    partner.script(Reply(200, json=[]), Reply(201, json={"id": "c_1"}))
+    event = stored_event(endpoint, "bf-1", {"email": "ada@example.test"})
+    with budget.task_budget():
+        held = bulkhead.acquire(api_connection)
+    assert process_event(event.pk) == "waiting"
+    assert FlowRun.objects.count() == 0 and partner.requests == []
+    bulkhead.release(held)
+    WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now())
+    # with the one slot free, the run's lookup and create both go through on it
+    assert process_event(event.pk) == "processed"
+    assert [r.method for r in partner.requests] == ["GET", "POST"]
+    assert FlowRun.objects.get().status == "succeeded"

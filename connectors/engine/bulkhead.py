@@ -9,8 +9,14 @@ cluster's workers); with none free, no call is made, and the call raises
 as a failed attempt, and the worker moves on to other work.
 
 A slot is a cache key taken with ``cache.add`` (atomic on Redis and on the database cache) and
-given back when the attempt ends; its lease is the task's remaining budget, so a worker killed
-in a call frees its slot when that lease runs out. Calls made outside a worker (the site's own
+given back when the attempt ends; its lease is the longest an attempt can take (the
+connection's connect and read timeouts, plus a margin), so a worker killed in a call frees its
+slot seconds later.
+
+A block of work that makes several calls (a flow run: its lookup, then its create) holds one
+slot for the whole block with :func:`hold`, taken before the block starts (a busy connection
+refuses the run before anything is written or sent); each call in it renews the slot's lease
+for its own attempt and takes no second slot. Calls made outside a worker (the site's own
 code) are not limited: they hold no worker.
 """
 
@@ -19,6 +25,8 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.cache import cache
@@ -26,7 +34,9 @@ from django.core.cache import cache
 from connectors.engine import budget
 from connectors.engine.errors import ConnectionBusyError
 
-__all__ = ["Slot", "acquire", "default_limit", "limit_for", "release", "retry_seconds"]
+__all__ = ["Slot", "acquire", "default_limit", "hold", "limit_for", "release", "retry_seconds"]
+
+_held: ContextVar[dict | None] = ContextVar("hub_bulkhead_held", default=None)  # pk → Slot
 
 
 def default_limit() -> int:
@@ -52,15 +62,25 @@ class Slot:
         self.key, self.token = key, token
 
 
+def _lease(connection, remaining: float) -> int:
+    longest = connection.connect_timeout + connection.read_timeout  # one attempt, at most
+    return max(1, math.ceil(min(remaining, longest)) + 5)
+
+
 def acquire(connection) -> Slot | None:
     """Take a slot of the connection for one attempt; None when no limit applies (outside a
-    worker, or a limit of 0). Raises ``ConnectionBusyError`` when every slot is taken."""
+    worker, a limit of 0, or a slot already held by the block this call is part of: its lease
+    is renewed instead). Raises ``ConnectionBusyError`` when every slot is taken."""
     remaining = budget.remaining()
     limit = limit_for(connection)
     if remaining is None or limit <= 0:
         return None
+    held = (_held.get() or {}).get(connection.pk)
+    if held is not None:
+        cache.touch(held.key, _lease(connection, remaining))
+        return None
     token = uuid.uuid4().hex
-    lease = max(1, math.ceil(remaining) + 5)
+    lease = _lease(connection, remaining)
     first = random.randrange(limit)  # noqa: S311 - spreads the processes over the slots
     for step in range(limit):
         key = f"hub:bulkhead:{connection.pk}:{(first + step) % limit}"
@@ -70,6 +90,24 @@ def acquire(connection) -> Slot | None:
         f"{connection.slug}: {limit} call(s) already in flight, its share of the workers "
         "(max concurrent calls); this work waits and is retried shortly"
     )
+
+
+@contextmanager
+def hold(connection):
+    """Hold one slot of ``connection`` for a block of several calls (see the module's text);
+    raises ``ConnectionBusyError`` before the block when none is free."""
+    held = _held.get() or {}
+    if connection.pk in held:
+        yield
+        return
+    slot = acquire(connection)
+    token = _held.set({**held, connection.pk: slot}) if slot else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _held.reset(token)
+        release(slot)
 
 
 def release(slot: Slot | None) -> None:

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from connectors import hub
 from connectors.correlation import correlation_scope, current_correlation_id, new_correlation_id
-from connectors.engine import calllog, config_cache, idempotency
+from connectors.engine import bulkhead, calllog, config_cache, idempotency
 from connectors.engine.errors import PermanentError, RetryableError
 from connectors.models import ApiCall
 from flows.conditions import evaluate
@@ -256,7 +256,16 @@ def run_flow(
     The run's row is written when it starts (``running``, under a lease) and updated when it
     ends; each of its API calls is written as it ends, carrying the run's reference. A worker
     killed in between leaves the run and its calls in the console; the sweeper marks the run
-    interrupted once its lease is gone (:func:`mark_interrupted`)."""
+    interrupted once its lease is gone (:func:`mark_interrupted`).
+
+    Inside a worker, the run holds one slot of its connection's share of the workers
+    (connectors.engine.bulkhead) from before its row is written: a busy connection raises
+    ``ConnectionBusyError`` and no run is recorded (the event's attempt says it waited)."""
+    with bulkhead.hold(flow.connection):
+        return _run_flow(flow, payload, trigger, trigger_ref, event_id, variables, correlation_id)
+
+
+def _run_flow(flow, payload, trigger, trigger_ref, event_id, variables, correlation_id):
     correlation_id = correlation_id or current_correlation_id() or new_correlation_id()
     now = timezone.now()
     run = FlowRun.objects.create(

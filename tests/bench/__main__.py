@@ -64,9 +64,11 @@ def main() -> int:
     call_command("createcachetable", verbosity=0)
 
     from tests.bench import (
+        bench_e2e,
         bench_engine,
         bench_flows,
         bench_ingest,
+        bench_nodes,
         bench_processing,
         bench_purge,
         bench_scale,
@@ -83,6 +85,9 @@ def main() -> int:
         "syncs",
         "purge",
         "scale",
+        "bulkhead",
+        "e2e",
+        "nodes",
     ]
     if "engine" in which:
         bench_engine.run()
@@ -100,6 +105,12 @@ def main() -> int:
         bench_purge.run()
     if "scale" in which:
         bench_scale.run()
+    if "bulkhead" in which:
+        bench_e2e.run_bulkhead()
+    if "e2e" in which:
+        bench_e2e.run_e2e()
+    if "nodes" in which:
+        bench_nodes.run()
     return 0
 
 

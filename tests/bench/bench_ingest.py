@@ -43,7 +43,7 @@ DRAIN_CAP_SECONDS = 90
 SIGNED_TARGET = 0.70
 
 
-def start_gunicorn(port: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int = 4) -> subprocess.Popen:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.bench.settings"}
     process = subprocess.Popen(
         [
@@ -54,7 +54,7 @@ def start_gunicorn(port: int) -> subprocess.Popen:
             "-b",
             f"127.0.0.1:{port}",
             "-w",
-            "4",
+            str(workers),
             "--worker-class",
             "sync",
             "--log-level",
