@@ -48,4 +48,4 @@ clean:
 	rm -rf $(VENV) var/test_hub.sqlite3*
 
 bench: $(DEV_STAMP)
-	$(PY) -m tests.bench
+	$(PY) -m tests.bench $(ARGS)
