@@ -30,6 +30,7 @@ from sandbox.emitter import payment_event
 from sandbox.models import SandboxContact, SandboxState
 from tests import signing
 from tests.bench import bench_flows
+from tests.bench.bench_e2e import clean_slate
 from tests.bench.bench_ingest import start_cluster, start_gunicorn, stop
 from tests.bench.bench_processing import wait_for_cluster
 from tests.processes import free_port, start
@@ -192,6 +193,7 @@ def run() -> None:
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") or not settings.REDIS_URL:
         print("  skipped: two nodes share PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)")
         return
+    clean_slate()
     key = secrets.token_urlsafe(24)
     SandboxState.objects.update_or_create(
         pk=1, defaults={"api_key": key, "log_requests": False, "latency_ms": 50}
