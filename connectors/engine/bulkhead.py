@@ -2,9 +2,13 @@
 
 Workers are shared by every connection: without a limit, a partner that hangs until its read
 timeout holds a worker for each of its events while every other connection's events wait.
-Inside a worker task, an attempt first takes one of its connection's slots (at most
-``Connection.max_concurrent_calls``, by default ``HUB_CONNECTION_CONCURRENCY``: half of a
-cluster's workers); with none free, no call is made, and the call raises
+The limit applies while the partner is slow: once an attempt to it took longer than
+``HUB_BULKHEAD_SLOW_SECONDS`` (or timed out), the connection counts as slow for a minute, each
+slow attempt renewing that. A partner that answers in time is never limited (a hub with one
+busy connection keeps every worker for it). While it is slow, inside a worker task, an attempt
+first takes one of its connection's slots (at most ``Connection.max_concurrent_calls``, by
+default ``HUB_CONNECTION_CONCURRENCY``: half of a cluster's workers); with none free, no call
+is made, and the call raises
 ``ConnectionBusyError`` with a short ``retry_at``: the event is retried then, without counting
 as a failed attempt, and the worker moves on to other work.
 
@@ -34,7 +38,19 @@ from django.core.cache import cache
 from connectors.engine import budget
 from connectors.engine.errors import ConnectionBusyError
 
-__all__ = ["Slot", "acquire", "default_limit", "hold", "limit_for", "release", "retry_seconds"]
+__all__ = [
+    "Slot",
+    "acquire",
+    "default_limit",
+    "hold",
+    "is_slow",
+    "limit_for",
+    "observe",
+    "release",
+    "retry_seconds",
+]
+
+SLOW_FOR_SECONDS = 60  # how long one slow attempt marks its connection slow
 
 _held: ContextVar[dict | None] = ContextVar("hub_bulkhead_held", default=None)  # pk → Slot
 
@@ -73,7 +89,7 @@ def acquire(connection) -> Slot | None:
     is renewed instead). Raises ``ConnectionBusyError`` when every slot is taken."""
     remaining = budget.remaining()
     limit = limit_for(connection)
-    if remaining is None or limit <= 0:
+    if remaining is None or limit <= 0 or not is_slow(connection):
         return None
     held = (_held.get() or {}).get(connection.pk)
     if held is not None:
@@ -108,6 +124,21 @@ def hold(connection):
         if token is not None:
             _held.reset(token)
         release(slot)
+
+
+def _slow_key(connection) -> str:
+    return f"hub:bulkhead:slow:{connection.pk}"
+
+
+def is_slow(connection) -> bool:
+    return bool(cache.get(_slow_key(connection)))
+
+
+def observe(connection, seconds: float) -> None:
+    """After each attempt: one that took longer than ``HUB_BULKHEAD_SLOW_SECONDS`` marks the
+    connection slow (its limit applies) for the next minute."""
+    if seconds >= min(settings.HUB_BULKHEAD_SLOW_SECONDS, 0.9 * connection.read_timeout):
+        cache.set(_slow_key(connection), 1, timeout=SLOW_FOR_SECONDS)
 
 
 def release(slot: Slot | None) -> None:

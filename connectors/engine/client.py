@@ -578,10 +578,12 @@ class _Call:
                     started_at=timezone.now(),
                 )
                 self._raise(error, retry_in=bulkhead.retry_seconds())
+            attempt_started = time.monotonic()
             try:
                 outcome = self._attempt()
             finally:
                 bulkhead.release(slot)
+                bulkhead.observe(self.connection, time.monotonic() - attempt_started)
             if self.use_breaker:
                 if outcome.counts_against_circuit:
                     breaker.failure()
