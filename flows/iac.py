@@ -63,6 +63,8 @@ __all__ = [
     "dump",
     "export_document",
     "load",
+    "name_from_slug",
+    "register",
     "settings_of",
 ]
 
@@ -505,7 +507,8 @@ def _tidy_trigger(flow: Flow, entry: dict) -> None:
         del trigger["cron"]
 
 
-def _slug(item: dict) -> str:
+def name_from_slug(item: dict) -> str:
+    """The default name of an entry that gives none: its slug."""
     return item["slug"]
 
 
@@ -515,8 +518,13 @@ SECTIONS: Registry = Registry("section of integrations as code")
 """Every section of the file, in the order they are applied (a section may name objects of
 the sections before it). Other apps add theirs in ``AppConfig.ready`` (syncs: ``syncs``)."""
 
-SECTIONS.add(
-    "oauth_apps",
+
+def register(section: Section) -> Section:
+    """Add ``section`` to the file, after those registered before it."""
+    return SECTIONS.add(section.name, section)
+
+
+register(
     Section(
         name="oauth_apps",
         noun="oauth app",
@@ -527,10 +535,9 @@ SECTIONS.add(
         before=_oauth_client_secret,
         after=_oauth_audit,
         export_extra=_export_oauth_secret,
-    ),
+    )
 )
-SECTIONS.add(
-    "connections",
+register(
     Section(
         name="connections",
         noun="connection",
@@ -540,34 +547,31 @@ SECTIONS.add(
         extra=("secrets",),
         after=_apply_secrets,
         export_extra=_export_secrets,
-    ),
+    )
 )
-SECTIONS.add(
-    "endpoints",
+register(
     Section(
         name="endpoints",
         noun="endpoint",
         model=WebhookEndpoint,
         settings=settings_of(ENDPOINT_SETTINGS),
         references={"connection": "connections"},
-    ),
+    )
 )
-SECTIONS.add(
-    "mappings",
+register(
     Section(
         name="mappings",
         noun="mapping",
         model=Mapping,
         settings=settings_of(MAPPING_SETTINGS),
         extra=("rules",),
-        defaults={"name": _slug},
+        defaults={"name": name_from_slug},
         before=_check_rules,
         after=_replace_rules,
         export_extra=_export_rules,
-    ),
+    )
 )
-SECTIONS.add(
-    "flows",
+register(
     Section(
         name="flows",
         noun="flow",
@@ -582,9 +586,9 @@ SECTIONS.add(
             "idempotency_key_template": "action.idempotency_key",
         },
         references={"endpoint": "endpoints", "connection": "connections", "mapping": "mappings"},
-        defaults={"name": _slug, "condition": lambda item: []},
+        defaults={"name": name_from_slug, "condition": lambda item: []},
         tidy=_tidy_trigger,
-    ),
+    )
 )
 
 

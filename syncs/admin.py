@@ -43,19 +43,8 @@ def _badge(status: str | None, started_at) -> str:
     )
 
 
-def run_badge(run: SyncRun | None) -> str:
-    return _badge(run.status, run.started_at) if run else _badge(None, None)
-
-
 def last_run(job: SyncJob) -> SyncRun | None:
     return job.runs.exclude(status=RunState.SKIPPED).first()
-
-
-def next_run(job: SyncJob):
-    from django_q.models import Schedule
-
-    schedule = Schedule.objects.filter(name=f"sync:{job.slug}").first()
-    return schedule.next_run if schedule else None
 
 
 @admin.register(SyncJob)
@@ -77,7 +66,8 @@ class SyncJobAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        # the next and the last run of each job in the list's one query
+        # the next and the last run of each job in the list's one query (the job's page loads
+        # it through here too)
         from django_q.models import Schedule
 
         runs = (
@@ -100,17 +90,13 @@ class SyncJobAdmin(admin.ModelAdmin):
     def next_run_at(self, obj):
         if not obj or not obj.pk:
             return "—"
-        when = obj.scheduled_at if hasattr(obj, "scheduled_at") else next_run(obj)
-        return when.strftime("%Y-%m-%d %H:%M") if when else "—"
+        return obj.scheduled_at.strftime("%Y-%m-%d %H:%M") if obj.scheduled_at else "—"
 
     @admin.display(description="Last run")
     def last_run_status(self, obj):
         if not obj or not obj.pk:
             return "—"
-        if hasattr(obj, "last_run_status"):
-            return _badge(obj.last_run_status, obj.last_run_at)
-        run = last_run(obj)
-        return run_badge(run)
+        return _badge(obj.last_run_status, obj.last_run_at)
 
     @admin.display(description="Runs")
     def history(self, obj):
@@ -331,5 +317,6 @@ def connection_sync_panel(connection) -> str:
     for job in jobs:
         run = last_run(job)
         url = reverse("admin:syncs_syncjob_change", args=[job.pk])
-        parts.append(format_html('sync <a href="{}">{}</a>: {}', url, job.slug, run_badge(run)))
+        badge = _badge(run.status, run.started_at) if run else _badge(None, None)
+        parts.append(format_html('sync <a href="{}">{}</a>: {}', url, job.slug, badge))
     return format_html_join(", ", "{}", ((p,) for p in parts))

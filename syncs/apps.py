@@ -27,4 +27,4 @@ class SyncsConfig(AppConfig):
         from syncs.iac import SECTION
 
         if SECTION.name not in iac.SECTIONS:
-            iac.SECTIONS.add(SECTION.name, SECTION)
+            iac.register(SECTION)

@@ -27,6 +27,6 @@ SECTION = iac.Section(
         "mapping": "mappings",
         "target_flow": "flows",
     },
-    defaults={"name": lambda item: item["slug"]},
+    defaults={"name": iac.name_from_slug},
     exclude=("cursor",),
 )

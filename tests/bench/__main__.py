@@ -76,41 +76,27 @@ def main() -> int:
         bench_syncs,
     )
 
-    which = sys.argv[1:] or [
-        "engine",
-        "ingest",
-        "slow",
-        "flows",
-        "processing",
-        "syncs",
-        "purge",
-        "scale",
-        "bulkhead",
-        "e2e",
-        "nodes",
-    ]
-    if "engine" in which:
-        bench_engine.run()
-    if "ingest" in which:
-        bench_ingest.run()
-    if "slow" in which:
-        bench_slow_clients.run()
-    if "flows" in which:
-        bench_flows.run()
-    if "processing" in which:
-        bench_processing.run()
-    if "syncs" in which:
-        bench_syncs.run()
-    if "purge" in which:
-        bench_purge.run()
-    if "scale" in which:
-        bench_scale.run()
-    if "bulkhead" in which:
-        bench_e2e.run_bulkhead()
-    if "e2e" in which:
-        bench_e2e.run_e2e()
-    if "nodes" in which:
-        bench_nodes.run()
+    benchmarks = {  # in the order they run
+        "engine": bench_engine.run,
+        "ingest": bench_ingest.run,
+        "slow": bench_slow_clients.run,
+        "flows": bench_flows.run,
+        "processing": bench_processing.run,
+        "syncs": bench_syncs.run,
+        "purge": bench_purge.run,
+        "scale": bench_scale.run,
+        "bulkhead": bench_e2e.run_bulkhead,
+        "e2e": bench_e2e.run_e2e,
+        "nodes": bench_nodes.run,
+    }
+    which = sys.argv[1:] or list(benchmarks)
+    unknown = [name for name in which if name not in benchmarks]
+    if unknown:
+        print(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(benchmarks)}")
+        return 2
+    for name, run in benchmarks.items():
+        if name in which:
+            run()
     return 0
 
 

@@ -101,8 +101,9 @@ def offer(url: str, path: str, secret: str, prefix: str, count: int, rate: float
     return statuses
 
 
-def e2e_round(url: str, key: str, workers: int) -> None:
-    slug = f"e2e-{workers}w"
+def webhook_flow(url: str, key: str, slug: str):
+    """The flows benchmark's upsert at the sandbox CRM, triggered by a GitHub-signed endpoint
+    of the same slug; returns (flow, endpoint, signing secret)."""
     flow = bench_flows.setup(url, key, slug=slug)
     secret = secrets.token_hex(20)
     create_credential(flow.connection, CredentialKind.WEBHOOK_SIGNING_SECRET, secret)
@@ -111,6 +112,12 @@ def e2e_round(url: str, key: str, workers: int) -> None:
     )
     flow.trigger, flow.endpoint, flow.event_type = "webhook", endpoint, "*"
     flow.save()
+    return flow, endpoint, secret
+
+
+def e2e_round(url: str, key: str, workers: int) -> None:
+    slug = f"e2e-{workers}w"
+    flow, _endpoint, secret = webhook_flow(url, key, slug)
     cluster = start_cluster(Q_WORKERS=str(workers))
     try:
         wait_for_cluster()

@@ -23,18 +23,15 @@ from contextlib import suppress
 
 import requests
 
-from connectors.choices import CredentialKind
-from connectors.services.credentials import create_credential
 from flows.models import FlowRun
 from sandbox.emitter import payment_event
 from sandbox.models import SandboxContact, SandboxState
 from tests import signing
-from tests.bench import bench_flows
-from tests.bench.bench_e2e import clean_slate
+from tests.bench.bench_e2e import clean_slate, webhook_flow
 from tests.bench.bench_ingest import start_cluster, start_gunicorn, stop
-from tests.bench.bench_processing import wait_for_cluster
+from tests.bench.bench_processing import payment_backlog, wait_for_cluster
 from tests.processes import free_port, start
-from webhooks.models import WebhookEndpoint, WebhookEvent
+from webhooks.models import WebhookEvent
 from webhooks.services.queue import enqueue_processing
 
 WORKERS = 2  # per node
@@ -71,37 +68,12 @@ class Node:
             stop(process)
 
 
-def flow_for(url: str, key: str, slug: str):
-    flow = bench_flows.setup(url, key, slug=slug)
-    secret = secrets.token_hex(20)
-    create_credential(flow.connection, CredentialKind.WEBHOOK_SIGNING_SECRET, secret)
-    endpoint = WebhookEndpoint.objects.create(
-        connection=flow.connection, slug=slug, scheme="github"
-    )
-    flow.trigger, flow.endpoint, flow.event_type = "webhook", endpoint, "*"
-    flow.save()
-    return flow, endpoint, secret
-
-
 def drain_rate(endpoint, prefix: str, clusters: int) -> float:
-    events = [
-        WebhookEvent(
-            endpoint=endpoint,
-            event_id=f"{prefix}{i}",
-            event_type="payment.succeeded",
-            body=json.dumps(payment_event(email=f"{prefix}{i}@example.test")).encode(),
-            correlation_id=secrets.token_hex(8),
-        )
-        for i in range(BACKLOG)
-    ]
-    WebhookEvent.objects.bulk_create(events)
+    pks = payment_backlog(endpoint, prefix, prefix, BACKLOG)
     running = [start_cluster(Q_WORKERS=str(WORKERS)) for _ in range(clusters)]
     try:
         wait_for_cluster()
         started = time.monotonic()
-        pks = list(
-            WebhookEvent.objects.filter(event_id__startswith=prefix).values_list("pk", flat=True)
-        )
         for pk in pks:
             enqueue_processing(pk)
         done = 0
@@ -129,7 +101,7 @@ def post(session, url: str, path: str, body: bytes, headers: dict) -> int:
 
 
 def lose_a_node(partner_url: str, key: str) -> None:
-    flow, endpoint, secret = flow_for(partner_url, key, "nodes-kill")
+    flow, endpoint, secret = webhook_flow(partner_url, key, "nodes-kill")
     path = f"/webhooks/{endpoint.slug}/"
     nodes = [Node("node 1"), Node("node 2")]
     session = requests.Session()
@@ -203,7 +175,7 @@ def run() -> None:
     partner = start_gunicorn(port, workers=8)
     url = f"http://127.0.0.1:{port}"
     try:
-        _flow, endpoint, _secret = flow_for(url, key, "nodes-rate")
+        _flow, endpoint, _secret = webhook_flow(url, key, "nodes-rate")
         one = drain_rate(endpoint, "rate-one-", 1)
         two = drain_rate(endpoint, "rate-two-", 2)
         verdict = "meets" if two / one >= TARGET else "BELOW"

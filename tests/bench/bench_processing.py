@@ -35,6 +35,25 @@ TARGET = 0.80
 CAP_SECONDS = 120
 
 
+def payment_backlog(endpoint, event_prefix: str, email_prefix: str, count: int) -> list[int]:
+    """``count`` stored payment events on ``endpoint``, each a new customer; their pks."""
+    WebhookEvent.objects.bulk_create(
+        WebhookEvent(
+            endpoint=endpoint,
+            event_id=f"{event_prefix}{i}",
+            event_type="payment.succeeded",
+            body=json.dumps(payment_event(email=f"{email_prefix}{i}@example.test")).encode(),
+            correlation_id=secrets.token_hex(8),
+        )
+        for i in range(count)
+    )
+    return list(
+        WebhookEvent.objects.filter(
+            endpoint=endpoint, event_id__startswith=event_prefix
+        ).values_list("pk", flat=True)
+    )
+
+
 def wait_for_cluster(cap: float = 30.0) -> None:
     """Until the cluster runs a trivial task: its start-up is not processing time."""
     Success.objects.filter(func="tests.bench.tasks.noop").delete()
@@ -77,22 +96,12 @@ def run() -> None:
         raw = bench_flows.raw_rate(url, key, bodies, "proc-raw")
         partner_seconds = 1 / raw  # the partner's time for one event's two calls
         ideal = WORKERS / partner_seconds
-        events = [
-            WebhookEvent(
-                endpoint=endpoint,
-                event_id=f"proc-{i}",
-                event_type="payment.succeeded",
-                body=json.dumps(payment_event(email=f"proc{i}@example.test")).encode(),
-                correlation_id=secrets.token_hex(8),
-            )
-            for i in range(COUNT)
-        ]
-        WebhookEvent.objects.bulk_create(events)
+        pks = payment_backlog(endpoint, "proc-", "proc", COUNT)
         cluster = start_cluster(Q_WORKERS=str(WORKERS))
         wait_for_cluster()
         started = time.monotonic()
-        for event in WebhookEvent.objects.filter(endpoint=endpoint).values_list("pk", flat=True):
-            enqueue_processing(event)
+        for pk in pks:
+            enqueue_processing(pk)
         done = 0
         while time.monotonic() - started < CAP_SECONDS:
             done = WebhookEvent.objects.filter(endpoint=endpoint, status="processed").count()
