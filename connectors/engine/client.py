@@ -541,33 +541,8 @@ class _Call:
                     RetryableError(f"{self.connection.slug}: the call's deadline passed"),
                     retry_in=0,
                 )
-            breaker = Breaker(self.connection)
-            if self.use_breaker:
-                try:
-                    breaker.before(self.correlation_id, prefetched=self.prefetched)
-                    self.prefetched = None  # later attempts read the state again
-                except CircuitOpenError as error:
-                    self._log(
-                        url=self.url,
-                        error_kind=ErrorKind.CIRCUIT_OPEN,
-                        message=error.message,
-                        started_at=timezone.now(),
-                    )
-                    self._raise(error)
-            try:
-                ratelimit.acquire(
-                    self.connection,
-                    max_wait=min(ratelimit.MAX_WAIT_SECONDS, max(0, self._remaining())),
-                    correlation_id=self.correlation_id,
-                )
-            except QuotaExceededError as error:
-                self._log(
-                    url=self.url,
-                    error_kind=ErrorKind.RATE_LIMITED,
-                    message=error.message,
-                    started_at=timezone.now(),
-                )
-                self._raise(error)
+            # the connection's slot first: a busy connection must not take the breaker's probe
+            # (a probe granted, then no call made, would hold the circuit half-open)
             try:
                 slot = bulkhead.acquire(self.connection)
             except ConnectionBusyError as error:
@@ -578,12 +553,41 @@ class _Call:
                     started_at=timezone.now(),
                 )
                 self._raise(error, retry_in=bulkhead.retry_seconds())
-            attempt_started = time.monotonic()
+            attempt_started = None
             try:
+                breaker = Breaker(self.connection)
+                if self.use_breaker:
+                    try:
+                        breaker.before(self.correlation_id, prefetched=self.prefetched)
+                        self.prefetched = None  # later attempts read the state again
+                    except CircuitOpenError as error:
+                        self._log(
+                            url=self.url,
+                            error_kind=ErrorKind.CIRCUIT_OPEN,
+                            message=error.message,
+                            started_at=timezone.now(),
+                        )
+                        self._raise(error)
+                try:
+                    ratelimit.acquire(
+                        self.connection,
+                        max_wait=min(ratelimit.MAX_WAIT_SECONDS, max(0, self._remaining())),
+                        correlation_id=self.correlation_id,
+                    )
+                except QuotaExceededError as error:
+                    self._log(
+                        url=self.url,
+                        error_kind=ErrorKind.RATE_LIMITED,
+                        message=error.message,
+                        started_at=timezone.now(),
+                    )
+                    self._raise(error)
+                attempt_started = time.monotonic()
                 outcome = self._attempt()
             finally:
                 bulkhead.release(slot)
-                bulkhead.observe(self.connection, time.monotonic() - attempt_started)
+                if attempt_started is not None:  # only the partner's own time says it is slow
+                    bulkhead.observe(self.connection, time.monotonic() - attempt_started)
             if self.use_breaker:
                 if outcome.counts_against_circuit:
                     breaker.failure()
