@@ -32,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "syncs.*",
             "api.*",
             "sandbox.*",
+            "monitoring.*",
             "django_q.*",
         ],
         "exclude": [
@@ -51,6 +52,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "flows.run_flow",
             "syncs.view_*",
             "syncs.run_syncjob",
+            "monitoring.view_*",
+            "monitoring.manage_incident",
             "django_q.view_*",
         ],
         # operators work on runs, not on people: mirrored personal data is masked for them
@@ -63,6 +66,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "flows.view_*",
             "syncs.view_*",
             "api.view_*",
+            "monitoring.view_*",
             "django_q.view_*",
         ],
         "exclude": ["connectors.*credential*"],

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "flows",
     "syncs",
     "api",
+    "monitoring",
     *(["sandbox"] if SANDBOX_ENABLED else []),
 ]
 
@@ -300,6 +301,29 @@ HUB_PURGE_PAUSE_SECONDS = env.float("HUB_PURGE_PAUSE_SECONDS", default=0.02)
 HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS = env.float("HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS", default=5.0)
 # A sync run holds its job this long past its last committed page; past it, the job is
 # considered lost and the next start (or the sweeper) resumes the run from its last page.
+# --- Monitoring (docs/monitoring.md) --------------------------------------------------------------
+# The console's address as people reach it, for the links in notifications.
+HUB_CONSOLE_URL = env("HUB_CONSOLE_URL", default="http://127.0.0.1:8000")
+# A signal absent this long resolves its incident (a flapping one within it never left).
+HUB_INCIDENT_RESOLVE_AFTER_MINUTES = env.int("HUB_INCIDENT_RESOLVE_AFTER_MINUTES", default=10)
+# Rollups: the recent minutes recomputed each pass, then minute rows kept, then hour rows.
+HUB_ROLLUP_RECOMPUTE_MINUTES = env.int("HUB_ROLLUP_RECOMPUTE_MINUTES", default=10)
+HUB_ROLLUP_MINUTE_DAYS = env.int("HUB_ROLLUP_MINUTE_DAYS", default=3)
+HUB_ROLLUP_HOUR_DAYS = env.int("HUB_ROLLUP_HOUR_DAYS", default=400)
+# /metrics: a bearer token, or addresses allowed without one (both empty: refused to all).
+HUB_METRICS_TOKEN = env("HUB_METRICS_TOKEN", default="")
+HUB_METRICS_ALLOWED_IPS = env.list(
+    "HUB_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else []
+)
+# Email for the notification channels: EMAIL_URL (smtp://user:password@host:587/?tls=True),
+# the console backend in development.
+EMAIL_CONFIG = env.email_url(
+    "EMAIL_URL", default="consolemail://" if DEBUG else "smtp://127.0.0.1:25"
+)
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="integration-hub@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 HUB_SYNC_LEASE_SECONDS = env.int("HUB_SYNC_LEASE_SECONDS", default=300)
 # Modules that register webhook handlers (@webhooks.handlers.handler), imported at start-up.
 HUB_HANDLER_MODULES = env.list("HUB_HANDLER_MODULES", default=[])

@@ -185,3 +185,33 @@ def sandbox_crm(live_server):
     create_credential(connection, CredentialKind.API_KEY, key)
     reset(connection)
     return connection
+
+
+@pytest.fixture
+def smtp(settings):
+    """A real SMTP server on 127.0.0.1; Django's SMTP backend pointed at it."""
+    from aiosmtpd.controller import Controller
+
+    from tests.monitoring_helpers import Inbox, free_port
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_TIMEOUT = 5
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def receiver():
+    """One local HTTP server for Slack, Teams and the site's webhook receiver."""
+    from tests.partners import ScriptedServer
+
+    server = ScriptedServer().start()
+    yield server
+    server.stop()

@@ -22,7 +22,7 @@ from django.core.cache import cache
 from connectors.engine.config_cache import forget_shared_state
 from connectors.engine.errors import CircuitOpenError
 
-__all__ = ["Breaker", "circuit_state", "reset", "state_keys"]
+__all__ = ["Breaker", "circuit_state", "open_window", "reset", "state_keys"]
 
 
 def _keys(connection) -> tuple[str, str, str]:
@@ -108,6 +108,17 @@ def circuit_state(connection) -> str:
     if failures:
         return f"closed ({failures} consecutive failure(s))"
     return "closed"
+
+
+def open_window(connection) -> tuple[datetime, datetime] | None:
+    """``(opened_at, open_until)`` while the circuit is open or half-open, else ``None``: what
+    monitoring reports ("circuit open since 14:02")."""
+    _, open_key, _ = _keys(connection)
+    open_until = cache.get(open_key)
+    if open_until is None:
+        return None
+    opened = open_until - connection.circuit_cooldown_seconds
+    return datetime.fromtimestamp(opened, UTC), datetime.fromtimestamp(open_until, UTC)
 
 
 def reset(connection) -> None:

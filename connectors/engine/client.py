@@ -45,6 +45,7 @@ from connectors.engine.policy import (
     RETRYABLE_STATUSES,
     backoff_delay,
     parse_quota,
+    parse_quota_limit,
     parse_retry_after,
 )
 from connectors.engine.ssrf import BlockedAddress
@@ -349,6 +350,7 @@ class _Call:
         self.reauthorised = False
         self._secret: str | None = None
         self.prefetched: dict | None = None
+        self.log_path = ""
 
     # -- helpers ---------------------------------------------------------------------------
     def _secret_value(self) -> str | None:
@@ -387,11 +389,13 @@ class _Call:
         params=None,
     ):
         remaining, reset_at = parse_quota(headers) if headers is not None else (None, None)
+        limit = parse_quota_limit(headers) if headers is not None else None
         calllog.log_attempt(
             connection=self.connection,
             created_at=started_at,
             method=self.method,
-            path=calllog.redact_path(
+            path=self.log_path
+            or calllog.redact_path(
                 self._relative(url),
                 self.params if params is None else params,
                 self.secret_params,
@@ -407,6 +411,7 @@ class _Call:
             response_bytes=response_bytes,
             quota_remaining=remaining,
             quota_reset_at=reset_at,
+            quota_limit=limit,
         )
 
     def _relative(self, url: str) -> str:
@@ -676,6 +681,7 @@ def call(
     deadline: float | None = None,
     max_attempts: int | None = None,
     use_breaker: bool = True,
+    log_path: str = "",
 ) -> HubResponse:
     """Call a partner through a connection (a ``Connection`` or its slug). See
     ``docs/python-api.md`` for every guarantee and error."""
@@ -697,6 +703,9 @@ def call(
         use_breaker,
     )
     state.prefetched = shared
+    # A path that is itself a secret (an incoming-webhook URL of Slack or Teams) is logged as
+    # the caller names it instead.
+    state.log_path = log_path[:1000]
     if not idempotency_key:
         return state.run()
     fingerprint = idempotency.request_fingerprint(state.method, state.path, state.params, body)

@@ -12,6 +12,7 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "backoff_delay",
     "parse_quota",
+    "parse_quota_limit",
     "parse_retry_after",
 ]
 
@@ -97,3 +98,20 @@ def parse_quota(headers, *, now: datetime | None = None) -> tuple[int | None, da
         else:
             reset_at = now + timedelta(seconds=reset)
     return remaining, reset_at
+
+
+_POLICY_QUOTA = re.compile(r"(?:^|[;,\s])q\s*=\s*(\d+)")
+
+
+def parse_quota_limit(headers) -> int | None:
+    """The size of the partner's quota window, if it says: ``X-RateLimit-Limit``,
+    ``RateLimit-Limit``, or the IETF ``RateLimit-Policy`` field (``"default";q=100;w=60``, or the
+    older draft's ``100;w=60``). With the remaining count it gives the share of the quota used."""
+    limit = _int(headers.get("X-RateLimit-Limit"))
+    if limit is None:
+        limit = _int(headers.get("RateLimit-Limit"))
+    policy = headers.get("RateLimit-Policy")
+    if limit is None and policy:
+        match = _POLICY_QUOTA.search(policy)
+        limit = int(match.group(1)) if match else _int(policy)
+    return limit if limit and limit > 0 else None

@@ -64,6 +64,12 @@ class ApiCall(models.Model):
     quota_reset_at = models.DateTimeField(
         null=True, blank=True, help_text="When the partner said the quota resets."
     )
+    quota_limit = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="The size of the partner's quota window, if it said (X-RateLimit-Limit, "
+        "RateLimit-Policy): with the requests left, the share used.",
+    )
     run_ref = models.CharField(
         max_length=40,
         blank=True,

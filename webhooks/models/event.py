@@ -110,6 +110,8 @@ class EventAttempt(models.Model):
 
     class Meta:
         ordering = ["event", "number", "id"]
+        # monitoring's rollups count the attempts of the last minutes
+        indexes = [models.Index(fields=["started_at"], name="eventattempt_started")]
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.outcome}"

@@ -1,0 +1,394 @@
+"""Monitoring's rows: rollups of what happened, incidents, notification channels and what
+each channel was sent, and per-connection overrides of the rules."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from monitoring.choices import (
+    ChannelKind,
+    DeliveryStatus,
+    IncidentState,
+    NotificationKind,
+    Severity,
+    TargetType,
+)
+
+MINUTE = 60
+HOUR = 3600
+RESOLUTIONS = [(MINUTE, "minute"), (HOUR, "hour")]
+
+# Upper bounds (ms) of the latency histogram's buckets; the last bucket is everything above.
+LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+class CallRollup(models.Model):
+    """The calls of one connection in one minute (or hour): counts by outcome and a latency
+    histogram. The dashboard, the rules and ``/metrics`` read these, never the call log."""
+
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The connection that made the calls.",
+    )
+    start = models.DateTimeField(help_text="Start of the minute (or hour).")
+    resolution = models.PositiveIntegerField(
+        choices=RESOLUTIONS, default=MINUTE, help_text="Length of the bucket, in seconds."
+    )
+    calls = models.PositiveIntegerField(default=0, help_text="Attempts in the bucket.")
+    ok = models.PositiveIntegerField(default=0, help_text="Answered 1xx, 2xx or 3xx.")
+    client_errors = models.PositiveIntegerField(default=0, help_text="Answered 4xx but 429.")
+    rate_limited = models.PositiveIntegerField(default=0, help_text="Answered 429.")
+    server_errors = models.PositiveIntegerField(default=0, help_text="Answered 5xx.")
+    network_errors = models.PositiveIntegerField(
+        default=0, help_text="No answer: timeout, connection refused, DNS."
+    )
+    not_sent = models.PositiveIntegerField(
+        default=0,
+        help_text="Refused by the hub before reaching the partner: circuit open, connection "
+        "busy, URL blocked.",
+    )
+    duration_ms_sum = models.PositiveBigIntegerField(default=0, help_text="Sum of durations.")
+    latency = models.JSONField(
+        default=list,
+        help_text="Calls per latency bucket (upper bounds 25, 50, 100, 250, 500, 1000, 2500, "
+        "5000, 10000 ms, then above).",
+    )
+    final = models.BooleanField(
+        default=False,
+        help_text="No longer recomputed; its counts are in the metrics' running totals.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "resolution", "start"], name="callrollup_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["resolution", "start"], name="callrollup_start")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} @ {self.start:%Y-%m-%d %H:%M}"
+
+    @property
+    def failed(self) -> int:
+        """Calls that reached for the partner and did not succeed."""
+        return self.server_errors + self.network_errors + self.rate_limited + self.client_errors
+
+
+class EventRollup(models.Model):
+    """One webhook endpoint in one minute (or hour): deliveries received, processing attempts
+    by outcome, and deliveries refused (signature, timestamp, IP, size)."""
+
+    endpoint = models.ForeignKey(
+        "webhooks.WebhookEndpoint",
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The endpoint.",
+    )
+    start = models.DateTimeField(help_text="Start of the minute (or hour).")
+    resolution = models.PositiveIntegerField(
+        choices=RESOLUTIONS, default=MINUTE, help_text="Length of the bucket, in seconds."
+    )
+    received = models.PositiveIntegerField(default=0, help_text="Events stored.")
+    processed = models.PositiveIntegerField(default=0, help_text="Attempts that processed one.")
+    retried = models.PositiveIntegerField(
+        default=0, help_text="Attempts that failed transiently (a retry is scheduled)."
+    )
+    failed = models.PositiveIntegerField(
+        default=0, help_text="Attempts that failed for good (failed, dead, lost worker)."
+    )
+    refused = models.PositiveIntegerField(default=0, help_text="Deliveries refused.")
+    final = models.BooleanField(
+        default=False,
+        help_text="No longer recomputed; its counts are in the metrics' running totals.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "resolution", "start"], name="eventrollup_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["resolution", "start"], name="eventrollup_start")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} @ {self.start:%Y-%m-%d %H:%M}"
+
+
+class RunningTotal(models.Model):
+    """Monotonic totals for ``/metrics`` (a counter must never go down when old rollups are
+    compacted or purged): the finalised buckets are added here once, as they become final."""
+
+    key = models.CharField(max_length=80, unique=True, help_text="connection:12, endpoint:3…")
+    data = models.JSONField(default=dict, help_text="The totals, by counter name.")
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last change.")
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Incident(models.Model):
+    """A problem, grouped by (rule, target, error class): what happened, since when, how often,
+    and who is on it. Opened by the monitoring pass, resolved by it when the signal clears."""
+
+    key = models.CharField(
+        max_length=255,
+        unique=True,
+        help_text="rule|target type:id|error class: one incident per problem, re-opened when "
+        "it returns.",
+    )
+    rule = models.CharField(max_length=60, db_index=True, help_text="The rule that found it.")
+    target_type = models.CharField(
+        max_length=20, choices=TargetType.choices, help_text="What is affected."
+    )
+    target_id = models.BigIntegerField(null=True, blank=True, help_text="Its primary key.")
+    target_label = models.CharField(max_length=200, help_text="Its name, for messages.")
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The connection concerned (routing, owner, affected calls).",
+    )
+    endpoint = models.ForeignKey(
+        "webhooks.WebhookEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The webhook endpoint concerned (affected events).",
+    )
+    error_class = models.CharField(
+        max_length=60, blank=True, help_text="The kind of failure (503, timeout, expiry…)."
+    )
+    state = models.CharField(
+        max_length=20,
+        choices=IncidentState.choices,
+        default=IncidentState.OPEN,
+        db_index=True,
+        help_text="Open, acknowledged by a person, resolved (the signal cleared), or ignored "
+        "(it may come back without notifying).",
+    )
+    severity = models.CharField(
+        max_length=10, choices=Severity.choices, default=Severity.WARNING, help_text="How bad."
+    )
+    level = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Graded rules: the highest level reached (50, 70, 90, 100 % of a threshold; "
+        "30, 7, 1 days before an expiry).",
+    )
+    summary = models.CharField(max_length=500, help_text="What happened, in words.")
+    advice = models.CharField(max_length=500, blank=True, help_text="What to do.")
+    details = models.JSONField(default=dict, blank=True, help_text="The figures behind it.")
+    first_seen_at = models.DateTimeField(default=timezone.now, help_text="When it first opened.")
+    opened_at = models.DateTimeField(default=timezone.now, help_text="When it last (re)opened.")
+    last_seen_at = models.DateTimeField(default=timezone.now, help_text="Last pass that saw it.")
+    occurrences = models.PositiveIntegerField(default=1, help_text="Passes that saw it.")
+    times_opened = models.PositiveIntegerField(default=1, help_text="Opened, then re-opened.")
+    clear_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The signal has been absent since then; resolved once it stays absent long "
+        "enough (hysteresis: a flapping signal does not storm).",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When it resolved.")
+    acknowledged_at = models.DateTimeField(null=True, blank=True, help_text="When acknowledged.")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who acknowledged or ignored it.",
+    )
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the channels were last told (cooldown)."
+    )
+    notified_level = models.PositiveSmallIntegerField(
+        default=0, help_text="The level the channels were last told of (escalation)."
+    )
+    notified_open = models.BooleanField(
+        default=False, help_text="The channels were told it opened (so they are told it resolved)."
+    )
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        indexes = [models.Index(fields=["state", "-opened_at"], name="incident_state")]
+        permissions = [("manage_incident", "Can acknowledge, ignore and retry incidents")]
+
+    def __str__(self) -> str:
+        return self.summary[:80]
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
+
+
+class Channel(models.Model):
+    """Where notifications go: an email list, a Slack or Teams incoming webhook, or the site's
+    own systems through a signed webhook. Calls out through a connection of the hub (timeouts,
+    SSRF guard, call log)."""
+
+    slug = models.SlugField(max_length=60, unique=True, help_text="Stable name (CLI, files).")
+    name = models.CharField(max_length=120, help_text="Human name, e.g. 'Ops on Slack'.")
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices, help_text="How it sends.")
+    enabled = models.BooleanField(default=True, help_text="A disabled channel sends nothing.")
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Slack, Teams, webhook: the connection that carries the calls (base URL such "
+        "as https://hooks.slack.com, timeouts). The secret part of an incoming-webhook URL is "
+        "its credential of kind 'Other'; a signed webhook's key is its 'Webhook signing "
+        "secret'.",
+    )
+    path = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Signed webhook: the path on the connection to post to (e.g. /hub-alerts). "
+        "Slack and Teams keep their path in the credential, since it is the secret.",
+    )
+    recipients = models.TextField(
+        blank=True,
+        help_text="Email: addresses, one per line or comma-separated. The owner of the "
+        "connection concerned is added when it is an email address.",
+    )
+    rules = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Rules routed here, e.g. ["error_rate", "expiry"]; empty: every rule.',
+    )
+    connections = models.ManyToManyField(
+        "connectors.Connection",
+        blank=True,
+        related_name="+",
+        help_text="Connections routed here; none selected: every connection (and the hub).",
+    )
+    min_severity = models.CharField(
+        max_length=10,
+        choices=Severity.choices,
+        default=Severity.WARNING,
+        help_text="Only incidents at least this severe.",
+    )
+    cooldown_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="At most one message per incident in this time, unless it escalates or resolves.",
+    )
+    digest = models.BooleanField(
+        default=False,
+        help_text="Send one daily digest of the day's incidents instead of a message each.",
+    )
+    last_sent_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Sent.")
+    last_failure_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Its last failure."
+    )
+    last_error = models.CharField(
+        max_length=500, blank=True, editable=False, help_text="Why it last failed (no secret)."
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Failures since its last success."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Notification(models.Model):
+    """One message to one channel about one incident (or a test, or a digest), and how its
+    sending went. The incident's timeline."""
+
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="notifications", help_text="Where."
+    )
+    incident = models.ForeignKey(
+        Incident,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        help_text="About what (empty for a test or a digest).",
+    )
+    kind = models.CharField(
+        max_length=20, choices=NotificationKind.choices, help_text="Which state change."
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When.")
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, help_text="Whether it was sent."
+    )
+    subject = models.CharField(max_length=300, help_text="The message's title.")
+    error = models.CharField(max_length=500, blank=True, help_text="Why it failed (no secret).")
+    correlation_id = models.CharField(
+        max_length=100, blank=True, help_text="Of the outbound call (its API call rows)."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} → {self.channel_id}: {self.status}"
+
+
+class RuleSetting(models.Model):
+    """A rule's parameters changed for the whole hub (no connection) or for one connection or
+    endpoint, or the rule switched off there. Unknown parameter names are refused."""
+
+    rule = models.CharField(max_length=60, help_text="The rule's key (docs/monitoring.md).")
+    connection = models.ForeignKey(
+        "connectors.Connection",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Only for this connection; empty: the hub's default.",
+    )
+    endpoint = models.ForeignKey(
+        "webhooks.WebhookEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Only for this endpoint; empty: the hub's default.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Off: the rule never fires here.")
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Parameters to change, e.g. {"percent": 30, "min_count": 20}; others keep '
+        "their defaults.",
+    )
+
+    class Meta:
+        ordering = ["rule", "id"]
+
+    def __str__(self) -> str:
+        return self.rule
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from connectors.registry import UnknownKey
+        from monitoring.rules import RULES
+
+        try:
+            rule = RULES.lookup(self.rule)
+        except UnknownKey as exc:
+            raise ValidationError({"rule": str(exc)}) from None
+        if not isinstance(self.params, dict):
+            raise ValidationError({"params": "an object of parameter names and values"})
+        unknown = sorted(set(self.params) - set(rule.defaults))
+        if unknown:
+            known = ", ".join(sorted(rule.defaults)) or "none"
+            raise ValidationError(
+                {"params": f"unknown parameter(s) {', '.join(unknown)} (known: {known})"}
+            )

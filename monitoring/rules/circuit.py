@@ -1,0 +1,40 @@
+"""The circuit breaker of a connection is open: calls are not even tried until it probes."""
+
+from __future__ import annotations
+
+from connectors.engine.circuit import open_window
+from monitoring.choices import Severity, TargetType
+from monitoring.rules import Rule, fmt_time, register
+
+
+@register
+class CircuitOpen(Rule):
+    key = "circuit"
+    title = "Circuit opened (and closed)"
+    defaults = {}
+
+    def evaluate(self, ctx):
+        found = []
+        for connection in ctx.connections:
+            if ctx.params(self, connection_id=connection.pk) is None:
+                continue
+            window = open_window(connection)
+            if window is None:
+                continue
+            opened, until = window
+            found.append(
+                self.signal(
+                    target_type=TargetType.CONNECTION,
+                    target_id=connection.pk,
+                    target_label=str(connection),
+                    connection_id=connection.pk,
+                    severity=Severity.CRITICAL,
+                    summary=f"The circuit of {connection} is open since {fmt_time(opened)}: no "
+                    f"call is made until a probe succeeds (next probe after {fmt_time(until)})",
+                    advice="The partner failed repeatedly. Calls resume by themselves after a "
+                    "successful probe; events wait and are retried. To try now, use Test "
+                    "connection, then Reset circuit on the connection's page.",
+                    details={"opened_at": opened.isoformat(), "probe_after": until.isoformat()},
+                )
+            )
+        return found

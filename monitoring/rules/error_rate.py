@@ -1,0 +1,92 @@
+"""Error rate over a window, with a minimum count: calls per connection, processing per
+endpoint (default: at least 20 % of at least 10 in 15 min)."""
+
+from __future__ import annotations
+
+from monitoring.choices import Severity, TargetType
+from monitoring.rules import Rule, register
+
+ADVICE = {
+    "5xx": "The partner is failing on its side: check its status page. Calls are retried and "
+    "the circuit breaker spares it; nothing to replay by hand once it recovers.",
+    "network": "The hub cannot reach the partner (timeouts, refused connections, DNS): check "
+    "the base URL, the partner's status and the network between them.",
+    "429": "The partner's quota is exhausted: lower the connection's rate limit, spread the "
+    "syncs, or ask the partner for a larger quota.",
+    "4xx": "The partner refuses the requests: open the failed calls. 401/403: replace the "
+    "credential or grant the scope; 400/422: fix the mapping, then retry the events.",
+}
+CLASSES = (
+    ("5xx", "server_errors"),
+    ("network", "network_errors"),
+    ("429", "rate_limited"),
+    ("4xx", "client_errors"),
+)
+
+
+@register
+class ErrorRate(Rule):
+    key = "error_rate"
+    title = "Error rate"
+    defaults = {"percent": 20, "min_count": 10, "window_minutes": 15, "critical_percent": 50}
+
+    def evaluate(self, ctx):
+        found = []
+        for connection in ctx.connections:
+            params = ctx.params(self, connection_id=connection.pk)
+            if params is None:
+                continue
+            totals = ctx.call_totals(params["window_minutes"]).get(connection.pk)
+            if not totals:
+                continue
+            sent = totals.calls - totals.not_sent
+            failed = sum(totals.get(field, 0) for _, field in CLASSES)
+            if sent < params["min_count"] or failed * 100 < params["percent"] * sent:
+                continue
+            worst = max(CLASSES, key=lambda pair: totals.get(pair[1], 0))[0]
+            found.append(
+                self.signal(
+                    target_type=TargetType.CONNECTION,
+                    target_id=connection.pk,
+                    target_label=str(connection),
+                    connection_id=connection.pk,
+                    summary=f"{failed} of the last {sent} calls of {connection} failed (mostly "
+                    f"{worst}) in {params['window_minutes']} min",
+                    advice=ADVICE[worst],
+                    severity=Severity.CRITICAL
+                    if failed * 100 >= params["critical_percent"] * sent
+                    else Severity.WARNING,
+                    details={"failed": failed, "calls": sent, "mostly": worst},
+                )
+            )
+        for endpoint in ctx.endpoints:
+            params = ctx.params(self, endpoint_id=endpoint.pk)
+            if params is None:
+                continue
+            totals = ctx.event_totals(params["window_minutes"]).get(endpoint.pk)
+            if not totals:
+                continue
+            attempts = totals.processed + totals.retried + totals.failed
+            failed = totals.retried + totals.failed
+            if attempts < params["min_count"] or failed * 100 < params["percent"] * attempts:
+                continue
+            found.append(
+                self.signal(
+                    target_type=TargetType.ENDPOINT,
+                    target_id=endpoint.pk,
+                    target_label=f"endpoint {endpoint.slug}",
+                    connection_id=endpoint.connection_id,
+                    endpoint_id=endpoint.pk,
+                    error_class="processing",
+                    summary=f"{failed} of the last {attempts} processing attempts on endpoint "
+                    f"{endpoint.slug} failed in {params['window_minutes']} min",
+                    advice="Open the failing events: their attempts and API calls say why. Fix "
+                    "the cause (credential, mapping, partner), then retry them from this "
+                    "incident.",
+                    severity=Severity.CRITICAL
+                    if failed * 100 >= params["critical_percent"] * attempts
+                    else Severity.WARNING,
+                    details={"failed": failed, "attempts": attempts},
+                )
+            )
+        return found

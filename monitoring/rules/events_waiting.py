@@ -1,0 +1,59 @@
+"""Events waiting for a person: failed (a permanent error) or dead (attempts exhausted)."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+
+from monitoring.choices import Severity, TargetType
+from monitoring.rules import Rule, register
+from webhooks.choices import EventStatus
+from webhooks.models import WebhookEvent
+
+
+@register
+class EventsWaiting(Rule):
+    key = "events_waiting"
+    title = "Events waiting for a person"
+    defaults = {"min_count": 1, "critical_count": 100}
+
+    def evaluate(self, ctx):
+        counts = {
+            row["endpoint_id"]: row
+            for row in WebhookEvent.objects.filter(
+                status__in=(EventStatus.FAILED, EventStatus.DEAD)
+            )
+            .values("endpoint_id")
+            .annotate(
+                failed=Count("id", filter=Q(status=EventStatus.FAILED)),
+                dead=Count("id", filter=Q(status=EventStatus.DEAD)),
+            )
+            .order_by()
+        }
+        found = []
+        for endpoint in ctx.endpoints:
+            row = counts.get(endpoint.pk)
+            params = ctx.params(self, endpoint_id=endpoint.pk)
+            if row is None or params is None:
+                continue
+            waiting = row["failed"] + row["dead"]
+            if waiting < params["min_count"]:
+                continue
+            found.append(
+                self.signal(
+                    target_type=TargetType.ENDPOINT,
+                    target_id=endpoint.pk,
+                    target_label=f"endpoint {endpoint.slug}",
+                    connection_id=endpoint.connection_id,
+                    endpoint_id=endpoint.pk,
+                    severity=Severity.CRITICAL
+                    if waiting >= params["critical_count"]
+                    else Severity.WARNING,
+                    summary=f"{waiting} event(s) of endpoint {endpoint.slug} wait for a person "
+                    f"({row['failed']} failed, {row['dead']} dead)",
+                    advice="Open them from this incident: each says why it failed. Fix the "
+                    "cause, then Retry all (the upserts do not create duplicates), or resolve "
+                    "them by hand with a note.",
+                    details={"failed": row["failed"], "dead": row["dead"]},
+                )
+            )
+        return found

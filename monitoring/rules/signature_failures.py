@@ -1,0 +1,42 @@
+"""Refused deliveries (signature, timestamp, IP, size) above a threshold: the partner rotated
+its secret, or someone is probing the endpoint."""
+
+from __future__ import annotations
+
+from monitoring.choices import Severity, TargetType
+from monitoring.rules import Rule, register
+
+
+@register
+class SignatureFailures(Rule):
+    key = "signature_failures"
+    title = "Signature failures"
+    defaults = {"min_count": 10, "window_minutes": 15}
+
+    def evaluate(self, ctx):
+        found = []
+        for endpoint in ctx.endpoints:
+            params = ctx.params(self, endpoint_id=endpoint.pk)
+            if params is None:
+                continue
+            totals = ctx.event_totals(params["window_minutes"]).get(endpoint.pk)
+            if not totals or totals.refused < params["min_count"]:
+                continue
+            reason = endpoint.last_rejection_reason or "see the endpoint"
+            found.append(
+                self.signal(
+                    target_type=TargetType.ENDPOINT,
+                    target_id=endpoint.pk,
+                    target_label=f"endpoint {endpoint.slug}",
+                    connection_id=endpoint.connection_id,
+                    endpoint_id=endpoint.pk,
+                    severity=Severity.WARNING,
+                    summary=f"{totals.refused} deliveries to endpoint {endpoint.slug} were "
+                    f"refused in {params['window_minutes']} min (last: {reason})",
+                    advice="If the partner rotated its signing secret, add the new one to the "
+                    "endpoint (both stay valid during the rotation). If the refusals come from "
+                    "unknown senders, someone is probing: set the endpoint's IP allowlist.",
+                    details={"refused": totals.refused},
+                )
+            )
+        return found

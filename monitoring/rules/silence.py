@@ -1,0 +1,103 @@
+"""Silence: an endpoint that usually receives events has received none for much longer than
+usual. "Usual" is learned per hour of the week from the rollups, with a minimum history, so a
+quiet Sunday night is not an alert."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db.models import Max
+
+from monitoring.choices import Severity, TargetType
+from monitoring.models import EventRollup
+from monitoring.rules import Rule, fmt_duration, register
+from webhooks.models import WebhookEvent
+
+WEEK_HOURS = 7 * 24
+
+
+def hour_of_week(value: datetime) -> int:
+    return value.weekday() * 24 + value.hour
+
+
+def usual_rates(endpoint_id: int, now: datetime, weeks: int) -> tuple[dict[int, float], float]:
+    """Mean events per hour for each hour of the week over the last ``weeks`` weeks, and the
+    days of history the endpoint has."""
+    since = now - timedelta(weeks=weeks)
+    rows = EventRollup.objects.filter(
+        endpoint_id=endpoint_id, start__gte=since, received__gt=0
+    ).values_list("start", "received")
+    counts: dict[int, int] = defaultdict(int)
+    first = None
+    for start, received in rows:
+        counts[hour_of_week(start)] += received
+        first = start if first is None or start < first else first
+    history_days = (now - first).total_seconds() / 86400 if first else 0.0
+    # each hour of the week occurred about once per week of history
+    seen_weeks = max(1.0, min(weeks, history_days / 7))
+    return {h: n / seen_weeks for h, n in counts.items()}, history_days
+
+
+@register
+class Silence(Rule):
+    key = "silence"
+    title = "Silence"
+    defaults = {
+        "min_history_days": 14,
+        "weeks": 4,
+        "min_expected": 10,
+        "min_silence_minutes": 60,
+        "factor": 6,
+    }
+
+    def evaluate(self, ctx):
+        endpoints = [e for e in ctx.endpoints if ctx.params(self, endpoint_id=e.pk) is not None]
+        last = dict(
+            WebhookEvent.objects.filter(endpoint__in=endpoints)
+            .values("endpoint_id")
+            .annotate(at=Max("received_at"))
+            .values_list("endpoint_id", "at")
+        )
+        found = []
+        for endpoint in endpoints:
+            params = ctx.params(self, endpoint_id=endpoint.pk)
+            at = last.get(endpoint.pk)
+            if at is None:
+                continue
+            silent = (ctx.now - at).total_seconds()
+            if silent < params["min_silence_minutes"] * 60:
+                continue  # cheap test first: most endpoints are not silent
+            rates, history_days = usual_rates(endpoint.pk, ctx.now, params["weeks"])
+            if history_days < params["min_history_days"]:
+                continue
+            # the events the usual rates expect over the silent hours
+            expected, hour = 0.0, at.replace(minute=0, second=0, microsecond=0)
+            while hour < ctx.now:
+                expected += rates.get(hour_of_week(hour), 0.0)
+                hour += timedelta(hours=1)
+            rate_now = rates.get(hour_of_week(ctx.now), 0.0)
+            usual_gap = 3600 / rate_now if rate_now else None
+            if expected < params["min_expected"]:
+                continue
+            if usual_gap is not None and silent < params["factor"] * usual_gap:
+                continue
+            usually = f"usually every {fmt_duration(usual_gap)}" if usual_gap else "usually busy"
+            found.append(
+                self.signal(
+                    target_type=TargetType.ENDPOINT,
+                    target_id=endpoint.pk,
+                    target_label=f"endpoint {endpoint.slug}",
+                    connection_id=endpoint.connection_id,
+                    endpoint_id=endpoint.pk,
+                    severity=Severity.WARNING,
+                    summary=f"No event received on endpoint {endpoint.slug} for "
+                    f"{fmt_duration(silent)}, {usually} at this hour (about {round(expected)} "
+                    "expected)",
+                    advice="Check the webhook's configuration at the partner (URL, events "
+                    "subscribed, disabled after failures?) and the endpoint's refusals; the "
+                    "partner's own delivery log says what it tried.",
+                    details={"silent_seconds": int(silent), "expected": round(expected, 1)},
+                )
+            )
+        return found
