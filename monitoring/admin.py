@@ -222,9 +222,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return incident
 
     def _back(self, incident):
-        return HttpResponseRedirect(
-            reverse("admin:monitoring_incident_change", args=[incident.pk])
-        )
+        return HttpResponseRedirect(reverse("admin:monitoring_incident_change", args=[incident.pk]))
 
     def state_view(self, request, object_id, change):
         incident = self._incident_or_403(request, object_id)
@@ -305,9 +303,7 @@ class ChannelAdmin(admin.ModelAdmin):
         if notification.status == "sent":
             self.message_user(request, f"{channel}: test sent.", messages.SUCCESS)
         else:
-            self.message_user(
-                request, f"{channel}: not sent: {notification.error}", messages.ERROR
-            )
+            self.message_user(request, f"{channel}: not sent: {notification.error}", messages.ERROR)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
