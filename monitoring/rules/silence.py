@@ -14,29 +14,33 @@ from monitoring.models import EventRollup
 from monitoring.rules import Rule, fmt_duration, register
 from webhooks.models import WebhookEvent
 
-WEEK_HOURS = 7 * 24
-
 
 def hour_of_week(value: datetime) -> int:
     return value.weekday() * 24 + value.hour
 
 
-def usual_rates(endpoint_id: int, now: datetime, weeks: int) -> tuple[dict[int, float], float]:
-    """Mean events per hour for each hour of the week over the last ``weeks`` weeks, and the
-    days of history the endpoint has."""
-    since = now - timedelta(weeks=weeks)
+def usual_rates(endpoint_id: int, until: datetime, weeks: int) -> tuple[dict[int, float], float]:
+    """Mean events per hour for each hour of the week, learned from the ``weeks`` weeks before
+    ``until`` (the silence itself is not learned from), and the days of history there are."""
+    since = until - timedelta(weeks=weeks)
     rows = EventRollup.objects.filter(
-        endpoint_id=endpoint_id, start__gte=since, received__gt=0
+        endpoint_id=endpoint_id, start__gte=since, start__lt=until, received__gt=0
     ).values_list("start", "received")
     counts: dict[int, int] = defaultdict(int)
     first = None
     for start, received in rows:
         counts[hour_of_week(start)] += received
         first = start if first is None or start < first else first
-    history_days = (now - first).total_seconds() / 86400 if first else 0.0
-    # each hour of the week occurred about once per week of history
-    seen_weeks = max(1.0, min(weeks, history_days / 7))
-    return {h: n / seen_weeks for h, n in counts.items()}, history_days
+    if first is None:
+        return {}, 0.0
+    # how many times each hour of the week occurred in the history
+    seen: dict[int, int] = defaultdict(int)
+    hour = first.replace(minute=0, second=0, microsecond=0)
+    while hour < until:
+        seen[hour_of_week(hour)] += 1
+        hour += timedelta(hours=1)
+    rates = {h: counts.get(h, 0) / n for h, n in seen.items()}
+    return rates, (until - first).total_seconds() / 86400
 
 
 @register
@@ -68,7 +72,7 @@ class Silence(Rule):
             silent = (ctx.now - at).total_seconds()
             if silent < params["min_silence_minutes"] * 60:
                 continue  # cheap test first: most endpoints are not silent
-            rates, history_days = usual_rates(endpoint.pk, ctx.now, params["weeks"])
+            rates, history_days = usual_rates(endpoint.pk, at, params["weeks"])
             if history_days < params["min_history_days"]:
                 continue
             # the events the usual rates expect over the silent hours
