@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "syncs",
     "api",
     "monitoring",
+    "health_check",
     *(["sandbox"] if SANDBOX_ENABLED else []),
 ]
 
@@ -315,6 +316,9 @@ HUB_METRICS_TOKEN = env("HUB_METRICS_TOKEN", default="")
 HUB_METRICS_ALLOWED_IPS = env.list(
     "HUB_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else []
 )
+# /ready/ answers 503 past these: no worker heartbeat, and the oldest pending event's age.
+HUB_READY_HEARTBEAT_SECONDS = env.int("HUB_READY_HEARTBEAT_SECONDS", default=180)
+HUB_READY_BACKLOG_SECONDS = env.int("HUB_READY_BACKLOG_SECONDS", default=900)
 # Email for the notification channels: EMAIL_URL (smtp://user:password@host:587/?tls=True),
 # the console backend in development.
 EMAIL_CONFIG = env.email_url(

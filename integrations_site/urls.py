@@ -17,6 +17,8 @@ urlpatterns = [
     path("oauth/", include("connectors.oauth.urls")),
     path("auth/", include("social_django.urls", namespace="social")),
     path("api/", include("api.urls")),
+    # /metrics, /health/, /ready/ for the operations team (docs/monitoring.md)
+    path("", include("monitoring.urls")),
 ]
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))

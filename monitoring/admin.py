@@ -206,12 +206,44 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 name="monitoring_incident_ignore",
             ),
             path(
+                "connection/<int:connection_id>/charts/",
+                wrap(self.charts_view),
+                name="monitoring_connection_charts",
+            ),
+            path(
                 "<path:object_id>/retry-all/",
                 wrap(self.retry_all_view),
                 name="monitoring_incident_retry_all",
             ),
             *super().get_urls(),
         ]
+
+    def charts_view(self, request, connection_id):
+        """A connection's volume, errors and latency over 24 h and 7 days, from the rollups."""
+        from django.shortcuts import get_object_or_404
+        from django.template.response import TemplateResponse
+        from django.utils import timezone
+
+        from connectors.models import Connection
+        from monitoring.services.series import call_series
+
+        if not request.user.has_perm("connectors.view_connection"):
+            raise PermissionDenied
+        connection = get_object_or_404(Connection, pk=connection_id)
+        now = timezone.now()
+        day = call_series([connection.pk], now, hours=24, step_minutes=15)
+        week = call_series([connection.pk], now, hours=7 * 24, step_minutes=60)
+        return TemplateResponse(
+            request,
+            "monitoring/connection_charts.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"{connection.name}: calls, errors and latency",
+                "connection": connection,
+                "day": day,
+                "week": week,
+            },
+        )
 
     def _incident_or_403(self, request, object_id) -> Incident:
         if request.method != "POST" or not self.has_manage_permission(request):

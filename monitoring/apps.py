@@ -12,8 +12,9 @@ class MonitoringConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from monitoring import channels, rules, schedules
+        from monitoring import channels, console, rules, schedules
 
         rules.load()
         channels.load()
+        console.install()
         post_migrate.connect(schedules.ensure, sender=self, dispatch_uid="monitoring.schedules")

@@ -30,6 +30,11 @@ STATUS_COLOURS = {
 
 # render(connection) -> safe HTML or "": panels other apps add to the connection page.
 CONNECTION_PANELS: list[Callable] = []
+# Columns other apps add to the connection list (monitoring's health), and what they add to its
+# query (an annotation: the list stays at a fixed number of queries), without connectors
+# importing them.
+LIST_COLUMNS: list[Callable] = []
+LIST_QUERYSET_HOOKS: list[Callable] = []
 
 
 class CredentialInline(admin.TabularInline):
@@ -261,6 +266,16 @@ class ConnectionAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{connection.slug}: disconnected; {outcome}.", messages.SUCCESS
             )
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        return [*columns[:5], *LIST_COLUMNS, *columns[5:]]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        for hook in LIST_QUERYSET_HOOKS:
+            queryset = hook(queryset)
+        return queryset
 
     def changelist_view(self, request, extra_context=None):
         waiting = list(

@@ -1,0 +1,84 @@
+"""``/health/`` (liveness: the process answers) and ``/ready/`` (readiness: the database, the
+cache, the task broker, a worker heartbeat and the backlog), on ``django-health-check``.
+
+A failing part is named in the answer (``?format=json`` or ``Accept: application/json``) and the
+status is 503, as load balancers and Kubernetes expect from a readiness probe (the library's
+own view answers 500)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from django.conf import settings
+from health_check.base import HealthCheck
+from health_check.checks import Cache, Database
+from health_check.exceptions import ServiceUnavailable, ServiceWarning
+from health_check.views import HealthCheckView
+
+from monitoring.rules.backlog import backlog
+from monitoring.rules.hub import heartbeat_age
+
+
+@dataclasses.dataclass
+class Broker(HealthCheck):
+    """The task queue's broker answers (Redis, or the database for the ORM broker)."""
+
+    timeout = datetime.timedelta(seconds=3)
+
+    def run(self):
+        from django_q.brokers import get_broker
+
+        try:
+            alive = get_broker().ping()
+        except Exception as exc:  # any client error means the same: no broker
+            raise ServiceUnavailable(
+                f"the task broker does not answer ({type(exc).__name__})"
+            ) from None
+        if not alive:
+            raise ServiceUnavailable("the task broker does not answer")
+
+
+@dataclasses.dataclass
+class Workers(HealthCheck):
+    """A worker ran the heartbeat task recently: the workers and their scheduler run."""
+
+    def run(self):
+        age = heartbeat_age()
+        limit = settings.HUB_READY_HEARTBEAT_SECONDS
+        if age is None:
+            raise ServiceUnavailable("no worker heartbeat yet: are the workers started?")
+        if age > limit:
+            raise ServiceUnavailable(f"no worker heartbeat for {int(age)} s (limit {limit} s)")
+
+
+@dataclasses.dataclass
+class Queue(HealthCheck):
+    """The oldest event waiting to be processed is not too old."""
+
+    def run(self):
+        from django.utils import timezone
+
+        pending, age = backlog(timezone.now())
+        limit = settings.HUB_READY_BACKLOG_SECONDS
+        if age > limit:
+            raise ServiceWarning(
+                f"{pending} event(s) pending, the oldest for {int(age)} s (limit {limit} s)"
+            )
+
+
+class ReadyView(HealthCheckView):
+    checks = (Database, Cache, Broker, Workers, Queue)
+
+    async def get(self, request, *args, **kwargs):
+        response = await super().get(request, *args, **kwargs)
+        if response.status_code == 500:
+            response.status_code = 503
+        return response
+
+
+class LiveView(HealthCheckView):
+    """Liveness: the process answers; nothing else is checked (a database outage must not
+    make an orchestrator restart every web process)."""
+
+    checks = ()

@@ -1,0 +1,76 @@
+"""``manage.py monitor status | evaluate | test-channel NAME``: monitoring from a terminal."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from connectors.models import Connection
+from monitoring.choices import ACTIVE_STATES, TargetType
+from monitoring.models import Channel, Incident
+from monitoring.rules import fmt_duration, fmt_time
+from monitoring.rules.backlog import backlog
+from monitoring.rules.hub import heartbeat_age
+from monitoring.services.health import health_by_target
+from monitoring.services.incidents import run_pass
+from monitoring.services.notify import send_test
+
+
+class Command(BaseCommand):
+    help = "Monitoring: the incidents and health (status), one pass now (evaluate), or a test "
+    "message to a channel (test-channel NAME)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("status", help="Connections' health, open incidents, workers, backlog.")
+        sub.add_parser("evaluate", help="Run one monitoring pass now (for an outside cron).")
+        test = sub.add_parser("test-channel", help="Send a test message to a channel.")
+        test.add_argument("name", help="The channel's slug.")
+
+    def handle(self, *args, action, **options):
+        getattr(self, action.replace("-", "_"))(**options)
+
+    def status(self, **options):
+        now = timezone.now()
+        beat = heartbeat_age()
+        pending, age = backlog(now)
+        self.stdout.write(
+            "Workers: "
+            + ("no heartbeat yet" if beat is None else f"last heartbeat {fmt_duration(beat)} ago")
+        )
+        self.stdout.write(f"Backlog: {pending} pending, oldest {fmt_duration(age)}")
+        connections = list(Connection.objects.order_by("slug"))
+        health = health_by_target(TargetType.CONNECTION, connections)
+        self.stdout.write("\nConnections:")
+        for connection in connections:
+            state = health[connection.pk]
+            self.stdout.write(f"  {connection.slug:30} {state.label:26} {state.reason}")
+        incidents = Incident.objects.filter(state__in=ACTIVE_STATES).order_by("-opened_at")
+        self.stdout.write(f"\nOpen incidents: {incidents.count()}")
+        for incident in incidents[:50]:
+            self.stdout.write(
+                f"  #{incident.pk} [{incident.severity}] {incident.summary} "
+                f"(since {fmt_time(incident.opened_at)}, {incident.get_state_display()})"
+            )
+
+    def evaluate(self, **options):
+        report = run_pass()
+        self.stdout.write(
+            f"{report.signals} signal(s); {len(report.changes)} change(s)"
+            + (
+                f"; rules that failed: {', '.join(report.failed_rules)}"
+                if report.failed_rules
+                else ""
+            )
+        )
+
+    def test_channel(self, name, **options):
+        try:
+            channel = Channel.objects.get(slug=name)
+        except Channel.DoesNotExist:
+            known = ", ".join(Channel.objects.values_list("slug", flat=True)) or "none"
+            raise CommandError(f'no channel "{name}" (known: {known})') from None
+        notification = send_test(channel)
+        if notification.status != "sent":
+            raise CommandError(f"{channel.slug}: not sent: {notification.error}")
+        self.stdout.write(self.style.SUCCESS(f"{channel.slug}: test sent."))

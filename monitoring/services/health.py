@@ -1,0 +1,77 @@
+"""The health of a connection (and of an endpoint or a sync job), from what happened: its
+active incidents decide healthy / degraded / failing, with their summaries as the reason; a
+paused, disabled or reauthorisation-required connection says so first."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from connectors.choices import ConnectionStatus
+from monitoring.choices import ACTIVE_STATES, Health, Severity, TargetType
+from monitoring.models import Incident
+
+__all__ = ["COLOURS", "HealthState", "health_by_target"]
+
+COLOURS = {
+    Health.HEALTHY: "#067647",
+    Health.DEGRADED: "#b54708",
+    Health.FAILING: "#b42318",
+    Health.PAUSED: "#667085",
+    Health.REAUTH_REQUIRED: "#b42318",
+    Health.DISABLED: "#667085",
+}
+STATIC = {
+    ConnectionStatus.PAUSED: Health.PAUSED,
+    ConnectionStatus.DISABLED: Health.DISABLED,
+    ConnectionStatus.REAUTH_REQUIRED: Health.REAUTH_REQUIRED,
+}
+
+
+@dataclass
+class HealthState:
+    health: str
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return Health(self.health).label
+
+    @property
+    def colour(self) -> str:
+        return COLOURS[self.health]
+
+
+def health_by_target(target_type: str, objects) -> dict[int, HealthState]:
+    """Health of each object (connections, endpoints or sync jobs), from one query."""
+    objects = list(objects)
+    ids = [o.pk for o in objects]
+    field = {
+        TargetType.CONNECTION: "connection_id",
+        TargetType.ENDPOINT: "endpoint_id",
+        TargetType.SYNC_JOB: "target_id",
+    }[target_type]
+    incidents = Incident.objects.filter(state__in=ACTIVE_STATES, **{f"{field}__in": ids})
+    if target_type == TargetType.SYNC_JOB:
+        incidents = incidents.filter(target_type=TargetType.SYNC_JOB)
+    by_target = defaultdict(list)
+    for incident in incidents.order_by("-severity", "-opened_at").only(
+        "severity", "summary", field
+    ):
+        by_target[getattr(incident, field)].append(incident)
+    out = {}
+    for obj in objects:
+        static = STATIC.get(getattr(obj, "status", None))
+        found = by_target.get(obj.pk, [])
+        reason = "; ".join(i.summary for i in found[:3])
+        if static is not None:
+            out[obj.pk] = HealthState(static, getattr(obj, "status_reason", "") or reason)
+        elif getattr(obj, "enabled", True) is False:
+            out[obj.pk] = HealthState(Health.DISABLED, "disabled")
+        elif any(i.severity == Severity.CRITICAL for i in found):
+            out[obj.pk] = HealthState(Health.FAILING, reason)
+        elif found:
+            out[obj.pk] = HealthState(Health.DEGRADED, reason)
+        else:
+            out[obj.pk] = HealthState(Health.HEALTHY, "no open incident")
+    return out
