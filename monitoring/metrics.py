@@ -32,7 +32,7 @@ from monitoring.models import (
 )
 from monitoring.rules.backlog import backlog
 from monitoring.rules.hub import heartbeat_age
-from monitoring.rules.quota import latest_quota
+from monitoring.rules.quota import latest_quotas
 from monitoring.services.rollups import CALL_COUNTERS, EVENT_COUNTERS
 from webhooks.models import WebhookEndpoint
 
@@ -166,10 +166,9 @@ class HubCollector(Collector):
             "Share of the partner's quota left, as its rate-limit headers last said.",
             labels=["connection"],
         )
-        for connection in Connection.objects.order_by("pk"):
-            reading = latest_quota(connection, now)
-            if reading and reading[1]:
-                quota.add_metric([connection.slug], reading[0] / reading[1])
+        for pk, reading in sorted(latest_quotas(now).items()):
+            if reading[1] and pk in slugs:
+                quota.add_metric([slugs[pk]], reading[0] / reading[1])
         yield quota
 
 

@@ -22,7 +22,7 @@ from django.core.cache import cache
 from connectors.engine.config_cache import forget_shared_state
 from connectors.engine.errors import CircuitOpenError
 
-__all__ = ["Breaker", "circuit_state", "open_window", "reset", "state_keys"]
+__all__ = ["Breaker", "circuit_state", "open_window", "open_windows", "reset", "state_keys"]
 
 
 def _keys(connection) -> tuple[str, str, str]:
@@ -119,6 +119,22 @@ def open_window(connection) -> tuple[datetime, datetime] | None:
         return None
     opened = open_until - connection.circuit_cooldown_seconds
     return datetime.fromtimestamp(opened, UTC), datetime.fromtimestamp(open_until, UTC)
+
+
+def open_windows(connections) -> dict[int, tuple[datetime, datetime]]:
+    """:func:`open_window` of many connections in one cache round trip, by primary key (the
+    open ones only)."""
+    keys = {_keys(c)[1]: c for c in connections}
+    found = cache.get_many(list(keys))
+    out = {}
+    for key, open_until in found.items():
+        connection = keys[key]
+        opened = open_until - connection.circuit_cooldown_seconds
+        out[connection.pk] = (
+            datetime.fromtimestamp(opened, UTC),
+            datetime.fromtimestamp(open_until, UTC),
+        )
+    return out
 
 
 def reset(connection) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.engine.circuit import open_window
+from connectors.engine.circuit import open_windows
 from monitoring.choices import Severity, TargetType
 from monitoring.rules import Rule, fmt_time, register
 
@@ -15,10 +15,11 @@ class CircuitOpen(Rule):
 
     def evaluate(self, ctx):
         found = []
+        windows = open_windows(ctx.connections)
         for connection in ctx.connections:
             if ctx.params(self, connection_id=connection.pk) is None:
                 continue
-            window = open_window(connection)
+            window = windows.get(connection.pk)
             if window is None:
                 continue
             opened, until = window

@@ -3,26 +3,40 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.db.models import Max
+
 from connectors.models import ApiCall
 from monitoring.choices import Severity, TargetType
 from monitoring.rules import Rule, fmt_time, register
 
 
-def latest_quota(connection, now):
-    """The latest quota the partner reported, while its window has not reset: (remaining,
-    limit, reset_at, at) or ``None``."""
-    row = (
-        ApiCall.objects.filter(connection=connection, quota_remaining__isnull=False)
-        .order_by("-created_at")
-        .values_list("quota_remaining", "quota_limit", "quota_reset_at", "created_at")
-        .first()
+def latest_quotas(now, *, hours: int = 24) -> dict[int, tuple]:
+    """Per connection, the latest quota the partner reported in the last ``hours``, while its
+    window has not reset: ``{pk: (remaining, limit, reset_at, at)}``. Two queries on the
+    partial index of the calls that carried quota headers, whatever the number of connections."""
+    since = now - timedelta(hours=hours)
+    reported = ApiCall.objects.filter(quota_remaining__isnull=False, created_at__gte=since)
+    latest = dict(
+        reported.values("connection_id")
+        .annotate(at=Max("created_at"))
+        .order_by()
+        .values_list("connection_id", "at")
     )
-    if row is None:
-        return None
-    remaining, limit, reset_at, at = row
-    if reset_at is not None and reset_at <= now:
-        return None  # the window reset since: the reading is stale
-    return remaining, limit, reset_at, at
+    if not latest:
+        return {}
+    out = {}
+    rows = reported.filter(created_at__in=set(latest.values())).values_list(
+        "connection_id", "quota_remaining", "quota_limit", "quota_reset_at", "created_at"
+    )
+    for connection_id, remaining, limit, reset_at, at in rows:
+        if latest.get(connection_id) != at:
+            continue
+        if reset_at is not None and reset_at <= now:
+            continue  # the window reset since: the reading is stale
+        out[connection_id] = (remaining, limit, reset_at, at)
+    return out
 
 
 @register
@@ -33,11 +47,12 @@ class Quota(Rule):
 
     def evaluate(self, ctx):
         found = []
+        readings = latest_quotas(ctx.now)
         for connection in ctx.connections:
             params = ctx.params(self, connection_id=connection.pk)
             if params is None:
                 continue
-            reading = latest_quota(connection, ctx.now)
+            reading = readings.get(connection.pk)
             if reading and reading[1]:
                 remaining, limit, reset_at, _ = reading
                 used = round(100 * (limit - remaining) / limit)

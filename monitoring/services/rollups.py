@@ -137,9 +137,12 @@ def _refusals(now: datetime) -> dict[tuple[int, datetime], dict]:
     read each pass and its growth since the last pass is put in the current minute."""
     out = {}
     minute = _minute(now)
-    for endpoint_id, count in WebhookEndpoint.objects.values_list("pk", "rejected_count"):
-        RunningTotal.objects.get_or_create(key=f"endpoint:{endpoint_id}")
-        total = RunningTotal.objects.select_for_update().get(key=f"endpoint:{endpoint_id}")
+    counters = dict(WebhookEndpoint.objects.values_list("pk", "rejected_count"))
+    keys = {f"endpoint:{pk}": pk for pk in counters}
+    RunningTotal.objects.bulk_create([RunningTotal(key=key) for key in keys], ignore_conflicts=True)
+    for total in RunningTotal.objects.select_for_update().filter(key__in=list(keys)):
+        endpoint_id = keys[total.key]
+        count = counters[endpoint_id]
         seen = total.data.get("refusal_counter")
         # none on the first pass, or when the counter was reset by hand
         grown = 0 if seen is None or count < seen else count - seen
@@ -161,27 +164,56 @@ def roll_up(now: datetime | None = None) -> None:
     events = _event_counts(since, until)
     with transaction.atomic():
         refusals = _refusals(now)
-        for (connection_id, minute), counts in calls.items():
-            CallRollup.objects.update_or_create(
-                connection_id=connection_id,
-                resolution=MINUTE,
-                start=minute,
-                defaults=counts,
+        # one read of the window's rows, then one bulk write of what changed (a pass costs a
+        # few queries whatever the number of connections)
+        existing_calls = {
+            (r.connection_id, r.start): r
+            for r in CallRollup.objects.select_for_update().filter(
+                resolution=MINUTE, start__gte=since
             )
+        }
+        new, changed = [], []
+        for (connection_id, minute), counts in calls.items():
+            row = existing_calls.get((connection_id, minute))
+            if row is None:
+                new.append(
+                    CallRollup(
+                        connection_id=connection_id, start=minute, resolution=MINUTE, **counts
+                    )
+                )
+            elif any(getattr(row, name) != value for name, value in counts.items()):
+                for name, value in counts.items():
+                    setattr(row, name, value)
+                changed.append(row)
+        CallRollup.objects.bulk_create(new, batch_size=500)
+        CallRollup.objects.bulk_update(
+            changed, [*CALL_COUNTERS, "duration_ms_sum", "latency"], batch_size=500
+        )
         existing = {
             (r.endpoint_id, r.start): r
-            for r in EventRollup.objects.filter(resolution=MINUTE, start__gte=since, final=False)
+            for r in EventRollup.objects.select_for_update().filter(
+                resolution=MINUTE, start__gte=since
+            )
         }
+        new, changed = [], []
         for key in set(events) | set(refusals):
             counts = {name: 0 for name in EVENT_COUNTERS if name != "refused"}
             counts.update(events.get(key, {}))
-            row = existing.get(key) or EventRollup(
-                endpoint_id=key[0], start=key[1], resolution=MINUTE
-            )
-            for name, value in counts.items():
-                setattr(row, name, value)
-            row.refused = (row.refused or 0) + refusals.get(key, {}).get("refused", 0)
-            row.save()
+            counts["refused"] = refusals.get(key, {}).get("refused", 0)
+            row = existing.get(key)
+            if row is None:
+                new.append(
+                    EventRollup(endpoint_id=key[0], start=key[1], resolution=MINUTE, **counts)
+                )
+                continue
+            # refusals are counted as they grow (their counter has no history to recount)
+            counts["refused"] += row.refused
+            if any(getattr(row, name) != value for name, value in counts.items()):
+                for name, value in counts.items():
+                    setattr(row, name, value)
+                changed.append(row)
+        EventRollup.objects.bulk_create(new, batch_size=500)
+        EventRollup.objects.bulk_update(changed, list(EVENT_COUNTERS), batch_size=500)
     _finalise(since)
 
 
@@ -210,15 +242,18 @@ def _finalise(before: datetime) -> None:
             data = totals.setdefault(f"endpoint:{row.endpoint_id}", {})
             for name in EVENT_COUNTERS:
                 data[name] = data.get(name, 0) + getattr(row, name)
-        for key, added in totals.items():
-            total, _ = RunningTotal.objects.select_for_update().get_or_create(key=key)
-            for name, value in added.items():
+        RunningTotal.objects.bulk_create(
+            [RunningTotal(key=key) for key in totals], ignore_conflicts=True
+        )
+        rows = list(RunningTotal.objects.select_for_update().filter(key__in=list(totals)))
+        for total in rows:
+            for name, value in totals[total.key].items():
                 if name == "latency":
                     old = total.data.get("latency") or [0] * len(value)
                     total.data["latency"] = [a + b for a, b in zip(old, value, strict=True)]
                 else:
                     total.data[name] = total.data.get(name, 0) + value
-            total.save(update_fields=["data", "updated_at"])
+        RunningTotal.objects.bulk_update(rows, ["data"], batch_size=500)
         CallRollup.objects.filter(pk__in=[r.pk for r in calls]).update(final=True)
         EventRollup.objects.filter(pk__in=[r.pk for r in events]).update(final=True)
 

@@ -68,6 +68,7 @@ def main() -> int:
         bench_engine,
         bench_flows,
         bench_ingest,
+        bench_monitoring,
         bench_nodes,
         bench_processing,
         bench_purge,
@@ -88,6 +89,7 @@ def main() -> int:
         "bulkhead": bench_e2e.run_bulkhead,
         "e2e": bench_e2e.run_e2e,
         "nodes": bench_nodes.run,
+        "monitoring": bench_monitoring.run,
     }
     which = sys.argv[1:] or list(benchmarks)
     unknown = [name for name in which if name not in benchmarks]
