@@ -141,3 +141,44 @@ def test_a_flapping_partner_does_not_storm(api_connection, partner, smtp, every,
     assert [s.split(" ")[0] for s in smtp.subjects()] == [
         "10" if kind == "opened" else "[Resolved]" for kind in told
     ]
+
+
+def test_graded_levels_are_each_told_once_even_within_the_cooldown(api_connection, partner, smtp):
+    # given the consecutive-failures rule alone, threshold 10, and an email channel
+    only("consecutive_failures")
+    RuleSetting.objects.create(rule="consecutive_failures", params={"threshold": 10})
+    api_connection.circuit_failure_threshold = 1000
+    api_connection.save()
+    email_channel()
+    partner.script(Reply(503))
+    # when failures come one by one, a pass after each
+    for _ in range(12):
+        fail_calls(api_connection, 1)
+        run_pass()
+    # then the channel heard 50 %, 70 %, 90 % and 100 %, each once, the higher ones as worse
+    assert smtp.subjects() == [
+        "5 calls of Partner (Sandbox) failed in a row (50 % of the threshold of 10)",
+        "[Worse] 7 calls of Partner (Sandbox) failed in a row (70 % of the threshold of 10)",
+        "[Worse] 9 calls of Partner (Sandbox) failed in a row (90 % of the threshold of 10)",
+        "[Worse] 10 calls of Partner (Sandbox) failed in a row (100 % of the threshold of 10)",
+    ]
+    assert Incident.objects.get().level == 100
+
+
+def test_a_digest_channel_gets_one_message_a_day_and_none_per_incident(
+    api_connection, partner, smtp
+):
+    from monitoring.services.notify import send_digests
+
+    only("error_rate")
+    api_connection.circuit_failure_threshold = 1000
+    api_connection.save()
+    email_channel(digest=True)
+    partner.script(Reply(503))
+    fail_calls(api_connection, 10)
+    run_pass()
+    assert smtp.messages == []
+    assert send_digests() == 1
+    (subject,) = smtp.subjects()
+    assert subject == "[Digest] 1 incident(s) of the integration hub in the last day"
+    assert "- [Open] 10 of the last 10 calls of Partner (Sandbox) failed" in smtp.bodies()[0]

@@ -246,6 +246,8 @@ def test_the_home_page_is_a_dashboard_with_health_incidents_and_the_calendar(
     assert "1 event(s) of endpoint shop wait for a person" in page
     assert "API key &#x27;main&#x27; expires in 4 d" in page
     assert 'data-chart="calls-24h"' in page and "chart.umd.min.js" in page
+    endpoint_row = page.split("/webhooks/shop/</a>")[1].split("</tr>")[0]
+    assert ">Degraded</strong>" in endpoint_row
     assert secret_value not in page
     # the connection list shows each connection's health in colour, at a fixed query count
     listing = operator_client.get(reverse("admin:connectors_connection_changelist"))
@@ -266,6 +268,7 @@ def test_the_connection_list_and_dashboard_make_a_fixed_number_of_queries(
         return len(ctx)
 
     Connection.objects.create(name="c0", slug="c0", base_url="https://c0.test")
+    make_endpoint("github", None, slug="e0")
     run_pass()
     one = (
         queries(reverse("admin:connectors_connection_changelist")),
@@ -273,6 +276,7 @@ def test_the_connection_list_and_dashboard_make_a_fixed_number_of_queries(
     )
     for i in range(1, 30):
         Connection.objects.create(name=f"c{i}", slug=f"c{i}", base_url=f"https://c{i}.test")
+        make_endpoint("github", None, slug=f"e{i}")
     run_pass()
     many = (
         queries(reverse("admin:connectors_connection_changelist")),

@@ -277,3 +277,39 @@ def test_a_rule_that_raises_leaves_its_incidents_as_they_are(api_connection, par
     incident = Incident.objects.get(rule="error_rate")
     assert incident.state == "open" and incident.clear_since is None
     assert evaluate(later, only=["backlog"])[1] == {"backlog"}
+
+
+def test_minutes_fold_into_hours_and_old_hours_are_purged(connection, settings):
+    from monitoring.models import HOUR, CallRollup
+    from monitoring.services.rollups import compact
+
+    now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
+    old = now - timedelta(days=4)
+    # given final minute rows of one hour four days ago, and an hour row past the retention
+    CallRollup.objects.bulk_create(
+        CallRollup(
+            connection=connection,
+            start=old.replace(minute=m),
+            calls=2,
+            ok=1,
+            server_errors=1,
+            duration_ms_sum=100,
+            latency=[1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            final=True,
+        )
+        for m in range(60)
+    )
+    CallRollup.objects.create(
+        connection=connection, start=now - timedelta(days=500), resolution=HOUR, calls=9, final=True
+    )
+    compact(now)
+    # then one hour row holds their sums, and the old one is gone
+    (row,) = CallRollup.objects.all()
+    assert (row.resolution, row.start, row.calls, row.ok, row.server_errors) == (
+        HOUR,
+        old.replace(minute=0),
+        120,
+        60,
+        60,
+    )
+    assert row.latency == [60, 60, 0, 0, 0, 0, 0, 0, 0, 0] and row.duration_ms_sum == 6000

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from connectors.models import Connection
+from flows.models import Flow
 from monitoring.choices import ACTIVE_STATES, TargetType
 from monitoring.models import Incident
 from monitoring.rules import fmt_duration
@@ -14,9 +15,10 @@ from monitoring.rules.backlog import backlog
 from monitoring.rules.expiry import calendar
 from monitoring.rules.hub import heartbeat_age
 from monitoring.rules.sync_freshness import freshness
-from monitoring.services.health import health_by_target
+from monitoring.services.health import flow_health, health_by_target
 from monitoring.services.series import call_series, event_totals
 from syncs.models import SyncJob
+from webhooks.models import WebhookEndpoint
 
 __all__ = ["dashboard"]
 
@@ -29,12 +31,18 @@ def dashboard(now=None) -> dict:
     health = health_by_target(TargetType.CONNECTION, connections)
     pending, oldest = backlog(now)
     beat = heartbeat_age()
+    endpoints = list(WebhookEndpoint.objects.select_related("connection").order_by("slug")[:LIMIT])
+    flows = list(Flow.objects.select_related("connection", "endpoint").order_by("slug")[:LIMIT])
+    endpoint_health = health_by_target(TargetType.ENDPOINT, endpoints)
+    flows_health = flow_health(flows)
     jobs = [
         job for job in SyncJob.objects.filter(enabled=True).order_by("slug")[:LIMIT] if job.cron
     ]
     return {
         "now": now,
         "connections": [(c, health[c.pk]) for c in connections],
+        "endpoints": [(e, endpoint_health[e.pk]) for e in endpoints],
+        "flows": [(f, flows_health[f.pk]) for f in flows],
         "incidents": list(
             Incident.objects.filter(state__in=ACTIVE_STATES).order_by("severity", "-opened_at")[:20]
         ),

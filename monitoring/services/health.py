@@ -11,7 +11,7 @@ from connectors.choices import ConnectionStatus
 from monitoring.choices import ACTIVE_STATES, Health, Severity, TargetType
 from monitoring.models import Incident
 
-__all__ = ["COLOURS", "HealthState", "health_by_target"]
+__all__ = ["COLOURS", "HealthState", "flow_health", "health_by_target"]
 
 COLOURS = {
     Health.HEALTHY: "#067647",
@@ -40,6 +40,26 @@ class HealthState:
     @property
     def colour(self) -> str:
         return COLOURS[self.health]
+
+
+def flow_health(flows) -> dict[int, HealthState]:
+    """A flow is as healthy as the connection it calls and the endpoint that triggers it."""
+    flows = list(flows)
+    connections = health_by_target(
+        TargetType.CONNECTION, [f.connection for f in flows if f.connection_id]
+    )
+    endpoints = health_by_target(TargetType.ENDPOINT, [f.endpoint for f in flows if f.endpoint_id])
+    rank = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.PAUSED: 1, Health.DISABLED: 1}
+    out = {}
+    for flow in flows:
+        states = [connections.get(flow.connection_id), endpoints.get(flow.endpoint_id)]
+        states = [s for s in states if s is not None]
+        if not flow.enabled:
+            out[flow.pk] = HealthState(Health.DISABLED, "disabled")
+            continue
+        worst = max(states, key=lambda s: rank.get(s.health, 2), default=None)
+        out[flow.pk] = worst or HealthState(Health.HEALTHY, "no open incident")
+    return out
 
 
 def health_by_target(target_type: str, objects) -> dict[int, HealthState]:
