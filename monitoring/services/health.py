@@ -75,7 +75,8 @@ def health_by_target(target_type: str, objects) -> dict[int, HealthState]:
     if target_type == TargetType.SYNC_JOB:
         incidents = incidents.filter(target_type=TargetType.SYNC_JOB)
     by_target = defaultdict(list)
-    for incident in incidents.order_by("-severity", "-opened_at").only(
+    # "critical" sorts before "warning": the worst first
+    for incident in incidents.order_by("severity", "-opened_at").only(
         "severity", "summary", field
     ):
         by_target[getattr(incident, field)].append(incident)
