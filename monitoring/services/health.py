@@ -76,9 +76,7 @@ def health_by_target(target_type: str, objects) -> dict[int, HealthState]:
         incidents = incidents.filter(target_type=TargetType.SYNC_JOB)
     by_target = defaultdict(list)
     # "critical" sorts before "warning": the worst first
-    for incident in incidents.order_by("severity", "-opened_at").only(
-        "severity", "summary", field
-    ):
+    for incident in incidents.order_by("severity", "-opened_at").only("severity", "summary", field):
         by_target[getattr(incident, field)].append(incident)
     out = {}
     for obj in objects:
