@@ -147,3 +147,39 @@ def test_routing_by_rule_connection_and_severity(receiver, smtp, make_endpoint):
     channels = [by_rule, by_connection, critical_only, matching]
     assert routed_channels(incident, channels) == [matching]
     assert [recipients for recipients, _ in smtp.messages] == [["m@x.test"]]
+
+
+def test_no_personal_data_or_secret_reaches_any_message(
+    receiver, smtp, api_connection, partner, make_endpoint, secret_value
+):
+    # given a partner that refuses creates and echoes the customer's address in its answer,
+    # and events that failed with that answer as their last error
+    from connectors.engine.errors import HubError
+    from connectors.hub import call
+
+    pii = "ada.lovelace@example.test"
+    partner.script(Reply(422, json={"error": f"contact {pii} is invalid"}))
+    api_connection.circuit_failure_threshold = 1000
+    api_connection.save()
+    for _ in range(10):
+        with pytest.raises(HubError):
+            call(api_connection, "POST", "/contacts", json={"email": pii}, max_attempts=1)
+    endpoint = make_endpoint("github", "s", slug="shop-pii")
+    WebhookEvent.objects.create(
+        endpoint=endpoint,
+        event_id="evt_pii",
+        body=b'{"email": "%s"}' % pii.encode(),
+        status="failed",
+        last_error=f"partner refused: contact {pii} is invalid",
+    )
+    assert ApiCall.objects.filter(error_message__contains=pii).exists()  # the log has it
+    email_channel()
+    slack_channel(receiver, "/services/T/B/piisecret")
+    # when the incidents open and are told
+    run_pass()
+    # then three incidents were told (error rate, failure streak, the failed event), and no
+    # message carries the address or a secret
+    assert len(smtp.messages) == 3 and len(receiver.requests) == 3
+    sent = [*smtp.bodies(), *smtp.subjects(), *(r.body.decode() for r in receiver.requests)]
+    assert sent and not any(pii in text or secret_value in text for text in sent)
+    assert not any("piisecret" in text for text in sent)

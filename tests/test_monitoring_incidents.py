@@ -182,3 +182,39 @@ def test_a_digest_channel_gets_one_message_a_day_and_none_per_incident(
     (subject,) = smtp.subjects()
     assert subject == "[Digest] 1 incident(s) of the integration hub in the last day"
     assert "- [Open] 10 of the last 10 calls of Partner (Sandbox) failed" in smtp.bodies()[0]
+
+
+def test_the_incident_page_acknowledges_and_retries_all_its_events_after_confirming(
+    operator_client, auditor_client, make_endpoint
+):
+    from django.urls import reverse
+
+    from webhooks.models import WebhookEvent
+
+    # given an incident about two dead events of an endpoint
+    endpoint = make_endpoint("github", "s", slug="shop")
+    for n in range(2):
+        WebhookEvent.objects.create(
+            endpoint=endpoint, event_id=f"e{n}", body=b"{}", status="dead", last_error="503"
+        )
+    run_pass()
+    incident = Incident.objects.get()
+    page = operator_client.get(reverse("admin:monitoring_incident_change", args=[incident.pk]))
+    html = page.content.decode()
+    assert "Retry all its events" in html and "e0" in html and "e1" in html
+    # an auditor reads it but cannot act
+    assert auditor_client.get(page.request["PATH_INFO"]).status_code == 200
+    retry = reverse("admin:monitoring_incident_retry_all", args=[incident.pk])
+    assert auditor_client.post(retry).status_code == 403
+    # when the operator acknowledges it
+    operator_client.post(reverse("admin:monitoring_incident_acknowledge", args=[incident.pk]))
+    incident.refresh_from_db()
+    assert incident.state == "acknowledged"
+    assert incident.acknowledged_by.username == "operators" and incident.acknowledged_at
+    # and asks to retry all: a confirmation first, nothing queued yet
+    confirm = operator_client.post(retry)
+    assert "2 event(s) will be queued at once" in confirm.content.decode()
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"dead"}
+    done = operator_client.post(retry, {"confirmed": "yes"}, follow=True)
+    assert "2 event(s) queued for retry." in done.content.decode()
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"retrying"}
