@@ -40,7 +40,7 @@ def console_url(path: str) -> str:
     return settings.HUB_CONSOLE_URL.rstrip("/") + path
 
 
-def for_incident(incident, kind: str) -> Message:
+def for_incident(incident, kind: str, also=()) -> Message:
     link = console_url(reverse("admin:monitoring_incident_change", args=[incident.pk]))
     severity = incident.get_severity_display()
     if kind == NotificationKind.RESOLVED:
@@ -56,6 +56,8 @@ def for_incident(incident, kind: str) -> Message:
         ]
         if incident.advice:
             lines.append(f"What to do: {incident.advice}")
+        for other in also:
+            lines.append(f"Also on this connection: {other.summary}.")
         if incident.acknowledged_by_id:
             lines.append(f"Acknowledged by {incident.acknowledged_by}.")
     return Message(

@@ -218,3 +218,24 @@ def test_the_incident_page_acknowledges_and_retries_all_its_events_after_confirm
     done = operator_client.post(retry, {"confirmed": "yes"}, follow=True)
     assert "2 event(s) queued for retry." in done.content.decode()
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"retrying"}
+
+
+def test_one_outage_is_one_message_per_channel_with_every_rule_on(api_connection, partner, smtp):
+    # given every rule on, and a partner that fails until the breaker opens
+    email_channel()
+    partner.script(Reply(503))
+    for _ in range(12):
+        with pytest.raises(HubError):
+            call(api_connection, "GET", "/contacts", max_attempts=1)
+    # when the pass runs
+    run_pass()
+    # then two incidents are open (the breaker after 5 failures, and the streak; the calls it
+    # spared are too few for an error rate) and one message tells both, the worst speaking
+    assert sorted(Incident.objects.values_list("rule", flat=True)) == [
+        "circuit",
+        "consecutive_failures",
+    ]
+    (subject,) = smtp.subjects()
+    assert subject.startswith("The circuit of Partner (Sandbox) is open since")
+    body = smtp.bodies()[0]
+    assert "Also on this connection: 5 calls of Partner (Sandbox) failed in a row" in body

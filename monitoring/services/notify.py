@@ -20,6 +20,7 @@ from django.utils import timezone
 from monitoring import messages
 from monitoring.channels import CHANNELS, ChannelError
 from monitoring.choices import (
+    ACTIVE_STATES,
     DeliveryStatus,
     NotificationKind,
     Severity,
@@ -32,6 +33,8 @@ __all__ = ["deliver", "notify_changes", "routed_channels", "send_digests", "send
 logger = logging.getLogger("monitoring")
 
 RANK = {Severity.WARNING: 1, Severity.CRITICAL: 2}
+# the rules that read the same calls of a connection
+CALL_RULES = frozenset({"error_rate", "consecutive_failures", "circuit"})
 ALWAYS = (NotificationKind.ESCALATED, NotificationKind.RESOLVED)
 
 
@@ -101,15 +104,57 @@ def _in_cooldown(incident: Incident, channel: Channel, now: datetime) -> bool:
     ).exists()
 
 
+def _siblings(incident: Incident) -> list[Incident]:
+    """The other active incidents that one outage of the same connection opens with it."""
+    if incident.rule not in CALL_RULES or not incident.connection_id:
+        return []
+    return list(
+        Incident.objects.filter(
+            connection_id=incident.connection_id, rule__in=CALL_RULES, state__in=ACTIVE_STATES
+        )
+        .exclude(pk=incident.pk)
+        .order_by("severity", "opened_at")
+    )
+
+
+def _order(change) -> tuple:
+    incident, kind = change
+    # resolutions first (a sibling may have to speak in their place), then the worst first
+    return (kind != NotificationKind.RESOLVED, RANK.get(incident.severity, 0) * -1, incident.pk)
+
+
 def notify_changes(changes, now: datetime) -> None:
-    """Tell the routed channels of each state change, within the anti-storm rules."""
+    """Tell the routed channels of each state change, within the anti-storm rules.
+
+    One outage of a partner opens several incidents of its connection at once (an error rate, a
+    failure streak, an open circuit): the first one told speaks for the others, which are
+    listed in its message and stay in the console; a sibling that becomes worse than it, or
+    outlives it, speaks in turn."""
     if not changes:
         return
     channels = list(Channel.objects.filter(enabled=True).prefetch_related("connections"))
-    for incident, kind in changes:
+    queue = sorted(changes, key=_order)
+    while queue:
+        incident, kind = queue.pop(0)
         if kind == NotificationKind.RESOLVED and not incident.notified_open:
             continue  # its opening was never told (suppressed or no channel): stay quiet
-        message = messages.for_incident(incident, kind)
+        siblings = _siblings(incident)
+        voices = [s for s in siblings if s.notified_open]
+        if kind in (NotificationKind.OPENED, NotificationKind.REOPENED) and voices:
+            continue  # told through its sibling, whose message lists it
+        if (
+            kind == NotificationKind.ESCALATED
+            and not incident.notified_open
+            and voices
+            and RANK.get(incident.severity, 0) <= max(RANK.get(v.severity, 0) for v in voices)
+        ):
+            continue  # its sibling speaks, and is as bad
+        if kind == NotificationKind.RESOLVED:
+            # siblings still open, never told: they speak now that this one is over
+            queue.extend((s, NotificationKind.OPENED) for s in siblings if not s.notified_open)
+        message = messages.for_incident(
+            incident, kind, also=[] if kind == NotificationKind.RESOLVED else siblings
+        )
         told = False
         for channel in routed_channels(incident, channels):
             if kind not in ALWAYS and _in_cooldown(incident, channel, now):
