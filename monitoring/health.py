@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.db import connections
 from health_check.base import HealthCheck
 from health_check.checks import Cache, Database
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
@@ -67,8 +69,26 @@ class Queue(HealthCheck):
             )
 
 
+class ClosingExecutor(ThreadPoolExecutor):
+    """Runs the synchronous checks in threads that close their database connections when a
+    check ends: the library's default (the event loop's executor) would leave one open per
+    thread and per probe."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                connections.close_all()
+
+        return super().submit(run)
+
+
 class ReadyView(HealthCheckView):
     checks = (Database, Cache, Broker, Workers, Queue)
+
+    def get_executor(self):
+        return ClosingExecutor(max_workers=4, thread_name_prefix="hub-ready")
 
     async def get(self, request, *args, **kwargs):
         response = await super().get(request, *args, **kwargs)

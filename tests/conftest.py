@@ -15,6 +15,17 @@ from connectors.services.credentials import create_credential
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache(django_db_setup, django_db_blocker):
+    """Each test starts with an empty cache: breaker, bulkhead, heartbeat and rate-limit state
+    that another test's worker processes committed (no rollback undoes it) never leaks into
+    the next test."""
+    from django.core.cache import cache
+
+    with django_db_blocker.unblock():
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _no_refusal_counts_across_tests():
     from webhooks.services.refusals import counter
 
