@@ -19,7 +19,7 @@ from health_check.exceptions import ServiceUnavailable, ServiceWarning
 from health_check.views import HealthCheckView
 
 from monitoring.rules.backlog import backlog
-from monitoring.rules.hub import heartbeat_age
+from monitoring.rules.hub import workers_problem
 
 
 @dataclasses.dataclass
@@ -46,12 +46,9 @@ class Workers(HealthCheck):
     """A worker ran the heartbeat task recently: the workers and their scheduler run."""
 
     def run(self):
-        age = heartbeat_age()
-        limit = settings.HUB_READY_HEARTBEAT_SECONDS
-        if age is None:
-            raise ServiceUnavailable("no worker heartbeat yet: are the workers started?")
-        if age > limit:
-            raise ServiceUnavailable(f"no worker heartbeat for {int(age)} s (limit {limit} s)")
+        problem = workers_problem(settings.HUB_READY_HEARTBEAT_SECONDS)
+        if problem is not None:
+            raise ServiceUnavailable(problem[1])
 
 
 @dataclasses.dataclass

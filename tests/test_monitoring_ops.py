@@ -195,7 +195,7 @@ def test_ready_answers_503_without_a_worker_heartbeat_and_200_with_one(client):
     cache.delete(HEARTBEAT_KEY)
     response = client.get("/ready/?format=json")
     assert response.status_code == 503
-    assert "no worker heartbeat yet" in json.dumps(response.json())
+    assert "No worker heartbeat yet: no worker cluster runs" in json.dumps(response.json())
     beat()
     response = client.get("/ready/?format=json")
     assert response.status_code == 200, response.json()
@@ -283,3 +283,46 @@ def test_the_connection_list_and_dashboard_make_a_fixed_number_of_queries(
         queries(reverse("admin:index")),
     )
     assert one == many
+
+
+def test_a_cluster_that_runs_without_its_schedules_is_named(transactional_db):
+    from django.core.cache import cache
+    from django_q.models import Schedule
+
+    from monitoring.rules.hub import workers_problem
+    from tests.processes import purge_queue, start, stop, wait_for
+
+    # given the heartbeat's schedule (migrate makes it), and a last beat 16 minutes old
+    assert Schedule.objects.filter(func="monitoring.tasks.heartbeat", minutes=1).exists()
+    cache.set(HEARTBEAT_KEY, time.time() - 1000, timeout=600)
+    assert workers_problem(180)[0] == "heartbeat"
+    # when a real worker cluster runs, but its scheduler has not run the heartbeat
+    purge_queue()
+    Schedule.objects.all().delete()
+    cluster = start(["qcluster"], hub_process_env(Q_WORKERS="1"))
+    try:
+        # then the problem is named as the scheduler's, not the workers'
+        wait_for(lambda: workers_problem(180)[0] == "scheduler", 30, "the cluster to show")
+        assert workers_problem(180)[1].startswith(
+            "1 worker cluster(s) run, but no scheduled task ran for 16 min"
+        )
+    finally:
+        stop(cluster)
+    # and once it stopped, no cluster runs at all
+    wait_for(lambda: workers_problem(180)[0] == "heartbeat", 30, "the cluster's stats to expire")
+    # a beat makes it well again
+    beat()
+    assert workers_problem(180) is None
+
+
+def test_collectstatic_accepts_the_vendored_charts_as_production_does(settings, tmp_path):
+    # the production storage refuses a file that references a missing one (a source map)
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    call_command("collectstatic", interactive=False, verbosity=0)
+    manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
+    assert "monitoring/vendor/chart.js/chart.umd.min.js" in manifest
+    assert "monitoring/charts.js" in manifest

@@ -27,6 +27,33 @@ def heartbeat_age() -> float | None:
     return None if at is None else max(0.0, time.time() - at)
 
 
+def running_clusters() -> int:
+    """Worker clusters alive now, as django-q2 reports them (their stats expire in seconds)."""
+    from django_q.status import Stat
+
+    try:
+        return len(Stat.get_all())
+    except Exception:  # a broker that does not answer: no cluster can be seen
+        return 0
+
+
+def workers_problem(limit_seconds: float) -> tuple[str, str] | None:
+    """``(error class, words)`` when the heartbeat is stale: no cluster at all, or clusters
+    that run but whose scheduler does not run the schedules; ``None`` when all is well."""
+    age = heartbeat_age()
+    if age is not None and age <= limit_seconds:
+        return None
+    since = "yet" if age is None else f"for {fmt_duration(age)}"
+    clusters = running_clusters()
+    if clusters:
+        return (
+            "scheduler",
+            f"{clusters} worker cluster(s) run, but no scheduled task ran {since}: the "
+            "scheduler does not run the schedules",
+        )
+    return "heartbeat", f"No worker heartbeat {since}: no worker cluster runs"
+
+
 def unreadable_credential() -> Credential | None:
     """The newest credential, if the configured keys cannot decrypt it."""
     credential = Credential.objects.order_by("-updated_at").first()
@@ -50,19 +77,21 @@ class HubItself(Rule):
         if params is None:
             return []
         found = []
-        age = heartbeat_age()
-        if age is not None and age > params["heartbeat_minutes"] * 60:
+        # before any heartbeat (a hub just installed) there is nothing to compare with
+        problem = workers_problem(params["heartbeat_minutes"] * 60) if heartbeat_age() else None
+        if problem is not None:
+            error_class, words = problem
             found.append(
                 self.signal(
                     target_type=TargetType.HUB,
                     target_id=None,
                     target_label="the hub",
-                    error_class="heartbeat",
+                    error_class=error_class,
                     severity=Severity.CRITICAL,
-                    summary=f"No worker heartbeat for {fmt_duration(age)}: the workers or their "
-                    "scheduler are not running",
-                    advice="Start the workers (manage.py qcluster, or make run); /ready/ names "
-                    "what is missing.",
+                    summary=words,
+                    advice="Start the workers (manage.py qcluster, or make run); if they run, "
+                    "check the schedules in Task queue → Scheduled tasks (next run, repeats) "
+                    "and the cluster's log; /ready/ names what is missing.",
                 )
             )
         credential = unreadable_credential()
