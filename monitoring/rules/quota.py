@@ -12,7 +12,7 @@ from monitoring.choices import Severity, TargetType
 from monitoring.rules import Rule, fmt_time, register
 
 
-def latest_quotas(now, *, hours: int = 24) -> dict[int, tuple]:
+def latest_quotas(now, *, hours: int = 1) -> dict[int, tuple]:
     """Per connection, the latest quota the partner reported in the last ``hours``, while its
     window has not reset: ``{pk: (remaining, limit, reset_at, at)}``. Two queries on the
     partial index of the calls that carried quota headers, whatever the number of connections."""
