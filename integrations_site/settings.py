@@ -308,7 +308,8 @@ HUB_CONSOLE_URL = env("HUB_CONSOLE_URL", default="http://127.0.0.1:8000")
 # A signal absent this long resolves its incident (a flapping one within it never left).
 HUB_INCIDENT_RESOLVE_AFTER_MINUTES = env.int("HUB_INCIDENT_RESOLVE_AFTER_MINUTES", default=10)
 # Rollups: the recent minutes recomputed each pass, then minute rows kept, then hour rows.
-HUB_ROLLUP_RECOMPUTE_MINUTES = env.int("HUB_ROLLUP_RECOMPUTE_MINUTES", default=10)
+# (longer than the longest attempt: an attempt's row carries its start and lands when it ends)
+HUB_ROLLUP_RECOMPUTE_MINUTES = env.int("HUB_ROLLUP_RECOMPUTE_MINUTES", default=5)
 HUB_ROLLUP_MINUTE_DAYS = env.int("HUB_ROLLUP_MINUTE_DAYS", default=3)
 HUB_ROLLUP_HOUR_DAYS = env.int("HUB_ROLLUP_HOUR_DAYS", default=400)
 # /metrics: a bearer token, or addresses allowed without one (both empty: refused to all).
@@ -325,6 +326,8 @@ EMAIL_CONFIG = env.email_url(
     "EMAIL_URL", default="consolemail://" if DEBUG else "smtp://127.0.0.1:25"
 )
 vars().update(EMAIL_CONFIG)
+# every outbound exchange has a timeout, the SMTP one too (Django's default waits forever)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="integration-hub@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

@@ -303,6 +303,27 @@ class Channel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from monitoring.channels import CHANNELS
+        from monitoring.rules import RULES
+
+        if not isinstance(self.rules, list) or not all(isinstance(r, str) for r in self.rules):
+            raise ValidationError({"rules": 'a list of rule keys, e.g. ["error_rate", "expiry"]'})
+        unknown = sorted(set(self.rules) - set(RULES))
+        if unknown:
+            known = ", ".join(sorted(RULES))
+            raise ValidationError(
+                {"rules": f"unknown rule(s) {', '.join(unknown)} (known: {known})"}
+            )
+        if self.kind in CHANNELS and self.kind != "email" and self.connection_id is None:
+            raise ValidationError(
+                {"connection": "Slack, Teams and webhook channels send through a connection."}
+            )
+        if self.kind == "webhook" and not self.path:
+            raise ValidationError({"path": "The path on the connection to post to."})
+
 
 class Notification(models.Model):
     """One message to one channel about one incident (or a test, or a digest), and how its

@@ -184,3 +184,30 @@ def test_no_personal_data_or_secret_reaches_any_message(
     sent = [*smtp.bodies(), *smtp.subjects(), *(r.body.decode() for r in receiver.requests)]
     assert sent and not any(pii in text or secret_value in text for text in sent)
     assert not any("piisecret" in text for text in sent)
+
+
+def test_a_channel_is_validated_with_messages_that_name_the_fix():
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match=r"unknown rule\(s\) errors \(known: backlog"):
+        Channel(slug="a", name="A", kind="email", rules=["errors"]).full_clean()
+    with pytest.raises(ValidationError, match="send through a connection"):
+        Channel(slug="b", name="B", kind="slack").full_clean()
+
+
+def test_a_channel_that_raises_unexpectedly_is_recorded_and_others_still_send(
+    receiver, smtp, make_endpoint, monkeypatch
+):
+    from monitoring.channels import CHANNELS
+
+    # given a Slack channel whose sending code raises (a bug), and an email channel
+    slack_channel(receiver, "/services/T/B/x")
+    email_channel()
+    monkeypatch.setattr(CHANNELS.lookup("slack"), "send", lambda *a: 1 / 0)
+    waiting_event(make_endpoint)
+    run_pass()
+    # then the email went, and the Slack failure says what happened, not a traceback
+    assert len(smtp.messages) == 1
+    failed = Notification.objects.get(channel__slug="ops-slack")
+    assert failed.status == "failed"
+    assert failed.error == "the channel failed unexpectedly (ZeroDivisionError)"

@@ -60,7 +60,13 @@ def deliver(channel: Channel, message, *, incident: Incident | None = None) -> N
     """One delivery, recorded whatever happens; the channel's own health updated."""
     now = timezone.now()
     try:
-        correlation_id = CHANNELS.lookup(channel.kind).send(channel, message, incident)
+        try:
+            correlation_id = CHANNELS.lookup(channel.kind).send(channel, message, incident)
+        except ChannelError:
+            raise
+        except Exception as exc:  # a bug or an unexpected answer: this channel only
+            logger.exception("channel %s raised while sending", channel.slug)
+            raise ChannelError(f"the channel failed unexpectedly ({type(exc).__name__})") from None
     except ChannelError as error:
         channel.consecutive_failures += 1
         channel.last_failure_at = now
