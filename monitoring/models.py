@@ -24,7 +24,23 @@ RESOLUTIONS = [(MINUTE, "minute"), (HOUR, "hour")]
 LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
-class CallRollup(models.Model):
+class Rollup(models.Model):
+    """What every rollup row has: its bucket, and whether it is still recounted."""
+
+    start = models.DateTimeField(help_text="Start of the minute (or hour).")
+    resolution = models.PositiveIntegerField(
+        choices=RESOLUTIONS, default=MINUTE, help_text="Length of the bucket, in seconds."
+    )
+    final = models.BooleanField(
+        default=False,
+        help_text="No longer recomputed; its counts are in the metrics' running totals.",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class CallRollup(Rollup):
     """The calls of one connection in one minute (or hour): counts by outcome and a latency
     histogram. The dashboard, the rules and ``/metrics`` read these, never the call log."""
 
@@ -33,10 +49,6 @@ class CallRollup(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
         help_text="The connection that made the calls.",
-    )
-    start = models.DateTimeField(help_text="Start of the minute (or hour).")
-    resolution = models.PositiveIntegerField(
-        choices=RESOLUTIONS, default=MINUTE, help_text="Length of the bucket, in seconds."
     )
     calls = models.PositiveIntegerField(default=0, help_text="Attempts in the bucket.")
     ok = models.PositiveIntegerField(default=0, help_text="Answered 1xx, 2xx or 3xx.")
@@ -57,10 +69,6 @@ class CallRollup(models.Model):
         help_text="Calls per latency bucket (upper bounds 25, 50, 100, 250, 500, 1000, 2500, "
         "5000, 10000 ms, then above).",
     )
-    final = models.BooleanField(
-        default=False,
-        help_text="No longer recomputed; its counts are in the metrics' running totals.",
-    )
 
     class Meta:
         constraints = [
@@ -79,7 +87,7 @@ class CallRollup(models.Model):
         return self.server_errors + self.network_errors + self.rate_limited + self.client_errors
 
 
-class EventRollup(models.Model):
+class EventRollup(Rollup):
     """One webhook endpoint in one minute (or hour): deliveries received, processing attempts
     by outcome, and deliveries refused (signature, timestamp, IP, size)."""
 
@@ -88,10 +96,6 @@ class EventRollup(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
         help_text="The endpoint.",
-    )
-    start = models.DateTimeField(help_text="Start of the minute (or hour).")
-    resolution = models.PositiveIntegerField(
-        choices=RESOLUTIONS, default=MINUTE, help_text="Length of the bucket, in seconds."
     )
     received = models.PositiveIntegerField(default=0, help_text="Events stored.")
     processed = models.PositiveIntegerField(default=0, help_text="Attempts that processed one.")
@@ -102,10 +106,6 @@ class EventRollup(models.Model):
         default=0, help_text="Attempts that failed for good (failed, dead, lost worker)."
     )
     refused = models.PositiveIntegerField(default=0, help_text="Deliveries refused.")
-    final = models.BooleanField(
-        default=False,
-        help_text="No longer recomputed; its counts are in the metrics' running totals.",
-    )
 
     class Meta:
         constraints = [

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from connectors.registry import Registry
-from monitoring.choices import Severity
+from monitoring.choices import Severity, TargetType
 
 __all__ = ["RULES", "Rule", "Signal", "load", "register"]
 
@@ -74,6 +74,33 @@ class Rule:
 
     def signal(self, **fields) -> Signal:
         return Signal(rule=self.key, **fields)
+
+    def connection_signal(self, connection, **fields) -> Signal:
+        """A signal about a connection (routing, owner and affected calls follow it)."""
+        return self.signal(
+            target_type=TargetType.CONNECTION,
+            target_id=connection.pk,
+            target_label=str(connection),
+            connection_id=connection.pk,
+            **fields,
+        )
+
+    def endpoint_signal(self, endpoint, **fields) -> Signal:
+        """A signal about a webhook endpoint (and so its connection)."""
+        return self.signal(
+            target_type=TargetType.ENDPOINT,
+            target_id=endpoint.pk,
+            target_label=f"endpoint {endpoint.slug}",
+            connection_id=endpoint.connection_id,
+            endpoint_id=endpoint.pk,
+            **fields,
+        )
+
+    def hub_signal(self, **fields) -> Signal:
+        """A signal about the hub itself."""
+        return self.signal(
+            target_type=TargetType.HUB, target_id=None, target_label="the hub", **fields
+        )
 
 
 def register(cls):

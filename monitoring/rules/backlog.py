@@ -3,7 +3,7 @@ slow queue shows here before anyone notices that nothing is happening."""
 
 from __future__ import annotations
 
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.rules import Rule, fmt_duration, register
 from webhooks.choices import EventStatus
 from webhooks.models import WebhookEvent
@@ -47,10 +47,7 @@ class Backlog(Rule):
         if not (too_old or too_many):
             return []
         return [
-            self.signal(
-                target_type=TargetType.HUB,
-                target_id=None,
-                target_label="the hub",
+            self.hub_signal(
                 severity=Severity.CRITICAL if too_old else Severity.WARNING,
                 summary=f"{count} event(s) wait to be processed; the oldest due one has waited "
                 f"{fmt_duration(age)}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.engine.circuit import open_windows
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.rules import Rule, fmt_time, register
 
 
@@ -24,11 +24,8 @@ class CircuitOpen(Rule):
                 continue
             opened, until = window
             found.append(
-                self.signal(
-                    target_type=TargetType.CONNECTION,
-                    target_id=connection.pk,
-                    target_label=str(connection),
-                    connection_id=connection.pk,
+                self.connection_signal(
+                    connection,
                     severity=Severity.CRITICAL,
                     summary=f"The circuit of {connection} is open since {fmt_time(opened)}: no "
                     f"call is made until a probe succeeds (next probe after {fmt_time(until)})",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from connectors.models import ApiCall
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.models import Incident
 from monitoring.rules import Rule, register
 from monitoring.services.rollups import NOT_SENT_KINDS
@@ -61,11 +61,8 @@ class ConsecutiveFailures(Rule):
             if not level:
                 continue
             found.append(
-                self.signal(
-                    target_type=TargetType.CONNECTION,
-                    target_id=connection.pk,
-                    target_label=str(connection),
-                    connection_id=connection.pk,
+                self.connection_signal(
+                    connection,
                     level=level,
                     severity=Severity.CRITICAL if level == 100 else Severity.WARNING,
                     summary=f"{streak} calls of {connection} failed in a row ({level} % of the "

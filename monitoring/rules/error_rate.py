@@ -3,7 +3,7 @@ endpoint (default: at least 20 % of at least 10 in 15 min)."""
 
 from __future__ import annotations
 
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.rules import Rule, register
 
 ADVICE = {
@@ -45,11 +45,8 @@ class ErrorRate(Rule):
                 continue
             worst = max(CLASSES, key=lambda pair: totals.get(pair[1], 0))[0]
             found.append(
-                self.signal(
-                    target_type=TargetType.CONNECTION,
-                    target_id=connection.pk,
-                    target_label=str(connection),
-                    connection_id=connection.pk,
+                self.connection_signal(
+                    connection,
                     summary=f"{failed} of the last {sent} calls of {connection} failed (mostly "
                     f"{worst}) in {params['window_minutes']} min",
                     advice=ADVICE[worst],
@@ -71,12 +68,8 @@ class ErrorRate(Rule):
             if attempts < params["min_count"] or failed * 100 < params["percent"] * attempts:
                 continue
             found.append(
-                self.signal(
-                    target_type=TargetType.ENDPOINT,
-                    target_id=endpoint.pk,
-                    target_label=f"endpoint {endpoint.slug}",
-                    connection_id=endpoint.connection_id,
-                    endpoint_id=endpoint.pk,
+                self.endpoint_signal(
+                    endpoint,
                     error_class="processing",
                     summary=f"{failed} of the last {attempts} processing attempts on endpoint "
                     f"{endpoint.slug} failed in {params['window_minutes']} min",

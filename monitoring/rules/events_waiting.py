@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count
 
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.rules import Rule, register
 from webhooks.choices import EventStatus
 from webhooks.models import WebhookEvent
@@ -46,12 +46,8 @@ class EventsWaiting(Rule):
             if waiting < params["min_count"]:
                 continue
             found.append(
-                self.signal(
-                    target_type=TargetType.ENDPOINT,
-                    target_id=endpoint.pk,
-                    target_label=f"endpoint {endpoint.slug}",
-                    connection_id=endpoint.connection_id,
-                    endpoint_id=endpoint.pk,
+                self.endpoint_signal(
+                    endpoint,
                     severity=Severity.CRITICAL
                     if waiting >= params["critical_count"]
                     else Severity.WARNING,

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 
 from connectors.choices import ConnectionStatus, CredentialKind, CredentialState
 from connectors.models import Connection, Credential
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.rules import Rule, fmt_duration, fmt_time, register
 
 ADVICE = {
@@ -113,11 +113,8 @@ class ExpiryCalendar(Rule):
             if ctx.params(self, connection_id=connection.pk) is None:
                 continue
             found.append(
-                self.signal(
-                    target_type=TargetType.CONNECTION,
-                    target_id=connection.pk,
-                    target_label=str(connection),
-                    connection_id=connection.pk,
+                self.connection_signal(
+                    connection,
                     error_class="reauth_required",
                     severity=Severity.CRITICAL,
                     level=100,
@@ -152,11 +149,8 @@ class ExpiryCalendar(Rule):
                     f"({fmt_time(entry.at)})"
                 )
             found.append(
-                self.signal(
-                    target_type=TargetType.CONNECTION,
-                    target_id=connection.pk,
-                    target_label=str(connection),
-                    connection_id=connection.pk,
+                self.connection_signal(
+                    connection,
                     error_class=entry.target_key,
                     level=level,
                     severity=severity,

@@ -82,10 +82,7 @@ class HubItself(Rule):
         if problem is not None:
             error_class, words = problem
             found.append(
-                self.signal(
-                    target_type=TargetType.HUB,
-                    target_id=None,
-                    target_label="the hub",
+                self.hub_signal(
                     error_class=error_class,
                     severity=Severity.CRITICAL,
                     summary=words,
@@ -97,10 +94,7 @@ class HubItself(Rule):
         credential = unreadable_credential()
         if credential is not None:
             found.append(
-                self.signal(
-                    target_type=TargetType.HUB,
-                    target_id=None,
-                    target_label="the hub",
+                self.hub_signal(
                     error_class="fernet",
                     severity=Severity.CRITICAL,
                     connection_id=credential.connection_id,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db.models import Max
 
 from connectors.models import ApiCall
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.rules import Rule, fmt_time, register
 
 
@@ -66,11 +66,8 @@ class Quota(Rule):
                 if level:
                     resets = f"; it resets at {fmt_time(reset_at)}" if reset_at else ""
                     found.append(
-                        self.signal(
-                            target_type=TargetType.CONNECTION,
-                            target_id=connection.pk,
-                            target_label=str(connection),
-                            connection_id=connection.pk,
+                        self.connection_signal(
+                            connection,
                             error_class="used",
                             level=level,
                             severity=Severity.CRITICAL if level == 90 else Severity.WARNING,
@@ -85,11 +82,8 @@ class Quota(Rule):
             burst = ctx.call_totals(params["burst_minutes"]).get(connection.pk)
             if burst and burst.rate_limited >= params["burst_429"]:
                 found.append(
-                    self.signal(
-                        target_type=TargetType.CONNECTION,
-                        target_id=connection.pk,
-                        target_label=str(connection),
-                        connection_id=connection.pk,
+                    self.connection_signal(
+                        connection,
                         error_class="429",
                         severity=Severity.WARNING,
                         summary=f"The partner answered 429 (too many requests) "

@@ -3,7 +3,7 @@ its secret, or someone is probing the endpoint."""
 
 from __future__ import annotations
 
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.rules import Rule, register
 
 
@@ -24,12 +24,8 @@ class SignatureFailures(Rule):
                 continue
             reason = endpoint.last_rejection_reason or "see the endpoint"
             found.append(
-                self.signal(
-                    target_type=TargetType.ENDPOINT,
-                    target_id=endpoint.pk,
-                    target_label=f"endpoint {endpoint.slug}",
-                    connection_id=endpoint.connection_id,
-                    endpoint_id=endpoint.pk,
+                self.endpoint_signal(
+                    endpoint,
                     severity=Severity.WARNING,
                     summary=f"{totals.refused} deliveries to endpoint {endpoint.slug} were "
                     f"refused in {params['window_minutes']} min (last: {reason})",

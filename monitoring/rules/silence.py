@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import OuterRef, Subquery
 
-from monitoring.choices import Severity, TargetType
+from monitoring.choices import Severity
 from monitoring.models import EventRollup
 from monitoring.rules import Rule, fmt_duration, register
 from webhooks.models import WebhookEndpoint, WebhookEvent
@@ -90,12 +90,8 @@ class Silence(Rule):
                 continue
             usually = f"usually every {fmt_duration(usual_gap)}" if usual_gap else "usually busy"
             found.append(
-                self.signal(
-                    target_type=TargetType.ENDPOINT,
-                    target_id=endpoint.pk,
-                    target_label=f"endpoint {endpoint.slug}",
-                    connection_id=endpoint.connection_id,
-                    endpoint_id=endpoint.pk,
+                self.endpoint_signal(
+                    endpoint,
                     severity=Severity.WARNING,
                     summary=f"No event received on endpoint {endpoint.slug} for "
                     f"{fmt_duration(silent)}, {usually} at this hour (about {round(expected)} "
