@@ -34,7 +34,7 @@ from monitoring.rules.backlog import backlog
 from monitoring.rules.hub import heartbeat_age
 from monitoring.rules.quota import latest_quotas
 from monitoring.services.rollups import CALL_COUNTERS, EVENT_COUNTERS
-from webhooks.models import WebhookEndpoint
+from webhooks.models import EndpointRefusals, WebhookEndpoint
 
 STATUS_CLASSES = {
     "ok": "2xx",
@@ -100,8 +100,9 @@ class HubCollector(Collector):
         )
         refusals = CounterMetricFamily(
             "hub_webhook_refusals",
-            "Deliveries refused (signature, timestamp, IP, size).",
-            labels=["endpoint"],
+            "Deliveries refused, by kind: signature (or timestamp), address, size, malformed, "
+            "not_ready.",
+            labels=["endpoint", "reason"],
         )
         for pk, data in sorted(
             _totals(EventRollup, "endpoint_id", "endpoint:", EVENT_COUNTERS).items()
@@ -111,7 +112,11 @@ class HubCollector(Collector):
                 continue
             for name in ("received", "processed", "retried", "failed"):
                 events.add_metric([slug, name], data.get(name, 0))
-            refusals.add_metric([slug], data.get("refused", 0))
+        for endpoint_id, kind, count in EndpointRefusals.objects.order_by(
+            "endpoint_id", "kind"
+        ).values_list("endpoint_id", "kind", "count"):
+            if endpoint_id in endpoints:
+                refusals.add_metric([endpoints[endpoint_id], kind], count)
         yield events
         yield refusals
 

@@ -197,7 +197,7 @@ def test_silence_needs_a_minimum_history(make_endpoint):
         assert signals_of("silence") == []
 
 
-def test_a_refusal_spike_is_a_signature_incident(client, make_endpoint):
+def test_a_refusal_spike_is_a_signature_incident(client, make_endpoint, settings):
     # given a signed endpoint, and a sender that signs with the wrong secret
     endpoint = make_endpoint("github", "right-secret", slug="gh-probed")
     roll_up()  # the first pass learns the counter
@@ -220,6 +220,18 @@ def test_a_refusal_spike_is_a_signature_incident(client, make_endpoint):
     assert len(found) == 1
     assert found[0].summary.startswith("12 deliveries to endpoint gh-probed were refused in 15 min")
     assert "rotated its signing secret" in found[0].advice
+    # and /metrics counts them by kind
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings.HUB_METRICS_ALLOWED_IPS = ["127.0.0.1"]
+    exposition = client.get("/metrics").content.decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+    }
+    label = (("endpoint", "gh-probed"), ("reason", "signature"))
+    assert samples[("hub_webhook_refusals_total", label)] == 12
 
 
 def test_sync_freshness_on_time_delayed_error():

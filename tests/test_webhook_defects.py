@@ -139,10 +139,19 @@ def test_a_flood_of_bad_signatures_writes_the_endpoint_row_once(make_endpoint, p
     assert refusals.counter.pending(endpoint.pk) == 30
     with CaptureQueriesContext(connection) as queries:
         refusals.counter.flush()
-    assert len(queries.captured_queries) == 1
+    # one UPDATE of the endpoint row and one of its count by kind (the first time, the kind's
+    # row is created), whatever the number of refusals
+    writes = [q["sql"].split()[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert writes == ["UPDATE", "UPDATE", "INSERT"]
     endpoint.refresh_from_db()
     assert (endpoint.rejected_count, endpoint.last_rejection_reason) == (30, "signature mismatch")
     assert endpoint.last_rejection_at is not None
+    for _ in range(30):
+        post_webhook(endpoint, body, bad)
+    with CaptureQueriesContext(connection) as queries:
+        refusals.counter.flush()
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE", "UPDATE"]
+    assert endpoint.refusals.get(kind="signature").count == 60
 
 
 @pytest.mark.django_db(transaction=True)

@@ -159,3 +159,34 @@ ENDPOINT_SETTINGS: list[tuple[str | None, list[str]]] = [
         ["max_body_bytes", "accepted_content_types", "event_id_source", "event_type_source"],
     ),
 ]
+
+
+class RefusalKind(models.TextChoices):
+    """Why deliveries were refused, as a few fixed classes (the words are on the endpoint)."""
+
+    SIGNATURE = "signature", "Signature or timestamp"
+    ADDRESS = "address", "Sender address not allowed"
+    SIZE = "size", "Body too large"
+    MALFORMED = "malformed", "Malformed request"
+    NOT_READY = "not_ready", "Endpoint not ready (its secret)"
+    OTHER = "other", "Other"
+
+
+class EndpointRefusals(models.Model):
+    """Refused deliveries of an endpoint by kind, a running total: what ``/metrics`` exposes
+    as ``hub_webhook_refusals_total{endpoint, reason}``. Written with the endpoint's counter."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="refusals", help_text="Where."
+    )
+    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text="Why.")
+    count = models.PositiveBigIntegerField(default=0, help_text="Refusals of this kind.")
+
+    class Meta:
+        verbose_name_plural = "endpoint refusals"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "kind"], name="endpoint_refusals_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} {self.kind}: {self.count}"

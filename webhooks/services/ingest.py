@@ -187,9 +187,13 @@ def redact_headers(headers) -> dict:
     }
 
 
-def _count_rejection(endpoint: WebhookEndpoint, reason: str) -> None:
+# the kind of a refusal, from its status: the metrics' label (a fixed set, never free text)
+REFUSAL_KINDS = {401: "signature", 403: "address", 413: "size", 400: "malformed", 503: "not_ready"}
+
+
+def _count_rejection(endpoint: WebhookEndpoint, reason: str, status: int) -> None:
     # in memory, written in one UPDATE per endpoint a few seconds later (refusals.py)
-    refusals.counter.add(endpoint.pk, reason)
+    refusals.counter.add(endpoint.pk, reason, REFUSAL_KINDS.get(status, "other"))
 
 
 def _verify(config: _EndpointConfig, request, body: bytes) -> str:
@@ -235,7 +239,7 @@ def receive(slug: str, request) -> IngestResult:
             raise _Refused(415, f"content type {media_type or 'missing'} not accepted", count=False)
     except _Refused as refused:
         if refused.count:
-            _count_rejection(endpoint, refused.reason)
+            _count_rejection(endpoint, refused.reason, refused.status)
         logger.info(
             "webhook refused on %s: %s",
             slug,

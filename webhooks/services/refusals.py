@@ -17,7 +17,7 @@ import os
 import threading
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -34,14 +34,16 @@ class RefusalCounter:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._pending: dict[int, list] = {}  # endpoint pk → [count, last reason, last time]
+        # endpoint pk → [count, last reason, last time, {kind: count}]
+        self._pending: dict[int, list] = {}
         self._timer: threading.Timer | None = None
 
-    def add(self, endpoint_pk: int, reason: str) -> None:
+    def add(self, endpoint_pk: int, reason: str, kind: str = "other") -> None:
         with self._lock:
-            entry = self._pending.setdefault(endpoint_pk, [0, "", None])
+            entry = self._pending.setdefault(endpoint_pk, [0, "", None, {}])
             entry[0] += 1
             entry[1], entry[2] = reason[:200], timezone.now()
+            entry[3][kind] = entry[3].get(kind, 0) + 1
             if self._timer is None:
                 delay = float(settings.HUB_WEBHOOK_REFUSAL_FLUSH_SECONDS)
                 self._timer = threading.Timer(delay, self._flush_from_timer)
@@ -68,15 +70,17 @@ class RefusalCounter:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        from webhooks.models import WebhookEndpoint
+        from webhooks.models import EndpointRefusals, WebhookEndpoint
 
-        for endpoint_pk, (count, reason, at) in pending.items():
+        for endpoint_pk, (count, reason, at, kinds) in pending.items():
             try:
                 WebhookEndpoint.objects.filter(pk=endpoint_pk).update(
                     rejected_count=F("rejected_count") + count,
                     last_rejection_reason=reason,
                     last_rejection_at=at,
                 )
+                for kind, n in kinds.items():
+                    _add_by_kind(EndpointRefusals, endpoint_pk, kind, n)
             except DatabaseError:
                 logger.exception(
                     "could not record %d refusal(s) of endpoint %s", count, endpoint_pk
@@ -87,6 +91,18 @@ class RefusalCounter:
             self.flush()
         finally:
             connections.close_all()  # this timer thread's own connections
+
+
+def _add_by_kind(model, endpoint_pk: int, kind: str, n: int) -> None:
+    """One UPDATE; the kind's row is created the first time (and by whoever wins a race)."""
+    rows = model.objects.filter(endpoint_id=endpoint_pk, kind=kind)
+    if rows.update(count=F("count") + n):
+        return
+    try:
+        with transaction.atomic():
+            model.objects.create(endpoint_id=endpoint_pk, kind=kind, count=n)
+    except IntegrityError:  # another process created it meanwhile
+        rows.update(count=F("count") + n)
 
 
 counter = RefusalCounter()
