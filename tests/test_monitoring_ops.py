@@ -326,3 +326,26 @@ def test_collectstatic_accepts_the_vendored_charts_as_production_does(settings, 
     manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
     assert "monitoring/vendor/chart.js/chart.umd.min.js" in manifest
     assert "monitoring/charts.js" in manifest
+
+
+@pytest.mark.django_db
+def test_a_late_sync_shows_on_the_dashboard_with_its_health(operator_client):
+    from datetime import timedelta
+
+    from syncs.models import SyncJob
+
+    job = SyncJob.objects.create(
+        slug="nightly",
+        name="Nightly contacts",
+        cron="0 2 * * *",
+        source_kind="python",
+        source_python="x.y",
+        target_kind="python",
+        target_python="x.z",
+    )
+    SyncJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=3))
+    run_pass()
+    page = operator_client.get(reverse("admin:index")).content.decode()
+    line = page.split("Nightly contacts</a>")[1].split("</li>")[0]
+    assert ">error</strong>" in line and ">Failing</strong>" in line
+    assert "Sync nightly is error: no successful run since" in line

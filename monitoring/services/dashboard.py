@@ -38,6 +38,7 @@ def dashboard(now=None) -> dict:
     jobs = [
         job for job in SyncJob.objects.filter(enabled=True).order_by("slug")[:LIMIT] if job.cron
     ]
+    sync_health = health_by_target(TargetType.SYNC_JOB, jobs)
     return {
         "now": now,
         "connections": [(c, health[c.pk]) for c in connections],
@@ -55,6 +56,9 @@ def dashboard(now=None) -> dict:
             (entry, fmt_duration((entry.at - now).total_seconds()) if entry.at > now else "")
             for entry in calendar(now)
         ],
-        "syncs": freshness(jobs, now),
+        "syncs": [
+            (job, state, since, sync_health[job.pk])
+            for job, state, since, _ in freshness(jobs, now)
+        ],
         "calls": call_series(None, now, hours=24, step_minutes=30),
     }
