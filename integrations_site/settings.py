@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "syncs",
     "api",
     "monitoring",
+    "governance",
     "health_check",
     *(["sandbox"] if SANDBOX_ENABLED else []),
 ]

@@ -1,0 +1,42 @@
+"""The brief's checklist on each production connection's page: Auth, Secrets, Flows, Errors,
+Idempotency, Logs, Monitoring, GDPR, each green or red with the checks that decide it."""
+
+from __future__ import annotations
+
+from django.utils.html import format_html, format_html_join
+
+from connectors.choices import Environment
+from governance.gate import CATEGORIES, findings
+
+
+def checklist_panel(connection) -> str:
+    if connection.environment != Environment.PRODUCTION:
+        return ""
+    found = [f for f in findings([connection]) if f.connection_id == connection.pk]
+    rows = []
+    for category in CATEGORIES:
+        mine = [f for f in found if f.category == category]
+        if not mine:
+            rows.append((category, "#067647", "ok", ""))
+            continue
+        detail = format_html_join(
+            "", "<br>hub.{}: {} <em>{}</em>", ((f.id, f.message, f.hint) for f in mine)
+        )
+        colour = "#b42318" if any(f.level == "error" for f in mine) else "#b54708"
+        rows.append((category, colour, "to fix", detail))
+    return format_html(
+        "<strong>Before production</strong> (manage.py check --deploy --tag integrations)"
+        '<table class="hub-checklist">{}</table>',
+        format_html_join(
+            "",
+            '<tr><th scope="row">{}</th><td><strong style="color:{}">{}</strong>{}</td></tr>',
+            rows,
+        ),
+    )
+
+
+def install() -> None:
+    from connectors.admin.connection import CONNECTION_PANELS
+
+    if checklist_panel not in CONNECTION_PANELS:
+        CONNECTION_PANELS.append(checklist_panel)
