@@ -16,3 +16,7 @@ class GovernanceConfig(AppConfig):
 
         checks.register(gate.system_check, "integrations", deploy=True)
         console.install()
+        from flows.commands import INTEGRATIONS_ACTIONS
+        from governance.cli import DiffAction
+
+        INTEGRATIONS_ACTIONS.setdefault("diff", DiffAction())

@@ -3,9 +3,13 @@ Idempotency, Logs, Monitoring, GDPR, each green or red with the checks that deci
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from connectors.choices import Environment
+from connectors.models import Connection
 from governance.gate import CATEGORIES, findings
 
 
@@ -24,14 +28,30 @@ def checklist_panel(connection) -> str:
         )
         colour = "#b42318" if any(f.level == "error" for f in mine) else "#b54708"
         rows.append((category, colour, "to fix", detail))
+    twins = Connection.objects.filter(
+        environment=Environment.SANDBOX, service_kind=connection.service_kind
+    ).order_by("slug")[:5]
+    compare = format_html_join(
+        ", ",
+        '<a href="{}?{}">{}</a>',
+        (
+            (
+                reverse("governance_diff"),
+                urlencode({"sandbox": twin.slug, "production": connection.slug}),
+                twin.slug,
+            )
+            for twin in twins
+        ),
+    )
     return format_html(
         "<strong>Before production</strong> (manage.py check --deploy --tag integrations)"
-        '<table class="hub-checklist">{}</table>',
+        '<table class="hub-checklist">{}</table>{}',
         format_html_join(
             "",
             '<tr><th scope="row">{}</th><td><strong style="color:{}">{}</strong>{}</td></tr>',
             rows,
         ),
+        format_html("Works in test, not in prod? Compare with {}.", compare) if twins else "",
     )
 
 

@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from governance.views import diff_view
+
 admin.site.site_header = "Integration hub"
 admin.site.site_title = "Integration hub"
 admin.site.index_title = "Operator console"
@@ -13,6 +15,11 @@ urlpatterns = [
     # first: partners' deliveries are the busiest path
     path("webhooks/", include("webhooks.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path(
+        "admin/governance/diff/",
+        admin.site.admin_view(diff_view),
+        name="governance_diff",
+    ),
     path("admin/", admin.site.urls),
     path("oauth/", include("connectors.oauth.urls")),
     path("auth/", include("social_django.urls", namespace="social")),

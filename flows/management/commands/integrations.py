@@ -1,4 +1,5 @@
-"""``manage.py integrations export [FILE]`` and ``integrations apply FILE [--dry-run]``."""
+"""``manage.py integrations export [FILE]``, ``integrations apply FILE [--dry-run]``, and the
+actions other apps add (``integrations diff SANDBOX PRODUCTION``: governance)."""
 
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from flows import iac
+from flows.commands import INTEGRATIONS_ACTIONS
 
 
 class Command(BaseCommand):
@@ -23,8 +25,12 @@ class Command(BaseCommand):
         apply.add_argument(
             "--dry-run", action="store_true", help="Validate and show the changes; write nothing."
         )
+        for name, extra in sorted(INTEGRATIONS_ACTIONS.items()):
+            extra.add_arguments(sub.add_parser(name, help=extra.help))
 
     def handle(self, *args, action, **options):
+        if action in INTEGRATIONS_ACTIONS:
+            return INTEGRATIONS_ACTIONS[action].handle(self, options)
         if action == "export":
             text = iac.dump(iac.export_document())
             if options.get("file"):
