@@ -1,0 +1,98 @@
+"""The deliverables, generated from the live configuration, and --check that fails when the
+committed files drift (the troubleshooting guide's live state aside)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from connectors.choices import CredentialKind
+from connectors.models import Connection
+from connectors.services.credentials import create_credential
+from flows.models import Flow, Mapping, MappingRule
+from governance.deliverables import render_all
+from webhooks.models import WebhookEndpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def configured(secret_value):
+    crm = Connection.objects.create(
+        name="CRM",
+        slug="crm",
+        environment="production",
+        base_url="https://api.crm.example.test",
+        purpose="Follow up on orders",
+        retention_days=30,
+    )
+    create_credential(crm, CredentialKind.API_KEY, secret_value, label="main")
+    pay = Connection.objects.create(name="Pay", slug="pay", base_url="https://pay.example.test")
+    endpoint = WebhookEndpoint.objects.create(connection=pay, slug="pay-in", scheme="github")
+    mapping = Mapping.objects.create(slug="contact", name="Contact")
+    MappingRule.objects.create(
+        mapping=mapping, position=1, source="data.email", target="email", pii=True
+    )
+    MappingRule.objects.create(mapping=mapping, position=2, source="data.plan", target="plan")
+    Flow.objects.create(
+        slug="paid",
+        name="paid customer",
+        trigger="webhook",
+        endpoint=endpoint,
+        event_type="payment.succeeded",
+        connection=crm,
+        mapping=mapping,
+        method="POST",
+        path="/contacts",
+    )
+    return crm
+
+
+def test_each_deliverable_says_what_is_configured(configured, secret_value):
+    docs = render_all()
+    diagram = docs["flow-diagram.md"]
+    assert "```mermaid\nflowchart LR" in diagram
+    assert 'e_pay_in -->|"payment.succeeded"| f_paid' in diagram
+    assert 'f_paid -->|"POST /contacts: email (PII), plan"| c_crm' in diagram
+    assert "then dead-lettered and an incident is opened" in diagram
+    assert "| data.email | email | copy | no | yes |" in docs["mapping-sheet.md"]
+    secrets = docs["secrets.md"]
+    assert f"| crm | API key | main | {configured.credentials.get().fingerprint} |" in secrets
+    assert "**If a leak is suspected**" in secrets
+    register = docs["processing-register.md"]
+    assert (
+        "| crm | Follow up on orders | email | CRM (api.crm.example.test) | 30 days | TLS;"
+        in register
+    )
+    assert "| pay | NOT SET |" in register
+    guide = docs["troubleshooting.md"]
+    assert "## CRM (`crm`)" in guide and "<!-- live -->" in guide
+    assert "a retry never creates twice" in guide
+    # never a secret
+    assert not any(secret_value in text for text in docs.values())
+
+
+def test_check_passes_on_fresh_files_and_fails_when_the_configuration_moves(configured, tmp_path):
+    call_command("deliverables", "--out", str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "flow-diagram.md",
+        "mapping-sheet.md",
+        "processing-register.md",
+        "secrets.md",
+        "troubleshooting.md",
+    ]
+    # the live state changes by the minute: --check ignores it
+    guide = tmp_path / "troubleshooting.md"
+    guide.write_text(guide.read_text().replace("Events waiting for a person: 0.", "(old)"))
+    call_command("deliverables", "--out", str(tmp_path), "--check")
+    # a configuration change is drift: a new PII field shows in three of them
+    MappingRule.objects.create(
+        mapping=Mapping.objects.get(), position=3, source="data.phone", target="phone", pii=True
+    )
+    with pytest.raises(
+        CommandError,
+        match=r"3 deliverable\(s\) differ .*: flow-diagram.md, mapping-sheet.md, "
+        r"processing-register.md\.",
+    ):
+        call_command("deliverables", "--out", str(tmp_path), "--check")
