@@ -120,7 +120,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             )
         return format_html('<strong style="color:{}">{}</strong>', colour, label)
 
-    @admin.display(description="Jobs using it")
+    @admin.display(description="Health, checklist and jobs")
     def work_on_it(self, obj):
         """What other apps run on this connection (the syncs app: its jobs, failing ones in
         red), without connectors importing them."""
