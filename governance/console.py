@@ -44,7 +44,8 @@ def checklist_panel(connection) -> str:
         ),
     )
     return format_html(
-        "<strong>Before production</strong> (manage.py check --deploy --tag integrations)"
+        "<strong>Before production</strong> (manage.py check --deploy --tag integrations "
+        "--database default)"
         '<table class="hub-checklist">{}</table>{}',
         format_html_join(
             "",

@@ -2,9 +2,10 @@
 functions with stable ids and a hint that says how to fix (as Django's ``check --deploy`` is
 written).
 
-Run it with ``manage.py check --deploy --tag integrations --fail-level WARNING`` (CI), or read
-it per connection on the connection's page. It looks at production connections, their webhook
-endpoints and flows; sandbox connections are for trying things and are not gated.
+Run it with ``manage.py check --deploy --tag integrations --database default --fail-level
+WARNING`` (CI), or read it per connection on the connection's page. It looks at production
+connections, their webhook endpoints and flows; sandbox connections are for trying things and
+are not gated.
 """
 
 from __future__ import annotations
@@ -127,8 +128,19 @@ def findings(connections=None) -> list[Finding]:
     return out
 
 
-def system_check(app_configs=None, **kwargs):
-    """The gate as Django system checks (``check --deploy --tag integrations``)."""
+def system_check(app_configs=None, databases=None, **kwargs):
+    """The gate as Django system checks (``check --deploy --tag integrations --database
+    default``). It reads the configuration from the database, so, like Django's own database
+    checks, it runs only when a database is named; otherwise it says how to run it."""
+    if not databases:
+        return [
+            checks.Info(
+                "The integrations gate reads the hub's configuration and was not run.",
+                hint="Run manage.py check --deploy --tag integrations --database default "
+                "--fail-level WARNING.",
+                id="hub.I001",
+            )
+        ]
     try:
         return [finding.as_check_message() for finding in findings()]
     except DatabaseError as exc:

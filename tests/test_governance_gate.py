@@ -39,6 +39,8 @@ def gate() -> tuple[str, bool]:
             "--deploy",
             "--tag",
             "integrations",
+            "--database",
+            "default",
             "--fail-level",
             "WARNING",
             stdout=out,
@@ -132,6 +134,12 @@ def test_a_clean_production_setup_passes_and_sandboxes_are_not_gated(production)
     )
     output, passed = gate()
     assert passed, output
+
+
+def test_without_a_database_the_gate_says_how_to_run_it(production):
+    out = io.StringIO()
+    call_command("check", "--deploy", "--tag", "integrations", stdout=out, stderr=out)
+    assert "(hub.I001)" in out.getvalue() and "--database default" in out.getvalue()
 
 
 def test_development_settings_are_refused(settings):
