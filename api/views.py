@@ -74,10 +74,11 @@ class RunFlow(HubAPIView, APIView):
         parameters=[
             OpenApiParameter(
                 HEADER,
-                str,
+                # what the server accepts (1 to 255 printable characters), as the schema says
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
                 OpenApiParameter.HEADER,
                 description="Same key and body: the first answer is replayed. Same key, "
-                "another body: 422.",
+                "another body: 422. 1 to 255 visible ASCII characters.",
             )
         ],
         responses={
