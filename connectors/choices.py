@@ -59,3 +59,5 @@ class AuditAction(models.TextChoices):
     CREDENTIAL_REVOKED = "credential_revoked", "Credential revoked"
     CREDENTIAL_DELETED = "credential_deleted", "Credential deleted"
     FERNET_KEYS_ROTATED = "fernet_keys_rotated", "Encryption keys rotated"
+    PERSONAL_DATA_EXPORTED = "personal_data_exported", "One person's data exported (GDPR desk)"
+    PERSONAL_DATA_ERASED = "personal_data_erased", "One person's data erased (GDPR desk)"

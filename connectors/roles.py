@@ -4,6 +4,8 @@
 * **Operators** watch and retry: they view connections and events, and never reach a credential.
 * **Auditors** read everything that is not secret (the DPO among them sees mirrored personal
   data); they change nothing.
+* **Data protection officers** read what auditors read and hold the GDPR desk (find, export and
+  erase one person's data): a permission no other role has, superusers aside.
 
 The groups are created by a data migration; their permissions are (re)granted after every
 ``migrate`` from the patterns below, so a model added by a later release gets its permissions
@@ -15,11 +17,21 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-__all__ = ["ADMINS", "AUDITORS", "OPERATORS", "ROLE_PERMISSIONS", "connect_signals", "sync_roles"]
+__all__ = [
+    "ADMINS",
+    "AUDITORS",
+    "DATA_PROTECTION",
+    "OPERATORS",
+    "ROLE_PERMISSIONS",
+    "connect_signals",
+    "sync_roles",
+]
 
 ADMINS = "Integration admins"
 OPERATORS = "Operators"
 AUDITORS = "Auditors"
+DATA_PROTECTION = "Data protection officers"
+GDPR_DESK = "connectors.use_gdpr_desk"
 
 SECRET_MODELS = {"connectors.credential"}
 
@@ -40,6 +52,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "connectors.add_auditentry",
             "connectors.change_auditentry",
             "connectors.delete_auditentry",
+            # Configuring connections is not reading and erasing people's data.
+            GDPR_DESK,
         ],
     },
     OPERATORS: {
@@ -68,6 +82,17 @@ ROLE_PERMISSIONS: dict[str, dict[str, list[str]]] = {
             "api.view_*",
             "monitoring.view_*",
             "django_q.view_*",
+        ],
+        "exclude": ["connectors.*credential*", GDPR_DESK],
+    },
+    DATA_PROTECTION: {
+        "include": [
+            "connectors.view_*",
+            GDPR_DESK,
+            "webhooks.view_*",
+            "flows.view_*",
+            "syncs.view_*",
+            "monitoring.view_*",
         ],
         "exclude": ["connectors.*credential*"],
     },

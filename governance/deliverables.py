@@ -22,7 +22,7 @@ from connectors.choices import AuditAction, CredentialState
 from connectors.models import AuditEntry, Connection, Credential
 from connectors.roles import ADMINS
 
-__all__ = ["DELIVERABLES", "render_all", "without_live"]
+__all__ = ["DELIVERABLES", "render_all", "to_html", "without_live"]
 
 LIVE = re.compile(r"<!-- live -->.*?<!-- /live -->", re.S)
 
@@ -45,6 +45,11 @@ def _flows():
     )
 
 
+def _q(text) -> str:
+    """Text for a quoted Mermaid label: a double quote would end it (Mermaid's entity)."""
+    return str(text).replace('"', "#quot;")
+
+
 def _fields(flow) -> str:
     if flow.mapping is None:
         return "no mapping"
@@ -58,22 +63,24 @@ def flow_diagram() -> str:
     lines = ["# Flow diagram", "", "```mermaid", "flowchart LR"]
     for flow in flows:
         target = _id("c_", flow.connection.slug)
-        lines.append(f'    {target}["{flow.connection.name} ({flow.connection.environment})"]')
+        lines.append(f'    {target}["{_q(flow.connection.name)} ({flow.connection.environment})"]')
         node = _id("f_", flow.slug)
-        lines.append(f'    {node}(["flow {flow.name}"])')
+        lines.append(f'    {node}(["flow {_q(flow.name)}"])')
         if flow.trigger == "webhook" and flow.endpoint_id:
             source = _id("e_", flow.endpoint.slug)
             lines.append(f'    {source}[/"POST /webhooks/{flow.endpoint.slug}/"/]')
-            lines.append(f'    {source} -->|"{flow.event_type or "any event"}"| {node}')
+            lines.append(f'    {source} -->|"{_q(flow.event_type or "any event")}"| {node}')
         elif flow.trigger == "schedule":
             source = _id("s_", flow.slug)
-            lines.append(f'    {source}{{{{"cron {flow.cron}"}}}}')
+            lines.append(f'    {source}{{{{"cron {_q(flow.cron)}"}}}}')
             lines.append(f"    {source} --> {node}")
         else:
             source = _id("m_", flow.slug)
             lines.append(f'    {source}(("manual / API"))')
             lines.append(f"    {source} --> {node}")
-        lines.append(f'    {node} -->|"{flow.method} {flow.path}: {_fields(flow)}"| {target}')
+        lines.append(
+            f'    {node} -->|"{flow.method} {_q(flow.path)}: {_q(_fields(flow))}"| {target}'
+        )
     lines += ["```", ""]
     retries = ", ".join(f"{s} s" for s in settings.HUB_WEBHOOK_RETRY_SCHEDULE)
     lines += [
@@ -245,13 +252,16 @@ def processing_register() -> str:
             )
         )
         https = urlsplit(connection.base_url).scheme == "https"
+        retention = f"{connection.retention_days} days" if connection.retention_days else "NOT SET"
+        if connection.payload_retention_days:
+            retention += f" (event bodies {connection.payload_retention_days} days)"
         lines.append(
             f"| {connection.slug} | {(connection.purpose or 'NOT SET').strip()} | "
             f"{', '.join(pii) or 'none mapped'} | {connection.name} "
             f"({urlsplit(connection.base_url).netloc}) | "
-            f"{f'{connection.retention_days} days' if connection.retention_days else 'NOT SET'} | "
+            f"{retention} | "
             f"{'TLS' if https else 'NO TLS'}; credentials encrypted (Fernet); roles; audit trail; "
-            "only mapped fields leave the hub |"
+            "only mapped fields leave the hub; erasure on request (GDPR desk) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -267,3 +277,24 @@ DELIVERABLES = {
 
 def render_all() -> dict[str, str]:
     return {name: render() for name, render in DELIVERABLES.items()}
+
+
+def to_html(text: str):
+    """A deliverable for the console: Markdown (tables included) with any raw HTML escaped, as
+    names and purposes typed in the configuration may hold some, and Mermaid blocks left for
+    the vendored Mermaid to draw."""
+    from django.utils.safestring import mark_safe
+    from markdown_it import MarkdownIt
+    from markdown_it.common.utils import escapeHtml
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    fence = md.renderer.rules.get("fence")
+
+    def mermaid_fence(renderer, tokens, idx, options, env):
+        token = tokens[idx]
+        if token.info.strip() == "mermaid":
+            return f'<pre class="mermaid">{escapeHtml(token.content)}</pre>\n'
+        return fence(tokens, idx, options, env)
+
+    md.add_render_rule("fence", mermaid_fence)
+    return mark_safe(md.render(text))  # noqa: S308 - markdown-it escapes raw HTML (html=False)

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from governance.views import diff_view
+from governance.views import deliverables_view, diff_view, gdpr_desk_view
 
 admin.site.site_header = "Integration hub"
 admin.site.site_title = "Integration hub"
@@ -19,6 +19,17 @@ urlpatterns = [
         "admin/governance/diff/",
         admin.site.admin_view(diff_view),
         name="governance_diff",
+    ),
+    path("admin/governance/gdpr/", admin.site.admin_view(gdpr_desk_view), name="governance_gdpr"),
+    path(
+        "admin/governance/deliverables/",
+        admin.site.admin_view(deliverables_view),
+        name="governance_deliverables",
+    ),
+    path(
+        "admin/governance/deliverables/<str:name>/",
+        admin.site.admin_view(deliverables_view),
+        name="governance_deliverable",
     ),
     path("admin/", admin.site.urls),
     path("oauth/", include("connectors.oauth.urls")),

@@ -196,8 +196,11 @@ def contact(request, body, contact_id: str):
         return _error(404, f"no contact {contact_id}")
     if request.method == "GET":
         return JsonResponse(found.as_json())
+    if request.method == "DELETE":  # a person's erasure, as the hub's GDPR desk requests it
+        found.delete()
+        return JsonResponse({"id": contact_id, "deleted": True})
     if request.method not in ("PATCH", "PUT"):
-        return _error(405, "use GET, PATCH or PUT")
+        return _error(405, "use GET, PATCH, PUT or DELETE")
     problem = _validate(body, creating=False)
     if problem:
         return _error(422, problem)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
@@ -238,3 +239,36 @@ def receiver():
     server = ScriptedServer().start()
     yield server
     server.stop()
+
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+
+
+@pytest.fixture
+def demo(live_server, monkeypatch):
+    """The demo configuration applied against the live server, with a fresh CRM key and
+    webhook signing secret."""
+    from connectors.engine.circuit import reset
+    from flows import iac
+    from sandbox.emitter import new_signing_secret
+    from sandbox.models import SandboxState
+
+    api_key = secrets.token_urlsafe(24)
+    signing_secret = new_signing_secret()
+    state = SandboxState.get()
+    state.api_key = api_key
+    state.save()
+    monkeypatch.setenv("SANDBOX_CRM_API_KEY", api_key)
+    monkeypatch.setenv("SANDBOX_PAYMENTS_WEBHOOK_SECRET", signing_secret)
+    document = iac.load(DEMO.read_text().replace("http://127.0.0.1:8000", live_server.url))
+    crm = document["connections"][0]
+    crm.update(retry_backoff_base=0.05, retry_backoff_cap=0.2, retry_max_elapsed=5.0)
+    iac.apply_document(document)
+    reset(Connection.objects.get(slug="sandbox-crm"))
+
+    class Demo:
+        url = f"{live_server.url}/webhooks/payments/"
+        secret = signing_secret
+        key = api_key
+
+    return Demo

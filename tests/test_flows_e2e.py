@@ -8,20 +8,16 @@ the live server)."""
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import connection as db_connection
 
-from connectors.engine.circuit import reset
-from connectors.models import ApiCall, Connection
-from flows import iac
+from connectors.models import ApiCall
 from flows.models import FlowRun
-from sandbox.emitter import emit, new_signing_secret, payment_event
+from sandbox.emitter import emit, payment_event
 from sandbox.models import SandboxContact, SandboxRequest, SandboxState
 from tests.processes import (
     ROOT,
@@ -36,34 +32,8 @@ from webhooks.models import WebhookEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
 FLOW = "payment-succeeded-upsert-contact"
 MAPPED = {"email", "first_name", "last_name", "phone", "tags"}
-
-
-@pytest.fixture
-def demo(live_server, monkeypatch):
-    """The demo configuration applied against the live server, with a fresh CRM key and
-    webhook signing secret."""
-    api_key = secrets.token_urlsafe(24)
-    signing_secret = new_signing_secret()
-    state = SandboxState.get()
-    state.api_key = api_key
-    state.save()
-    monkeypatch.setenv("SANDBOX_CRM_API_KEY", api_key)
-    monkeypatch.setenv("SANDBOX_PAYMENTS_WEBHOOK_SECRET", signing_secret)
-    document = iac.load(DEMO.read_text().replace("http://127.0.0.1:8000", live_server.url))
-    crm = document["connections"][0]
-    crm.update(retry_backoff_base=0.05, retry_backoff_cap=0.2, retry_max_elapsed=5.0)
-    iac.apply_document(document)
-    reset(Connection.objects.get(slug="sandbox-crm"))
-
-    class Demo:
-        url = f"{live_server.url}/webhooks/payments/"
-        secret = signing_secret
-        key = api_key
-
-    return Demo
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 
 from connectors.choices import CredentialKind
 from connectors.models import Connection
@@ -96,3 +97,45 @@ def test_check_passes_on_fresh_files_and_fails_when_the_configuration_moves(conf
         r"processing-register.md\.",
     ):
         call_command("deliverables", "--out", str(tmp_path), "--check")
+
+
+def test_the_console_shows_each_deliverable_rendered_and_escapes_what_was_typed(
+    configured, secret_value, integration_admin_client, operator_client
+):
+    # a name typed in the configuration is text on the page, never markup
+    configured.purpose = "Follow up <script>alert(1)</script>"
+    configured.save()
+    page = integration_admin_client.get(reverse("governance_deliverables"))
+    html = page.content.decode()
+    assert page.status_code == 200 and page.context["current"] == "flow-diagram.md"
+    # the diagram is left to the vendored Mermaid; the tables are HTML tables
+    assert '<pre class="mermaid">flowchart LR' in html
+    assert "e_pay_in --&gt;|&quot;payment.succeeded&quot;| f_paid" in html
+    assert "vendor/mermaid/mermaid.min.js" in html and "<table>" in html
+    register = integration_admin_client.get(
+        reverse("governance_deliverable", args=["processing-register.md"])
+    ).content.decode()
+    assert "Follow up &lt;script&gt;alert(1)&lt;/script&gt;" in register
+    assert "<script>alert(1)" not in register
+    # each downloads as the file the command writes
+    download = integration_admin_client.get(
+        reverse("governance_deliverable", args=["mapping-sheet.md"]) + "?download=1"
+    )
+    assert download["Content-Disposition"] == 'attachment; filename="mapping-sheet.md"'
+    assert download.content.decode() == render_all()["mapping-sheet.md"]
+    # the secrets inventory is for those who may see credentials; never a value in any page
+    assert (
+        secret_value
+        not in integration_admin_client.get(
+            reverse("governance_deliverable", args=["secrets.md"])
+        ).content.decode()
+    )
+    assert operator_client.get(reverse("governance_deliverables")).status_code == 200
+    denied = operator_client.get(reverse("governance_deliverable", args=["secrets.md"]))
+    assert denied.status_code == 403
+    assert "secrets.md" not in dict(
+        operator_client.get(reverse("governance_deliverables")).context["tabs"]
+    )
+    assert (
+        integration_admin_client.get("/admin/governance/deliverables/nope.md/").status_code == 404
+    )

@@ -18,7 +18,8 @@ from syncs import tasks as sync_tasks
 from syncs.models import SyncRun
 from tests.syncing import mirror_job
 from webhooks.models import EventAttempt, WebhookEvent
-from webhooks.services.processing import purge_old_events
+from webhooks.services import processing
+from webhooks.services.processing import drop_old_bodies, purge_old_events
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +101,7 @@ def test_every_purge_is_scheduled_after_migrate():
         "connectors.tasks.purge_api_calls",
         "connectors.tasks.purge_idempotency_records",
         "webhooks.tasks.purge_events",
+        "webhooks.tasks.drop_bodies",
         "flows.tasks.purge_old_runs",
         "syncs.tasks.purge_old_runs",
         "sandbox.tasks.purge_requests",
@@ -136,3 +138,52 @@ def test_a_pass_deletes_at_most_its_budget_and_the_next_pass_goes_on(
     assert [purge_old_events() for _ in range(4)] == [5, 5, 2, 0]
     assert list(WebhookEvent.objects.all()) == [kept]
     assert [purge_api_calls() for _ in range(3)] == [5, 2, 0]
+
+
+def test_payload_retention_drops_bodies_of_done_events_and_keeps_their_metadata(
+    api_connection, connection, make_endpoint, settings, admin_client
+):
+    """After payload_retention_days, processed (resolved, rejected) events lose body and
+    headers and keep ids, statuses and attempts; events waiting for a person keep theirs;
+    each pass goes on where the last one stopped and never reads the dropped ones again."""
+    settings.HUB_PURGE_MAX_ROWS_PER_PASS, settings.HUB_PURGE_BATCH_ROWS = 3, 2
+    settings.HUB_PURGE_PAUSE_SECONDS = 0
+    api_connection.payload_retention_days = 7
+    api_connection.save()
+    endpoint = make_endpoint("github", "s3cret", slug="bodies")
+    endpoint.connection = api_connection
+    endpoint.save()
+    other = make_endpoint("github", "s3cret", slug="kept-bodies")  # no payload retention
+    body, headers = b'{"email": "ada@example.test"}', {"X-Github-Event": "push"}
+    ages = [("processed", 9), ("failed", 9), ("resolved", 8), ("rejected", 8), ("processed", 2)]
+    events = [
+        WebhookEvent.objects.create(
+            endpoint=endpoint, event_id=f"e{i}", body=body, headers=headers, status=status
+        )
+        for i, (status, _days) in enumerate(ages)
+    ]
+    elsewhere = WebhookEvent.objects.create(
+        endpoint=other, event_id="o", body=body, status="processed"
+    )
+    for event, (_status, days) in zip([*events, elsewhere], [*ages, ("", 9)], strict=True):
+        aged(WebhookEvent, event, "received_at", days)
+    EventAttempt.objects.create(event=events[0], number=1, outcome="processed")
+
+    # a pass reads at most its budget (3 rows), the next goes on; then nothing is left to read
+    assert [drop_old_bodies() for _ in range(3)] == [2, 1, 0]
+    dropped = {e.event_id: e for e in WebhookEvent.objects.filter(redaction="retention")}
+    assert sorted(dropped) == ["e0", "e2", "e3"]
+    for event in dropped.values():
+        assert (bytes(event.body), event.headers, event.redacted_at is not None) == (b"", {}, True)
+    assert dropped["e0"].status == "processed" and dropped["e0"].attempt_log.count() == 1
+    for kept in [events[1], events[4], elsewhere]:
+        kept.refresh_from_db()
+        assert (bytes(kept.body), kept.redaction) == (body, "")
+    endpoint.refresh_from_db()
+    assert endpoint.bodies_dropped_before is not None
+
+    # a dropped event cannot run again, and its page says why its body is gone
+    assert not processing.replay(dropped["e0"]) and not processing.retry_now(dropped["e0"])
+    page = admin_client.get(f"/admin/webhooks/webhookevent/{dropped['e0'].pk}/change/")
+    assert "payload retention (its metadata is kept)" in page.content.decode()
+    assert "ada@example.test" not in page.content.decode()

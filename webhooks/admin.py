@@ -19,7 +19,7 @@ from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
 from connectors.choices import CredentialKind
 from connectors.models import Credential
-from webhooks.choices import EventStatus
+from webhooks.choices import EventStatus, Redaction
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.models.endpoint import ENDPOINT_SETTINGS
 from webhooks.services import processing
@@ -32,6 +32,15 @@ SETTINGS = dict(ENDPOINT_SETTINGS)
 EVENT_LINKS: list[tuple[str, Callable]] = []
 
 RETRY_PERMISSION = "webhooks.retry_webhookevent"
+
+
+def why_not(event: WebhookEvent) -> str:
+    """Why an event cannot run again, in words."""
+    if event.redaction == Redaction.RETENTION:
+        return "its body was dropped by the connection's payload retention."
+    if event.redaction == Redaction.ERASURE:
+        return "the personal data in its body was erased (GDPR desk)."
+    return f"the event is {event.get_status_display().lower()}."
 
 
 @admin.register(WebhookEndpoint)
@@ -187,6 +196,8 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "processed_at",
         "last_error",
         "resolution_note",
+        "redaction",
+        "redacted_at",
         "verified_by",
         "source_ip",
         "correlation_id",
@@ -221,6 +232,11 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Body")
     def pretty_body(self, obj):
+        if obj.redaction == Redaction.RETENTION:
+            return format_html(
+                "Dropped on {} by the connection's payload retention (its metadata is kept).",
+                obj.redacted_at,
+            )
         payload = obj.payload()
         text = (
             json.dumps(payload, indent=2, ensure_ascii=False)
@@ -299,9 +315,7 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if processing.retry_now(event, actor=request.user):
             self.message_user(request, "Queued for retry now.", messages.SUCCESS)
         else:
-            self.message_user(
-                request, f"Not retried: the event is {event.status}.", messages.WARNING
-            )
+            self.message_user(request, f"Not retried: {why_not(event)}", messages.WARNING)
         return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
 
     def replay_view(self, request, object_id):
@@ -321,7 +335,11 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             self.message_user(request, "Replay queued.", messages.SUCCESS)
         else:
             self.message_user(
-                request, "Only processed or resolved events can be replayed.", messages.WARNING
+                request,
+                why_not(event)
+                if event.redaction
+                else "Only processed or resolved events can be replayed.",
+                messages.WARNING,
             )
         return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
 

@@ -14,6 +14,11 @@ class EventStatus(models.TextChoices):
     RESOLVED = "resolved", "Resolved by an operator"
 
 
+class Redaction(models.TextChoices):
+    RETENTION = "retention", "Body dropped (payload retention)"
+    ERASURE = "erasure", "Personal data erased (GDPR desk)"
+
+
 class AttemptOutcome(models.TextChoices):
     PROCESSED = "processed", "Processed"
     RETRY = "retry", "Transient failure, retry scheduled"

@@ -11,3 +11,4 @@ from connectors.periodic import every
 def ensure(**kwargs) -> None:
     every(1, "webhooks: sweep (due retries, expired leases)", "webhooks.tasks.sweep")
     every(5, "webhooks: purge events past their retention", "webhooks.tasks.purge_events")
+    every(5, "webhooks: drop bodies past their payload retention", "webhooks.tasks.drop_bodies")

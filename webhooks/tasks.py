@@ -26,3 +26,7 @@ def sweep() -> dict:
 
 def purge_events() -> int:
     return processing.purge_old_events()
+
+
+def drop_bodies() -> int:
+    return processing.drop_old_bodies()

@@ -65,6 +65,15 @@ def run_scope(ref: str):
         _run_ref.reset(token)
 
 
+def log_safe_path(path: str) -> str:
+    """The path with its query values replaced by ``…`` (``/contacts?email=…``)."""
+    base, question, query = path.partition("?")
+    if not question:
+        return path
+    names = [part.partition("=")[0] for part in query.split("&") if part]
+    return f"{base}?{'&'.join(f'{name}=…' for name in names)}"
+
+
 def log_attempt(**fields) -> None:
     """Write one ``ApiCall`` row and emit one structured log line (same fields, no secrets).
 
@@ -76,7 +85,9 @@ def log_attempt(**fields) -> None:
     logger.info(
         "api call %s %s -> %s",
         row.method,
-        row.path,
+        # a query often names a person (?email=…): logs keep its parameter names only; the
+        # row, which has a retention and the GDPR desk, keeps the whole path
+        log_safe_path(row.path),
         row.status_code or row.error_kind or "-",
         extra={
             "connection": row.connection.slug,

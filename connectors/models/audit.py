@@ -1,4 +1,4 @@
-"""The audit trail of everything done to secrets."""
+"""The audit trail of everything done to secrets, and to one person's data (the GDPR desk)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from connectors.choices import AuditAction
 
 
 class AuditEntry(models.Model):
-    """Who did what to which secret, and when. Never the value: a fingerprint at most.
+    """Who did what to which secret, or to whose personal data, and when. Never the value: a
+    fingerprint at most, and for the GDPR desk the kind of identifier and the rows touched.
 
-    Written by the credential services and the key rotation command; read-only in the console.
+    Written by the credential services, the key rotation command and the GDPR desk (its
+    receipts); read-only in the console.
     """
 
     at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When it happened.")
@@ -58,6 +60,8 @@ class AuditEntry(models.Model):
         ordering = ["-at", "-id"]
         verbose_name = "audit entry"
         verbose_name_plural = "audit trail"
+        # the GDPR desk reads every stored payload and can erase: a permission of its own
+        permissions = [("use_gdpr_desk", "Can find, export and erase one person's data")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name}: {self.get_action_display()}"

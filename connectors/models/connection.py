@@ -211,6 +211,14 @@ class Connection(models.Model):
         validators=[MinValueValidator(1)],
         help_text="GDPR: days to keep call logs and events of this connection.",
     )
+    payload_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="GDPR: days after which its processed events lose their body and headers and "
+        "keep their metadata (ids, hashes, statuses, attempts) until the retention above. "
+        "Empty: bodies are kept as long as the events.",
+    )
     owner = models.CharField(
         max_length=200,
         blank=True,
@@ -303,7 +311,7 @@ CONNECTION_SETTINGS: list[tuple[str | None, list[str]]] = [
             "correlation_header_name",
         ],
     ),
-    ("GDPR", ["purpose", "retention_days"]),
+    ("GDPR", ["purpose", "retention_days", "payload_retention_days"]),
     ("Notes", ["notes"]),
 ]
 # What the hub itself records on a connection (not configured, not in the file): the status an

@@ -100,6 +100,13 @@ class WebhookEndpoint(models.Model):
     last_rejection_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When the last one was refused."
     )
+    bodies_dropped_before = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Payload retention: the processed events received before this have lost "
+        "their body (each pass goes on from here, so it never reads them again).",
+    )
     created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
     updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
 

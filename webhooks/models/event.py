@@ -7,7 +7,7 @@ import json
 from django.db import models
 from django.utils import timezone
 
-from webhooks.choices import AttemptOutcome, EventStatus
+from webhooks.choices import AttemptOutcome, EventStatus, Redaction
 
 
 class WebhookEvent(models.Model):
@@ -59,6 +59,18 @@ class WebhookEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True, help_text="When it succeeded.")
     resolution_note = models.TextField(
         blank=True, help_text="Why an operator resolved it by hand, and who."
+    )
+    redaction = models.CharField(
+        max_length=20,
+        choices=Redaction.choices,
+        blank=True,
+        default="",
+        help_text="Empty: the body is as received. Otherwise it was dropped (payload retention) "
+        "or one person's data in it was erased (GDPR desk); it can no longer be retried or "
+        "replayed, and its metadata (ids, hashes, statuses) is kept.",
+    )
+    redacted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its body was dropped or redacted."
     )
 
     class Meta:

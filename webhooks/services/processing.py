@@ -22,13 +22,14 @@ from django.utils import timezone
 from connectors.correlation import correlation_scope
 from connectors.engine import budget, config_cache
 from connectors.engine.errors import ConnectionBusyError, PermanentError, RetryableError
-from webhooks.choices import AttemptOutcome, EventStatus
+from webhooks.choices import AttemptOutcome, EventStatus, Redaction
 from webhooks.handlers import HandlerPermanentError, ParsedEvent, handlers_for
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.services.queue import enqueue_processing
 
 __all__ = [
     "claim",
+    "drop_old_bodies",
     "mark_resolved",
     "process_event",
     "purge_old_events",
@@ -58,7 +59,7 @@ def claim(pk: int) -> WebhookEvent | None:
     """
     now = timezone.now()
     won = (
-        WebhookEvent.objects.filter(pk=pk, status__in=CLAIMABLE)
+        WebhookEvent.objects.filter(pk=pk, status__in=CLAIMABLE, redaction="")
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .update(
             status=EventStatus.PROCESSING,
@@ -290,11 +291,70 @@ def purge_old_events(batch_size: int | None = None) -> int:
     )
 
 
+DROPPABLE = (EventStatus.PROCESSED, EventStatus.RESOLVED, EventStatus.REJECTED)
+
+
+def drop_old_bodies(batch_size: int | None = None) -> int:
+    """Payload retention: the events of a connection with ``payload_retention_days`` lose their
+    body and headers once done (processed, resolved, rejected) and older than that; the row,
+    its ids, hashes, statuses and attempts stay until the row retention. Returns the bodies
+    dropped.
+
+    Each endpoint remembers how far it went (``bodies_dropped_before``), so a pass reads only
+    the events received since, in batches through the (endpoint, received_at) index, within a
+    pass's budget. Events still waiting for a person keep their body: it is what a retry
+    needs; once resolved, it goes with the row."""
+    from connectors.retention import Budget
+
+    batch_size = batch_size or settings.HUB_PURGE_BATCH_ROWS
+    budget, now, dropped = Budget(), timezone.now(), 0
+    endpoints = WebhookEndpoint.objects.filter(
+        connection__payload_retention_days__isnull=False
+    ).values_list("pk", "bodies_dropped_before", "connection__payload_retention_days")
+    for endpoint_id, since, days in endpoints:
+        cutoff = now - timedelta(days=days)
+        window = WebhookEvent.objects.filter(endpoint_id=endpoint_id, received_at__lt=cutoff)
+        if since is not None:
+            window = window.filter(received_at__gte=since)
+        reached, after = since, None
+        while budget.left > 0:
+            page = (
+                window
+                if after is None
+                else window.filter(
+                    Q(received_at__gt=after[0]) | Q(received_at=after[0], pk__gt=after[1])
+                )
+            )
+            size = min(batch_size, budget.left)
+            batch = list(
+                page.order_by("received_at", "pk").values_list(
+                    "pk", "received_at", "status", "redaction"
+                )[:size]
+            )
+            budget.spend(len(batch))
+            ids = [
+                pk for pk, _at, status, redaction in batch if status in DROPPABLE and not redaction
+            ]
+            if ids:
+                dropped += WebhookEvent.objects.filter(pk__in=ids, redaction="").update(
+                    body=b"", headers={}, redaction=Redaction.RETENTION, redacted_at=now
+                )
+            if len(batch) < size:
+                reached = cutoff  # the whole window is done: the next pass starts here
+                break
+            after = (batch[-1][1], batch[-1][0])  # (received_at, pk) of the last one read
+            reached = after[0]
+        if reached != since:
+            WebhookEndpoint.objects.filter(pk=endpoint_id).update(bodies_dropped_before=reached)
+    return dropped
+
+
 def retry_now(event: WebhookEvent, *, actor=None) -> bool:
     """Operator's "Retry now": a failed, dead or retrying event is due at once and queued."""
     now = timezone.now()
     updated = WebhookEvent.objects.filter(
         pk=event.pk,
+        redaction="",  # a dropped or erased body cannot be processed again
         status__in=[
             EventStatus.FAILED,
             EventStatus.DEAD,
@@ -313,7 +373,7 @@ def replay(event: WebhookEvent, *, actor=None) -> bool:
     (idempotency keys, lookups before creates), so this changes nothing already applied."""
     now = timezone.now()
     updated = WebhookEvent.objects.filter(
-        pk=event.pk, status__in=[EventStatus.PROCESSED, EventStatus.RESOLVED]
+        pk=event.pk, status__in=[EventStatus.PROCESSED, EventStatus.RESOLVED], redaction=""
     ).update(status=EventStatus.RETRYING, next_attempt_at=now, enqueued_at=now)
     if updated:
         transaction.on_commit(lambda: enqueue_processing(event.pk))
