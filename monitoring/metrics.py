@@ -33,7 +33,7 @@ from monitoring.models import (
 from monitoring.rules.backlog import backlog
 from monitoring.rules.hub import heartbeat_age
 from monitoring.rules.quota import latest_quotas
-from monitoring.services.rollups import CALL_COUNTERS, EVENT_COUNTERS
+from monitoring.services.rollups import add_counts, counts_of
 from webhooks.models import EndpointRefusals, WebhookEndpoint
 
 STATUS_CLASSES = {
@@ -46,19 +46,13 @@ STATUS_CLASSES = {
 }
 
 
-def _totals(model, owner: str, prefix: str, counters) -> dict[int, dict]:
+def _totals(model, owner: str, prefix: str) -> dict[int, dict]:
     """Running totals plus the minutes not final yet, per connection or endpoint."""
     out: dict[int, dict] = {}
     for total in RunningTotal.objects.filter(key__startswith=prefix):
         out[int(total.key.split(":", 1)[1])] = dict(total.data)
     for row in model.objects.filter(resolution=MINUTE, final=False):
-        data = out.setdefault(getattr(row, owner), {})
-        for name in counters:
-            data[name] = data.get(name, 0) + getattr(row, name)
-        if model is CallRollup:
-            data["duration_ms_sum"] = data.get("duration_ms_sum", 0) + row.duration_ms_sum
-            old = data.get("latency") or [0] * (len(LATENCY_BUCKETS_MS) + 1)
-            data["latency"] = [a + b for a, b in zip(old, row.latency, strict=True)]
+        add_counts(out.setdefault(getattr(row, owner), {}), counts_of(row))
     return out
 
 
@@ -76,9 +70,7 @@ class HubCollector(Collector):
             "Duration of the outbound call attempts that reached for the partner.",
             labels=["connection"],
         )
-        for pk, data in sorted(
-            _totals(CallRollup, "connection_id", "connection:", CALL_COUNTERS).items()
-        ):
+        for pk, data in sorted(_totals(CallRollup, "connection_id", "connection:").items()):
             slug = slugs.get(pk)
             if slug is None:
                 continue
@@ -104,9 +96,7 @@ class HubCollector(Collector):
             "not_ready.",
             labels=["endpoint", "reason"],
         )
-        for pk, data in sorted(
-            _totals(EventRollup, "endpoint_id", "endpoint:", EVENT_COUNTERS).items()
-        ):
+        for pk, data in sorted(_totals(EventRollup, "endpoint_id", "endpoint:").items()):
             slug = endpoints.get(pk)
             if slug is None:
                 continue

@@ -13,6 +13,17 @@ from connectors.services.credentials import create_credential
 from monitoring.models import Channel
 
 
+def samples(text: str) -> dict[tuple, float]:
+    """A /metrics exposition as {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -59,3 +59,19 @@ def mirrored_ids(connection) -> list[str]:
     return list(
         MirrorRecord.objects.filter(connection=connection).values_list("external_id", flat=True)
     )
+
+
+def nightly_python_job(name: str, *, age: timedelta, now=None) -> SyncJob:
+    """A job ``nightly`` (cron 02:00, Python source and target) created ``age`` ago."""
+    job = SyncJob.objects.create(
+        slug="nightly",
+        name=name,
+        cron="0 2 * * *",
+        source_kind="python",
+        source_python="x.y",
+        target_kind="python",
+        target_python="x.z",
+    )
+    SyncJob.objects.filter(pk=job.pk).update(created_at=(now or timezone.now()) - age)
+    job.refresh_from_db()
+    return job

@@ -67,7 +67,7 @@ def test_one_person_is_found_everywhere_exported_and_erased_and_nothing_else_bre
 ):
     # given the person's payment processed into the CRM, mirrored, and a few errors naming them
     event = delivered(demo, email=EMAIL, name="ines quintavalle", phone=PHONE)
-    delivered(demo, email=OTHER, name="bob marchetti", phone="06 23 45 67 89")
+    other = delivered(demo, email=OTHER, name="bob marchetti", phone="06 23 45 67 89")
     run = run_job("crm-contacts-nightly")
     assert run.status == "succeeded", run.message
     mine = MirrorRecord.objects.get(data__email=EMAIL.lower())
@@ -186,6 +186,7 @@ def test_one_person_is_found_everywhere_exported_and_erased_and_nothing_else_bre
     assert WebhookEvent.objects.filter(event_id=event.event_id).count() == 1
     assert processing.retry_now(event) is False and processing.replay(event) is False
     delivered(demo, email="carla.new@example.test", name="carla new")
+    assert processing.replay(other) and processing.process_event(other.pk) == "processed"
     # and no log line ever named them (the lookup's query is logged by its parameter names)
     assert "api call GET /contacts?email=… -> 200" in caplog.text
     assert traces(caplog.text, EMAIL, "ines.quintavalle%40", "quintavalle") == []

@@ -18,7 +18,6 @@ from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.choices import CredentialKind
 from connectors.engine.errors import HubError
@@ -27,17 +26,10 @@ from connectors.services.credentials import create_credential
 from monitoring.models import Incident
 from monitoring.rules.hub import HEARTBEAT_KEY, beat
 from monitoring.services.incidents import run_pass
-from tests.monitoring_helpers import free_port, slack_channel
+from tests.monitoring_helpers import free_port, samples, slack_channel
 from tests.partners import Reply
 from tests.processes import ROOT, hub_process_env
-
-
-def samples(text: str) -> dict[tuple, float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
+from tests.syncing import nightly_python_job
 
 
 @pytest.mark.django_db
@@ -326,24 +318,14 @@ def test_collectstatic_accepts_the_vendored_charts_as_production_does(settings, 
     manifest = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
     assert "monitoring/vendor/chart.js/chart.umd.min.js" in manifest
     assert "monitoring/charts.js" in manifest
+    assert "governance/vendor/mermaid/mermaid.min.js" in manifest
 
 
 @pytest.mark.django_db
 def test_a_late_sync_shows_on_the_dashboard_with_its_health(operator_client):
     from datetime import timedelta
 
-    from syncs.models import SyncJob
-
-    job = SyncJob.objects.create(
-        slug="nightly",
-        name="Nightly contacts",
-        cron="0 2 * * *",
-        source_kind="python",
-        source_python="x.y",
-        target_kind="python",
-        target_python="x.z",
-    )
-    SyncJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(days=3))
+    nightly_python_job("Nightly contacts", age=timedelta(days=3))
     run_pass()
     page = operator_client.get(reverse("admin:index")).content.decode()
     line = page.split("Nightly contacts</a>")[1].split("</li>")[0]

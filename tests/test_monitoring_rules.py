@@ -221,35 +221,21 @@ def test_a_refusal_spike_is_a_signature_incident(client, make_endpoint, settings
     assert found[0].summary.startswith("12 deliveries to endpoint gh-probed were refused in 15 min")
     assert "rotated its signing secret" in found[0].advice
     # and /metrics counts them by kind
-    from prometheus_client.parser import text_string_to_metric_families
+    from tests.monitoring_helpers import samples
 
     settings.HUB_METRICS_ALLOWED_IPS = ["127.0.0.1"]
-    exposition = client.get("/metrics").content.decode()
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(exposition)
-        for s in family.samples
-    }
+    exposition = samples(client.get("/metrics").content.decode())
     label = (("endpoint", "gh-probed"), ("reason", "signature"))
-    assert samples[("hub_webhook_refusals_total", label)] == 12
+    assert exposition[("hub_webhook_refusals_total", label)] == 12
 
 
 def test_sync_freshness_on_time_delayed_error():
     from monitoring.rules.sync_freshness import DELAYED, ERROR, ON_TIME, freshness
-    from syncs.models import SyncJob, SyncRun
+    from syncs.models import SyncRun
+    from tests.syncing import nightly_python_job
 
-    job = SyncJob.objects.create(
-        slug="nightly",
-        name="Nightly",
-        cron="0 2 * * *",
-        source_kind="python",
-        source_python="x.y",
-        target_kind="python",
-        target_python="x.z",
-    )
     now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
-    SyncJob.objects.filter(pk=job.pk).update(created_at=now - timedelta(days=10))
-    job.refresh_from_db()
+    job = nightly_python_job("Nightly", age=timedelta(days=10), now=now)
     run = SyncRun.objects.create(
         job=job, mode="incremental", status="succeeded", finished_at=now - timedelta(hours=10)
     )

@@ -22,7 +22,7 @@ from django.core.cache import cache
 from connectors.engine.config_cache import forget_shared_state
 from connectors.engine.errors import CircuitOpenError
 
-__all__ = ["Breaker", "circuit_state", "open_window", "open_windows", "reset", "state_keys"]
+__all__ = ["Breaker", "circuit_state", "open_windows", "reset", "state_keys"]
 
 
 def _keys(connection) -> tuple[str, str, str]:
@@ -110,20 +110,10 @@ def circuit_state(connection) -> str:
     return "closed"
 
 
-def open_window(connection) -> tuple[datetime, datetime] | None:
-    """``(opened_at, open_until)`` while the circuit is open or half-open, else ``None``: what
-    monitoring reports ("circuit open since 14:02")."""
-    _, open_key, _ = _keys(connection)
-    open_until = cache.get(open_key)
-    if open_until is None:
-        return None
-    opened = open_until - connection.circuit_cooldown_seconds
-    return datetime.fromtimestamp(opened, UTC), datetime.fromtimestamp(open_until, UTC)
-
-
 def open_windows(connections) -> dict[int, tuple[datetime, datetime]]:
-    """:func:`open_window` of many connections in one cache round trip, by primary key (the
-    open ones only)."""
+    """``(opened_at, open_until)`` of each connection whose circuit is open or half-open, by
+    primary key, in one cache round trip: what monitoring reports ("circuit open since
+    14:02")."""
     keys = {_keys(c)[1]: c for c in connections}
     found = cache.get_many(list(keys))
     out = {}

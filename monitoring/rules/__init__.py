@@ -11,6 +11,7 @@ them for the hub, a connection or an endpoint (the most specific wins), or switc
 
 from __future__ import annotations
 
+import abc
 import importlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,15 +63,16 @@ class Signal:
         return f"{self.rule}|{self.target_type}:{self.target_id or ''}|{self.error_class}"[:255]
 
 
-class Rule:
+class Rule(abc.ABC):
     """Subclass, set ``key``, ``title``, ``defaults``, and write :meth:`evaluate`."""
 
     key: ClassVar[str]
     title: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
 
+    @abc.abstractmethod
     def evaluate(self, ctx) -> list[Signal]:
-        raise NotImplementedError
+        """The signals this rule sees now (one per target in trouble)."""
 
     def signal(self, **fields) -> Signal:
         return Signal(rule=self.key, **fields)

@@ -30,7 +30,15 @@ from monitoring.models import (
 from webhooks.choices import AttemptOutcome
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 
-__all__ = ["CALL_COUNTERS", "EVENT_COUNTERS", "bucket_index", "compact", "roll_up"]
+__all__ = [
+    "CALL_COUNTERS",
+    "EVENT_COUNTERS",
+    "add_counts",
+    "bucket_index",
+    "compact",
+    "counts_of",
+    "roll_up",
+]
 
 NOT_SENT_KINDS = (ErrorKind.CIRCUIT_OPEN, ErrorKind.BUSY, ErrorKind.BLOCKED_URL)
 CALL_COUNTERS = (
@@ -51,6 +59,28 @@ def bucket_index(duration_ms: int) -> int:
         if duration_ms <= bound:
             return index
     return len(LATENCY_BUCKETS_MS)
+
+
+def counts_of(row) -> dict:
+    """A rollup row's counts: its counters and, for calls, the duration sum and the latency
+    histogram (a list, bucket by bucket)."""
+    if isinstance(row, CallRollup):
+        counts = {name: getattr(row, name) for name in (*CALL_COUNTERS, "duration_ms_sum")}
+        counts["latency"] = list(row.latency or [0] * (len(LATENCY_BUCKETS_MS) + 1))
+        return counts
+    return {name: getattr(row, name) for name in EVENT_COUNTERS}
+
+
+def add_counts(into: dict, counts: dict) -> dict:
+    """Add ``counts`` to ``into`` (histograms bucket by bucket) and return ``into``: the one
+    sum behind the running totals, the hour rows and the scrape."""
+    for name, value in counts.items():
+        if isinstance(value, list):
+            old = into.get(name) or [0] * len(value)
+            into[name] = [a + b for a, b in zip(old, value, strict=True)]
+        else:
+            into[name] = into.get(name, 0) + value
+    return into
 
 
 def _minute(value: datetime) -> datetime:
@@ -232,27 +262,15 @@ def _finalise(before: datetime) -> None:
         )
         totals: dict[str, dict] = {}
         for row in calls:
-            data = totals.setdefault(f"connection:{row.connection_id}", {})
-            for name in (*CALL_COUNTERS, "duration_ms_sum"):
-                data[name] = data.get(name, 0) + getattr(row, name)
-            buckets = data.setdefault("latency", [0] * (len(LATENCY_BUCKETS_MS) + 1))
-            for i, n in enumerate(row.latency):
-                buckets[i] += n
+            add_counts(totals.setdefault(f"connection:{row.connection_id}", {}), counts_of(row))
         for row in events:
-            data = totals.setdefault(f"endpoint:{row.endpoint_id}", {})
-            for name in EVENT_COUNTERS:
-                data[name] = data.get(name, 0) + getattr(row, name)
+            add_counts(totals.setdefault(f"endpoint:{row.endpoint_id}", {}), counts_of(row))
         RunningTotal.objects.bulk_create(
             [RunningTotal(key=key) for key in totals], ignore_conflicts=True
         )
         rows = list(RunningTotal.objects.select_for_update().filter(key__in=list(totals)))
         for total in rows:
-            for name, value in totals[total.key].items():
-                if name == "latency":
-                    old = total.data.get("latency") or [0] * len(value)
-                    total.data["latency"] = [a + b for a, b in zip(old, value, strict=True)]
-                else:
-                    total.data[name] = total.data.get(name, 0) + value
+            add_counts(total.data, totals[total.key])
         RunningTotal.objects.bulk_update(rows, ["data"], batch_size=500)
         CallRollup.objects.filter(pk__in=[r.pk for r in calls]).update(final=True)
         EventRollup.objects.filter(pk__in=[r.pk for r in events]).update(final=True)
@@ -269,28 +287,17 @@ def compact(now: datetime | None = None) -> None:
                 "start", "pk"
             )[: settings.HUB_PURGE_MAX_ROWS_PER_PASS]
         )
-        counters = (*CALL_COUNTERS, "duration_ms_sum") if model is CallRollup else EVENT_COUNTERS
         hours: dict[tuple[int, datetime], dict] = {}
         for row in rows:
             hour = row.start.replace(minute=0)
-            data = hours.setdefault((getattr(row, owner), hour), {})
-            for name in counters:
-                data[name] = data.get(name, 0) + getattr(row, name)
-            if model is CallRollup:
-                buckets = data.setdefault("latency", [0] * (len(LATENCY_BUCKETS_MS) + 1))
-                for i, n in enumerate(row.latency):
-                    buckets[i] += n
+            add_counts(hours.setdefault((getattr(row, owner), hour), {}), counts_of(row))
         with transaction.atomic():
             for (owner_id, hour), added in hours.items():
                 row, _ = model.objects.select_for_update().get_or_create(
                     **{owner: owner_id}, resolution=HOUR, start=hour, defaults={"final": True}
                 )
-                for name, value in added.items():
-                    if name == "latency":
-                        old = row.latency or [0] * len(value)
-                        row.latency = [a + b for a, b in zip(old, value, strict=True)]
-                    else:
-                        setattr(row, name, getattr(row, name) + value)
+                for name, value in add_counts(counts_of(row), added).items():
+                    setattr(row, name, value)
                 row.save()
             model.objects.filter(pk__in=[r.pk for r in rows]).delete()
         model.objects.filter(
