@@ -7,6 +7,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 # Development defaults; production sets its own environment and does not use this file.
 export DEBUG ?= true
+# Where `make run` and `make demo` listen: make run PORT=8080
+PORT ?= 8000
 
 .PHONY: run demo test lint bench venv dev clean check-python
 
@@ -30,12 +32,12 @@ dev: $(DEV_STAMP)
 
 run: $(STAMP)
 	$(PY) manage.py hub_bootstrap
-	$(PY) manage.py hub_run
+	HUB_CONSOLE_URL=$${HUB_CONSOLE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py hub_run 127.0.0.1:$(PORT)
 
 # The demo: the sandbox partners, examples/demo.yaml, the hub, and a scenario of payments.
 demo: $(STAMP)
 	SANDBOX_ENABLED=true $(PY) manage.py hub_bootstrap
-	SANDBOX_ENABLED=true $(PY) manage.py demo
+	SANDBOX_ENABLED=true HUB_CONSOLE_URL=$${HUB_CONSOLE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py demo --addrport 127.0.0.1:$(PORT)
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -134,7 +134,30 @@ def _after_migrate(sender, using="default", **kwargs):
     sync_roles(Group, Permission)
 
 
+def _member_is_staff(sender, instance, action, reverse, model, pk_set, **kwargs):
+    """A user added to a role group can log in to the console: they become staff (without it
+    the login page would only say the password is wrong)."""
+    if action != "post_add" or not pk_set:
+        return
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    users = get_user_model().objects
+    if reverse:  # group.user_set.add(user, …)
+        if instance.name in ROLE_PERMISSIONS:
+            users.filter(pk__in=pk_set, is_staff=False).update(is_staff=True)
+    elif Group.objects.filter(pk__in=pk_set, name__in=list(ROLE_PERMISSIONS)).exists():
+        users.filter(pk=instance.pk, is_staff=False).update(is_staff=True)
+        instance.is_staff = True
+
+
 def connect_signals() -> None:
-    from django.db.models.signals import post_migrate
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import m2m_changed, post_migrate
 
     post_migrate.connect(_after_migrate, dispatch_uid="connectors.roles.sync")
+    m2m_changed.connect(
+        _member_is_staff,
+        sender=get_user_model().groups.through,
+        dispatch_uid="connectors.roles.staff",
+    )

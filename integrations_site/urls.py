@@ -11,6 +11,8 @@ admin.site.site_header = "Integration hub"
 admin.site.site_title = "Integration hub"
 admin.site.index_title = "Operator console"
 
+handler403 = "integrations_site.errors.forbidden"
+
 urlpatterns = [
     # first: partners' deliveries are the busiest path
     path("webhooks/", include("webhooks.urls")),

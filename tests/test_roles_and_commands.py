@@ -131,3 +131,42 @@ def test_hub_run_serves_and_ctrl_c_stops_everything(tmp_path):
     assert process.returncode == 0, output
     assert "Stopped." in output
     assert not [pid for pid in children if alive(pid)]
+
+
+@pytest.mark.django_db
+def test_a_user_added_to_a_role_group_can_log_in_and_a_forbidden_page_explains(
+    django_user_model, client
+):
+    # adding a user to a role group (either side of the relation) makes them staff
+    user = django_user_model.objects.create_user("nadia", "", "pw-nadia-123")
+    assert not user.is_staff
+    user.groups.add(Group.objects.get(name=OPERATORS))
+    user.refresh_from_db()
+    assert user.is_staff
+    other = django_user_model.objects.create_user("omar", "", "pw-omar-123")
+    Group.objects.get(name=OPERATORS).user_set.add(other)
+    other.refresh_from_db()
+    assert other.is_staff
+    # a group of no role does not
+    plain = django_user_model.objects.create_user("paul", "", "pw-paul-123")
+    plain.groups.add(Group.objects.create(name="Newsletter"))
+    plain.refresh_from_db()
+    assert not plain.is_staff
+    # they log in, and a page their role cannot open says why and links back
+    assert client.login(username="nadia", password="pw-nadia-123")
+    assert client.get("/admin/").status_code == 200
+    page = client.get("/admin/connectors/credential/")
+    assert page.status_code == 403
+    text = page.content.decode()
+    assert "Your account <strong>nadia</strong> is in Operators" in text
+    assert 'href="/admin/">Back to the console</a>' in text and "Integration hub" in text
+
+
+@pytest.mark.django_db
+def test_no_link_leads_an_operator_to_a_credential_page(operator_client, integration_admin_client):
+    from connectors.models import Connection
+
+    crm = Connection.objects.create(name="CRM", slug="crm", base_url="https://crm.example.test")
+    page = f"/admin/connectors/connection/{crm.pk}/change/"
+    assert "Add a credential" not in operator_client.get(page).content.decode()
+    assert "Add a credential" in integration_admin_client.get(page).content.decode()

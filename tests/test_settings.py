@@ -85,6 +85,8 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     assert "SECRET_KEY is not set and DEBUG is off" in result.stderr
     assert "get_random_secret_key" in result.stderr
     assert not (tmp_path / "secret_key").exists()
+    # one line that says what to set, not a traceback
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
 
 
 def test_production_refuses_to_start_without_fernet_keys(tmp_path):

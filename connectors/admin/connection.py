@@ -110,6 +110,17 @@ class ConnectionAdmin(admin.ModelAdmin):
         ("Notes", {"fields": [*SETTINGS["Notes"], "created_at", "updated_at"]}),
     ]
 
+    def get_fieldsets(self, request, obj=None):
+        """No link that leads a role to a page it cannot open: "Add a credential" only for
+        those who may add one."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.has_perm("connectors.add_credential"):
+            return fieldsets
+        return [
+            (title, {**opts, "fields": [f for f in opts["fields"] if f != "credentials_link"]})
+            for title, opts in fieldsets
+        ]
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
         colour = STATUS_COLOURS.get(obj.status, "#333")
