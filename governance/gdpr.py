@@ -255,7 +255,7 @@ def _erased_event(row) -> dict:
     """An erased event keeps its status once processed; one still to be processed or waiting
     for a person is resolved, as it can no longer run (it would send "[erased]" on)."""
     changes = {"redaction": "erasure", "redacted_at": timezone.now()}
-    if row.status not in ("processed", "resolved", "rejected", "processing"):
+    if row.status not in ("processed", "unhandled", "resolved", "rejected", "processing"):
         changes |= {
             "status": "resolved",
             "next_attempt_at": None,

@@ -160,7 +160,39 @@ def test_the_sweeper_takes_back_an_expired_lease_and_enqueues_due_work(delivered
     assert event.enqueued_at > timezone.now() - timedelta(seconds=30)
     # nothing is enqueued twice while its task is fresh
     assert sweep() == {"lost": 0, "enqueued": 0, "interrupted_flow_runs": 0}
-    assert process_event(event.pk) == "processed"
+    assert process_event(event.pk) == "unhandled"  # nothing is registered for it
+
+
+def test_an_event_nothing_handles_is_unhandled_and_replays_once_something_does(
+    registered, delivered, operator_client
+):
+    # given an event no handler and no flow takes
+    event = delivered()
+    assert process_event(event.pk) == "unhandled"
+    event.refresh_from_db()
+    assert (event.status, event.processed_at is not None) == ("unhandled", True)
+    assert event.last_error.startswith("no handler and no flow for")
+    # the console says so, offers Replay and not Retry (a retry would change nothing)
+    page = operator_client.get(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
+    html = page.content.decode()
+    assert "No handler (nothing is set up for its type)" in html
+    assert "Replay…" in html and "Retry now" not in html
+    # once a handler exists, a replay runs it
+    seen = []
+
+    @registered(endpoint="gh")
+    def now_handled(parsed):
+        seen.append(parsed.event_id)
+
+    assert (
+        operator_client.post(
+            reverse("admin:webhooks_event_replay", args=[event.pk]), {"confirm": "yes"}
+        ).status_code
+        == 302
+    )
+    assert process_event(event.pk) == "processed" and seen == [event.event_id]
+    page = operator_client.get(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
+    assert "Retry now" not in page.content.decode()  # processed: nothing to retry
 
 
 def test_an_operator_retries_a_failed_event_from_the_console(

@@ -215,6 +215,7 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def status_badge(self, obj):
         colour = {
             EventStatus.PROCESSED: "#2e7d32",
+            EventStatus.UNHANDLED: "#b54708",
             EventStatus.FAILED: "#c62828",
             EventStatus.DEAD: "#c62828",
             EventStatus.REJECTED: "#c62828",
@@ -344,5 +345,12 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_retry": self.has_retry_permission(request)}
+        # actions only where they apply: Retry on what waits or failed, Replay on what is done
+        event = self.get_object(request, object_id)
+        allowed = self.has_retry_permission(request) and event is not None and not event.redaction
+        extra_context = {
+            **(extra_context or {}),
+            "can_retry": allowed and event.status in processing.RETRYABLE,
+            "can_replay": allowed and event.status in processing.REPLAYABLE,
+        }
         return super().change_view(request, object_id, form_url, extra_context)

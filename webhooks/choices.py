@@ -7,6 +7,7 @@ class EventStatus(models.TextChoices):
     RECEIVED = "received", "Received"
     PROCESSING = "processing", "Processing"
     PROCESSED = "processed", "Processed"
+    UNHANDLED = "unhandled", "No handler (nothing is set up for its type)"
     RETRYING = "retrying", "Retrying"
     FAILED = "failed", "Failed (waiting for a person)"
     DEAD = "dead", "Dead (attempts exhausted)"

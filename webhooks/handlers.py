@@ -6,7 +6,10 @@
     def on_payment(event):
         ...  # event.payload, event.event_type, event.correlation_id, event.event_id
 
-``event_type`` may end in ``*`` (``"invoice.*"``) or be ``"*"``. A handler raising
+``event_type`` may end in ``*`` (``"invoice.*"``) or be ``"*"``. A handler that looked at the
+event and found nothing to do for it returns :data:`NOT_HANDLED` (the flows app's does when no
+flow matches); an event that no handler took ends as *unhandled*, not *processed*, so that an
+operator sees what the hub receives and nobody acts on. A handler raising
 ``connectors.engine.errors.PermanentError`` (or a ``HandlerPermanentError``) fails the event at
 once; any other exception is transient and retried. Handlers must be idempotent: an event may
 be delivered to them more than once (at-least-once processing).
@@ -20,7 +23,16 @@ from fnmatch import fnmatchcase
 
 from connectors.registry import Registry
 
-__all__ = ["HandlerPermanentError", "ParsedEvent", "handler", "handlers_for", "registry"]
+__all__ = [
+    "NOT_HANDLED",
+    "HandlerPermanentError",
+    "ParsedEvent",
+    "handler",
+    "handlers_for",
+    "registry",
+]
+
+NOT_HANDLED = "not handled"  # what a handler returns when the event was not for it
 
 
 class HandlerPermanentError(Exception):

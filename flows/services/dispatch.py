@@ -46,9 +46,12 @@ def on_webhook_event(event) -> None:
     """The webhook handler that runs every flow matching an event (registered for all
     endpoints and types by the flows app). A mapping error or a partner's refusal fails the
     event at once; anything else is retried by the event's retry schedule."""
-    from webhooks.handlers import HandlerPermanentError
+    from webhooks.handlers import NOT_HANDLED, HandlerPermanentError
 
-    for flow in flows_for_event(event.endpoint, event.event_type):
+    flows = flows_for_event(event.endpoint, event.event_type)
+    if not flows:
+        return NOT_HANDLED
+    for flow in flows:
         try:
             run_flow(
                 flow,

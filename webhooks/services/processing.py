@@ -23,7 +23,7 @@ from connectors.correlation import correlation_scope
 from connectors.engine import budget, config_cache
 from connectors.engine.errors import ConnectionBusyError, PermanentError, RetryableError
 from webhooks.choices import AttemptOutcome, EventStatus, Redaction
-from webhooks.handlers import HandlerPermanentError, ParsedEvent, handlers_for
+from webhooks.handlers import NOT_HANDLED, HandlerPermanentError, ParsedEvent, handlers_for
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.services.queue import enqueue_processing
 
@@ -131,8 +131,7 @@ def process_event(pk: int) -> str:
     try:
         # the handlers' calls share the task's time (never killed by the cluster's timeout)
         with correlation_scope(event.correlation_id), budget.task_budget():
-            for func in handlers_for(parsed.endpoint, parsed.event_type):
-                func(parsed)
+            answers = [func(parsed) for func in handlers_for(parsed.endpoint, parsed.event_type)]
     except ConnectionBusyError as exc:
         # the connection's share of the workers is in use (a slow partner): no call was made;
         # back shortly, and the attempt is not counted against the event's retry schedule
@@ -188,16 +187,17 @@ def process_event(pk: int) -> str:
             next_attempt_at=when,
         )
         return AttemptOutcome.RETRY
+    handled = any(answer != NOT_HANDLED for answer in answers)
     _finish(
         event,
         AttemptOutcome.PROCESSED,
-        "",
+        "" if handled else f"no handler and no flow for {parsed.event_type or 'this event'}",
         started,
-        status=EventStatus.PROCESSED,
+        status=EventStatus.PROCESSED if handled else EventStatus.UNHANDLED,
         processed_at=timezone.now(),
         next_attempt_at=None,
     )
-    return AttemptOutcome.PROCESSED
+    return AttemptOutcome.PROCESSED if handled else EventStatus.UNHANDLED
 
 
 def sweep(*, batch_size: int = 500, requeue_after: int = 60) -> dict[str, int]:
@@ -263,6 +263,7 @@ def _candidates(condition: Q, batch_size: int) -> list[tuple[int, int]]:
 
 FINAL_STATES = (
     EventStatus.PROCESSED,
+    EventStatus.UNHANDLED,
     EventStatus.RESOLVED,
     EventStatus.REJECTED,
     EventStatus.DEAD,
@@ -291,7 +292,14 @@ def purge_old_events(batch_size: int | None = None) -> int:
     )
 
 
-DROPPABLE = (EventStatus.PROCESSED, EventStatus.RESOLVED, EventStatus.REJECTED)
+DROPPABLE = (
+    EventStatus.PROCESSED,
+    EventStatus.UNHANDLED,
+    EventStatus.RESOLVED,
+    EventStatus.REJECTED,
+)
+REPLAYABLE = (EventStatus.PROCESSED, EventStatus.UNHANDLED, EventStatus.RESOLVED)
+RETRYABLE = (EventStatus.FAILED, EventStatus.DEAD, EventStatus.RETRYING, EventStatus.RECEIVED)
 
 
 def drop_old_bodies(batch_size: int | None = None) -> int:
@@ -355,12 +363,7 @@ def retry_now(event: WebhookEvent, *, actor=None) -> bool:
     updated = WebhookEvent.objects.filter(
         pk=event.pk,
         redaction="",  # a dropped or erased body cannot be processed again
-        status__in=[
-            EventStatus.FAILED,
-            EventStatus.DEAD,
-            EventStatus.RETRYING,
-            EventStatus.RECEIVED,
-        ],
+        status__in=RETRYABLE,
     ).update(status=EventStatus.RETRYING, next_attempt_at=now, enqueued_at=now)
     if updated:
         transaction.on_commit(lambda: enqueue_processing(event.pk))
@@ -369,12 +372,13 @@ def retry_now(event: WebhookEvent, *, actor=None) -> bool:
 
 
 def replay(event: WebhookEvent, *, actor=None) -> bool:
-    """Operator's "Replay": run a processed (or resolved) event again. Effects are idempotent
+    """Operator's "Replay": run a processed, unhandled or resolved event again (an unhandled
+    one once a flow or handler for it exists). Effects are idempotent
     (idempotency keys, lookups before creates), so this changes nothing already applied."""
     now = timezone.now()
-    updated = WebhookEvent.objects.filter(
-        pk=event.pk, status__in=[EventStatus.PROCESSED, EventStatus.RESOLVED], redaction=""
-    ).update(status=EventStatus.RETRYING, next_attempt_at=now, enqueued_at=now)
+    updated = WebhookEvent.objects.filter(pk=event.pk, status__in=REPLAYABLE, redaction="").update(
+        status=EventStatus.RETRYING, next_attempt_at=now, enqueued_at=now
+    )
     if updated:
         transaction.on_commit(lambda: enqueue_processing(event.pk))
     return bool(updated)
@@ -386,6 +390,6 @@ def mark_resolved(event: WebhookEvent, *, reason: str, actor=None) -> bool:
     note = f"{timezone.now():%Y-%m-%d %H:%M} {who}: {reason}".strip()
     return bool(
         WebhookEvent.objects.filter(pk=event.pk)
-        .exclude(status__in=[EventStatus.PROCESSING, EventStatus.PROCESSED])
+        .exclude(status__in=[EventStatus.PROCESSING, EventStatus.PROCESSED, EventStatus.UNHANDLED])
         .update(status=EventStatus.RESOLVED, next_attempt_at=None, resolution_note=note)
     )
