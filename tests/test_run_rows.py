@@ -259,11 +259,12 @@ def stored_event(endpoint, event_id: str, payload: dict) -> WebhookEvent:
 def test_processing_claims_once_and_records_the_attempt(make_endpoint):
     endpoint = make_endpoint("github", "s3cret", slug="shop")
     event = stored_event(endpoint, "e-1", {"id": 1})
-    assert process_event(event.pk) == "processed"
+    # nothing is registered for it: the attempt ran to its end, and the event says so
+    assert process_event(event.pk) == "unhandled"
     event.refresh_from_db()
-    assert (event.status, event.attempts, event.lease_until) == ("processed", 1, None)
+    assert (event.status, event.attempts, event.lease_until) == ("unhandled", 1, None)
     assert list(event.attempt_log.values_list("number", "outcome")) == [(1, "processed")]
-    # a processed event cannot be claimed again: nothing changes
+    # a finished event cannot be claimed again: nothing changes
     assert process_event(event.pk) == "skipped"
     event.refresh_from_db()
     assert event.attempts == 1 and event.attempt_log.count() == 1
