@@ -10,7 +10,7 @@ export DEBUG ?= true
 # Where `make run` and `make demo` listen: make run PORT=8080
 PORT ?= 8000
 
-.PHONY: run demo test lint bench venv dev clean check-python
+.PHONY: run demo test test-browser lint bench venv dev clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -41,6 +41,11 @@ demo: $(STAMP)
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The console in Chromium (Debian's: apt-get install chromium), driven by Playwright.
+test-browser: $(DEV_STAMP)
+	@command -v chromium >/dev/null || { echo "test-browser needs Chromium: apt-get install chromium"; exit 1; }
+	HUB_BROWSER_TESTS=1 $(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from connectors.choices import CredentialKind
 from connectors.models import Connection
 from connectors.roles import ADMINS, AUDITORS, OPERATORS
 from connectors.services.credentials import create_credential
+
+# The browser tests need Chromium: `make test-browser` runs them, `make test` needs only Python.
+collect_ignore = [] if os.environ.get("HUB_BROWSER_TESTS") else ["browser"]
 
 
 @pytest.fixture(autouse=True)

@@ -85,6 +85,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "work_on_it",
     ]
     actions = ["test_connections", "reset_circuits", "disconnect_accounts"]
+    change_form_template = "admin/connectors/connection/change_form.html"
     inlines = [CredentialInline]
     # the settings come from the model's list (integrations as code reads the same one); the
     # read-only panels go beside them
@@ -183,6 +184,34 @@ class ConnectionAdmin(admin.ModelAdmin):
             format_html('<a href="{}" rel="noreferrer">notes</a>', obj.deprecation_link)
             if obj.deprecation_link
             else "",
+        )
+
+    def get_urls(self):
+        from django.urls import path
+
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/test/",
+                wrap(self.test_view),
+                name="connectors_connection_test",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_view(self, request, object_id):
+        """The page's *Test connection* button: one real call, its result on the page."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseRedirect
+
+        connection = self.get_object(request, object_id)
+        if request.method != "POST" or connection is None:
+            raise PermissionDenied
+        if not self.has_view_permission(request, connection):
+            raise PermissionDenied
+        self.test_connections(request, Connection.objects.filter(pk=connection.pk))
+        return HttpResponseRedirect(
+            reverse("admin:connectors_connection_change", args=[connection.pk])
         )
 
     @admin.action(
