@@ -43,7 +43,7 @@ ALLOWED_HOSTS = env.list(
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "integrations_site.apps.HubAdminConfig",  # Django's admin, its home page grouped
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

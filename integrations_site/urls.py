@@ -7,10 +7,6 @@ from django.views.generic import RedirectView
 
 from governance.views import deliverables_view, diff_view, gdpr_desk_view
 
-admin.site.site_header = "Integration hub"
-admin.site.site_title = "Integration hub"
-admin.site.index_title = "Operator console"
-
 handler403 = "integrations_site.errors.forbidden"
 
 urlpatterns = [

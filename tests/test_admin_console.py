@@ -250,3 +250,14 @@ def test_the_debug_error_page_does_not_show_a_posted_secret(
     # and the failed replacement was rolled back
     credential.refresh_from_db()
     assert credential.value.reveal() == secret_value
+
+
+@pytest.mark.django_db
+def test_the_home_page_puts_the_hubs_sections_first_and_internals_under_system(admin_client):
+    apps = admin_client.get("/admin/").context["app_list"]
+    names = [app["name"] for app in apps]
+    assert names[:2] == ["Connections", "Webhooks"] and names[-1] == "System"
+    assert not {"Python Social Auth", "Task queue", "Authentication and Authorization"} & set(names)
+    system = [model["name"] for model in apps[-1]["models"]]
+    assert {"Nonces (Python Social Auth)", "Queued tasks (Task queue)"} <= set(system)
+    assert "Users (Authentication and Authorization)" in system
