@@ -127,7 +127,9 @@ def test_every_method_but_post_is_405_and_unknown_endpoints_404(method, make_end
         assert "receive" not in text.lower()  # nor the view's name or docstring
 
 
-def test_a_flood_of_bad_signatures_writes_the_endpoint_row_once(make_endpoint, post_webhook):
+def test_a_flood_of_bad_signatures_writes_the_endpoint_row_once(
+    make_endpoint, post_webhook, operator_client
+):
     endpoint = make_endpoint("github", SECRET)
     body = b'{"x": 1}'
     bad = signing.github_headers(body, "not-the-secret", "flood")
@@ -140,9 +142,9 @@ def test_a_flood_of_bad_signatures_writes_the_endpoint_row_once(make_endpoint, p
     with CaptureQueriesContext(connection) as queries:
         refusals.counter.flush()
     # one UPDATE of the endpoint row and one of its count by kind (the first time, the kind's
-    # row is created), whatever the number of refusals
+    # row is created), and the last refusals in one INSERT and one trim, whatever their number
     writes = [q["sql"].split()[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert writes == ["UPDATE", "UPDATE", "INSERT"]
+    assert writes == ["UPDATE", "UPDATE", "INSERT", "INSERT", "SELECT", "DELETE"]
     endpoint.refresh_from_db()
     assert (endpoint.rejected_count, endpoint.last_rejection_reason) == (30, "signature mismatch")
     assert endpoint.last_rejection_at is not None
@@ -150,8 +152,20 @@ def test_a_flood_of_bad_signatures_writes_the_endpoint_row_once(make_endpoint, p
         post_webhook(endpoint, body, bad)
     with CaptureQueriesContext(connection) as queries:
         refusals.counter.flush()
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE", "UPDATE"]
+    writes = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert writes == ["UPDATE", "UPDATE", "INSERT", "SELECT", "DELETE"]
     assert endpoint.refusals.get(kind="signature").count == 60
+    # the last 20 refusals are kept, with when, why and from where; never what was sent
+    recent = list(endpoint.refused.all())
+    assert len(recent) == 20
+    assert {(r.kind, r.reason, r.source_ip) for r in recent} == {
+        ("signature", "signature mismatch", "127.0.0.1")
+    }
+    # and the endpoint's page shows them to an operator
+    page = operator_client.get(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/")
+    html = page.content.decode()
+    assert html.count("<td>signature mismatch</td>") == 20 and "<td>127.0.0.1</td>" in html
+    assert bad["X-Hub-Signature-256"] not in html
 
 
 @pytest.mark.django_db(transaction=True)

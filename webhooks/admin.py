@@ -20,7 +20,7 @@ from connectors.admin.scale import BoundedListMixin, distinct_values_filter
 from connectors.choices import CredentialKind
 from connectors.models import Credential
 from webhooks.choices import EventStatus, Redaction
-from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
+from webhooks.models import RECENT_REFUSALS, EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.models.endpoint import ENDPOINT_SETTINGS
 from webhooks.services import processing
 from webhooks.services.ingest import load_endpoint_config
@@ -64,6 +64,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         "rejected_count",
         "last_rejection_reason",
         "last_rejection_at",
+        "recent_refusals",
         "created_at",
         "updated_at",
     ]
@@ -79,12 +80,40 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                     "rejected_count",
                     "last_rejection_reason",
                     "last_rejection_at",
+                    "recent_refusals",
                     "created_at",
                     "updated_at",
                 ]
             },
         ),
     ]
+
+    @admin.display(description="Last refused deliveries")
+    def recent_refusals(self, obj):
+        """When, why and from where (never a body, a header or a signature), newest first."""
+        if obj is None or obj.pk is None:
+            return "—"
+        rows = obj.refused.all()[:RECENT_REFUSALS]
+        if not rows:
+            return "None refused."
+        return format_html(
+            '<table><thead><tr><th scope="col">When</th><th scope="col">Why</th>'
+            '<th scope="col">Reason</th><th scope="col">From</th></tr></thead><tbody>{}</tbody>'
+            "</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        f"{r.at:%Y-%m-%d %H:%M:%S}",
+                        r.get_kind_display(),
+                        r.reason,
+                        r.source_ip or "?",
+                    )
+                    for r in rows
+                ),
+            ),
+        )
 
     @admin.display(description="URL")
     def url(self, obj):

@@ -1,6 +1,20 @@
 """Models of the webhooks app."""
 
-from webhooks.models.endpoint import EndpointRefusals, RefusalKind, WebhookEndpoint
+from webhooks.models.endpoint import (
+    RECENT_REFUSALS,
+    EndpointRefusals,
+    RefusalKind,
+    RefusedDelivery,
+    WebhookEndpoint,
+)
 from webhooks.models.event import EventAttempt, WebhookEvent
 
-__all__ = ["EndpointRefusals", "EventAttempt", "RefusalKind", "WebhookEndpoint", "WebhookEvent"]
+__all__ = [
+    "RECENT_REFUSALS",
+    "EndpointRefusals",
+    "EventAttempt",
+    "RefusalKind",
+    "RefusedDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+]

@@ -197,3 +197,29 @@ class EndpointRefusals(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint_id} {self.kind}: {self.count}"
+
+
+class RefusedDelivery(models.Model):
+    """One of an endpoint's last refused deliveries, for a person to see what is refused and
+    why: when, the kind and reason, and the sender's address; never a body, a header or a
+    signature. Written with the endpoint's counter, at most ``RECENT_REFUSALS`` kept per
+    endpoint (older ones are deleted as new ones come)."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="refused", help_text="Where."
+    )
+    at = models.DateTimeField(help_text="When it was refused.")
+    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text="Why (class).")
+    reason = models.CharField(max_length=200, help_text="Why, as the sender was told.")
+    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Sender address.")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "refused deliveries"
+        indexes = [models.Index(fields=["endpoint", "-at"], name="refused_endpoint_at")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.reason}"
+
+
+RECENT_REFUSALS = 20  # kept per endpoint

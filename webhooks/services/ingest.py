@@ -191,9 +191,9 @@ def redact_headers(headers) -> dict:
 REFUSAL_KINDS = {401: "signature", 403: "address", 413: "size", 400: "malformed", 503: "not_ready"}
 
 
-def _count_rejection(endpoint: WebhookEndpoint, reason: str, status: int) -> None:
+def _count_rejection(endpoint: WebhookEndpoint, reason: str, status: int, ip: str) -> None:
     # in memory, written in one UPDATE per endpoint a few seconds later (refusals.py)
-    refusals.counter.add(endpoint.pk, reason, REFUSAL_KINDS.get(status, "other"))
+    refusals.counter.add(endpoint.pk, reason, REFUSAL_KINDS.get(status, "other"), ip)
 
 
 def _verify(config: _EndpointConfig, request, body: bytes) -> str:
@@ -217,6 +217,7 @@ def receive(slug: str, request) -> IngestResult:
     if config is None:
         return IngestResult(404, "unknown webhook endpoint")
     endpoint = config.endpoint
+    ip = ""
     try:
         # the sender's address first: a refused sender's body is not even read
         ip = _client_ip(request)
@@ -239,7 +240,7 @@ def receive(slug: str, request) -> IngestResult:
             raise _Refused(415, f"content type {media_type or 'missing'} not accepted", count=False)
     except _Refused as refused:
         if refused.count:
-            _count_rejection(endpoint, refused.reason, refused.status)
+            _count_rejection(endpoint, refused.reason, refused.status, ip)
         logger.info(
             "webhook refused on %s: %s",
             slug,
