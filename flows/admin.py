@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from connectors.admin.calls import calls_link, run_calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin
+from connectors.admin.status import status
 from connectors.models import ApiCall
 from flows.mapping import apply_rules
 from flows.models import (
@@ -265,15 +266,13 @@ class FlowAdmin(admin.ModelAdmin):
 
     @admin.display(description="Last run")
     def last_run(self, obj):
-        status = getattr(obj, "last_run_status", None)
-        if status is None:
+        state = getattr(obj, "last_run_status", None)
+        if state is None:
             return "—"
-        colour = {"failed": "#ba2121", "retrying": "#b8860b"}.get(status, "inherit")
         return format_html(
-            '<span style="color:{}">{} {}</span>',
-            colour,
-            RunStatus(status).label,
-            obj.last_run_at.strftime("%Y-%m-%d %H:%M"),
+            "{} {}",
+            status("flow_run", state, RunStatus(state).label),
+            f"{obj.last_run_at:%Y-%m-%d %H:%M}",
         )
 
     @admin.display(description="Scopes")
@@ -284,7 +283,7 @@ class FlowAdmin(admin.ModelAdmin):
         missing = [s for s in obj.required_scopes if s not in granted]
         if missing:
             return format_html(
-                '<strong style="color:#ba2121">The connection was not granted: {}</strong>',
+                '<strong class="hub-status hub-error">The connection was not granted: {}</strong>',
                 ", ".join(missing),
             )
         return "The connection holds every scope this flow needs."
@@ -404,13 +403,7 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def coloured_status(self, obj):
-        colour = {
-            RunStatus.FAILED: "#ba2121",
-            RunStatus.INTERRUPTED: "#ba2121",
-            RunStatus.RETRYING: "#b8860b",
-            RunStatus.RUNNING: "#205493",
-        }.get(obj.status, "inherit")
-        return format_html('<span style="color:{}">{}</span>', colour, obj.get_status_display())
+        return status("flow_run", obj.status, obj.get_status_display())
 
     @admin.display(description="Error")
     def short_error(self, obj):

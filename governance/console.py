@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from connectors.admin.status import status
 from connectors.choices import Environment
 from connectors.models import Connection
 from governance.gate import CATEGORIES, findings
@@ -21,13 +22,13 @@ def checklist_panel(connection) -> str:
     for category in CATEGORIES:
         mine = [f for f in found if f.category == category]
         if not mine:
-            rows.append((category, "#067647", "ok", ""))
+            rows.append((category, status("level", "ok", "ok"), ""))
             continue
         detail = format_html_join(
             "", "<br>hub.{}: {} <em>{}</em>", ((f.id, f.message, f.hint) for f in mine)
         )
-        colour = "#b42318" if any(f.level == "error" for f in mine) else "#b54708"
-        rows.append((category, colour, "to fix", detail))
+        level = "error" if any(f.level == "error" for f in mine) else "warning"
+        rows.append((category, status("level", level, "to fix"), detail))
     twins = Connection.objects.filter(
         environment=Environment.SANDBOX, service_kind=connection.service_kind
     ).order_by("slug")[:5]
@@ -49,7 +50,7 @@ def checklist_panel(connection) -> str:
         '<table class="hub-checklist">{}</table>{}',
         format_html_join(
             "",
-            '<tr><th scope="row">{}</th><td><strong style="color:{}">{}</strong>{}</td></tr>',
+            '<tr><th scope="row">{}</th><td>{}{}</td></tr>',
             rows,
         ),
         format_html("Works in test, not in prod? Compare with {}.", compare) if twins else "",

@@ -11,25 +11,10 @@ from django.utils.html import format_html, format_html_join
 
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.readonly import ReadOnlyAdminMixin
-from monitoring.choices import IncidentState, Severity
+from connectors.admin.status import status
 from monitoring.models import Channel, Incident, Notification, RuleSetting
 from monitoring.rules import RULES
 from monitoring.services import affected, incidents, notify
-
-COLOURS = {
-    IncidentState.OPEN: "#b42318",
-    IncidentState.ACKNOWLEDGED: "#b54708",
-    IncidentState.RESOLVED: "#067647",
-    IncidentState.IGNORED: "#667085",
-}
-
-
-def badge(text: str, colour: str):
-    return format_html(
-        '<span style="color:#fff;background:{};padding:1px 6px;border-radius:8px">{}</span>',
-        colour,
-        text,
-    )
 
 
 class RuleFilter(admin.SimpleListFilter):
@@ -96,12 +81,11 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj):
-        return badge(obj.get_state_display(), COLOURS.get(obj.state, "#667085"))
+        return status("incident", obj.state, obj.get_state_display())
 
     @admin.display(description="severity", ordering="severity")
     def severity_badge(self, obj):
-        colour = "#b42318" if obj.severity == Severity.CRITICAL else "#b54708"
-        return badge(obj.get_severity_display(), colour)
+        return status("severity", obj.severity, obj.get_severity_display())
 
     @admin.display(description="events waiting because of it")
     def affected_events(self, obj):

@@ -8,9 +8,10 @@ from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from connectors.admin.status import status
 from monitoring.choices import ACTIVE_STATES, Health, Severity, TargetType
 from monitoring.models import Incident
-from monitoring.services.health import COLOURS, STATIC, health_by_target
+from monitoring.services.health import STATIC, health_by_target
 
 
 def annotate_health(queryset):
@@ -38,12 +39,7 @@ def health_column(obj):
         health, reason = Health.DEGRADED, summary
     else:
         health, reason = Health.HEALTHY, "no open incident"
-    return format_html(
-        '<strong style="color:{}" title="{}">{}</strong>',
-        COLOURS[health],
-        reason,
-        Health(health).label,
-    )
+    return status("health", health, Health(health).label, reason)
 
 
 def connection_health_panel(connection) -> str:
@@ -64,10 +60,9 @@ def connection_health_panel(connection) -> str:
     )
     charts = reverse("admin:monitoring_connection_charts", args=[connection.pk])
     return format_html(
-        '<strong style="color:{}">Health: {}</strong> — {}<ul>{}</ul><a href="{}">Volume, errors '
-        "and latency over 24 h and 7 days</a>",
-        state.colour,
-        state.label,
+        'Health: {} — {}<ul>{}</ul><a href="{}">Volume, errors and latency over 24 h and 7 '
+        "days</a>",
+        state.badge,
         state.reason,
         links,
         charts,

@@ -18,28 +18,20 @@ from django.utils.html import format_html, format_html_join
 from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
+from connectors.admin.status import status
 from flows.paths import leaves
 from syncs.models import SYNC_JOB_SETTINGS, MirrorRecord, RunState, SyncJob, SyncRun
 
 SETTINGS = dict(SYNC_JOB_SETTINGS)
-STATUS_COLOURS = {
-    RunState.FAILED: "#c62828",
-    RunState.PARTIAL: "#ef6c00",
-    RunState.PAUSED: "#ef6c00",
-    RunState.SUCCEEDED: "#2e7d32",
-}
 PII_PERMISSION = "syncs.view_pii"
 MASK = "•••"
 
 
-def _badge(status: str | None, started_at) -> str:
-    if status is None:
+def _badge(state: str | None, started_at) -> str:
+    if state is None:
         return "never run"
     return format_html(
-        '<strong style="color:{}">{}</strong> {}',
-        STATUS_COLOURS.get(status, "#333"),
-        RunState(status).label,
-        started_at.strftime("%Y-%m-%d %H:%M"),
+        "{} {}", status("sync_run", state, RunState(state).label), f"{started_at:%Y-%m-%d %H:%M}"
     )
 
 
@@ -181,11 +173,7 @@ class SyncRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def coloured_status(self, obj):
-        return format_html(
-            '<strong style="color:{}">{}</strong>',
-            STATUS_COLOURS.get(obj.status, "#333"),
-            obj.get_status_display(),
-        )
+        return status("sync_run", obj.status, obj.get_status_display())
 
     @admin.display(description="First errors")
     def error_list(self, obj):

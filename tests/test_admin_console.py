@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.fernet import Fernet
 from django.test import Client
@@ -261,3 +263,27 @@ def test_the_home_page_puts_the_hubs_sections_first_and_internals_under_system(a
     system = [model["name"] for model in apps[-1]["models"]]
     assert {"Nonces (Python Social Auth)", "Queued tasks (Task queue)"} <= set(system)
     assert "Users (Authentication and Authorization)" in system
+
+
+@pytest.mark.django_db
+def test_statuses_have_one_look_with_words_and_http_classes_are_coloured(operator_client):
+    from connectors.admin.status import TONES, status
+    from connectors.models import ApiCall, Connection
+
+    crm = Connection.objects.create(name="CRM", slug="crm", base_url="https://crm.example.test")
+    for code in (200, 404, 503):
+        ApiCall.objects.create(connection=crm, method="GET", path=f"/x{code}", status_code=code)
+    html = operator_client.get("/admin/connectors/apicall/").content.decode()
+    assert '<strong class="hub-status hub-error">503</strong>' in html
+    assert '<strong class="hub-status hub-warning">404</strong>' in html
+    assert '<strong class="hub-status hub-ok">200</strong>' in html
+    # every tone has its symbol in the one stylesheet, so colour is never the only signal
+    from django.contrib.staticfiles import finders
+
+    css = Path(finders.find("hub/status.css")).read_text()
+    tones = {tone for kind in TONES.values() for tone in kind.values()}
+    for tone in tones:
+        assert f".hub-status.hub-{tone}::before" in css and f"--hub-{tone}:" in css
+    assert status("event", "unhandled", "No handler") == (
+        '<strong class="hub-status hub-warning">No handler</strong>'
+    )

@@ -17,9 +17,10 @@ from django.utils.safestring import mark_safe
 from connectors.admin.calls import calls_link
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
+from connectors.admin.status import status
 from connectors.choices import CredentialKind
 from connectors.models import Credential
-from webhooks.choices import EventStatus, Redaction
+from webhooks.choices import Redaction
 from webhooks.models import RECENT_REFUSALS, EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.models.endpoint import ENDPOINT_SETTINGS
 from webhooks.services import processing
@@ -123,7 +124,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def scheme_display(self, obj):
         if obj.unsigned:
             return format_html(
-                '<strong style="color:#c62828">{}</strong>',
+                '<strong class="hub-status hub-error">{}</strong>',
                 "UNSIGNED: anyone who knows the URL can post",
             )
         return obj.get_scheme_display()
@@ -148,7 +149,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             return "endpoint disabled"
         if not obj.usable_secrets:
             return format_html(
-                '<strong style="color:#c62828">{}</strong>',
+                '<strong class="hub-status hub-error">{}</strong>',
                 "none usable: every delivery gets 503",
             )
         return f"{obj.usable_secrets} usable"
@@ -164,7 +165,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             return "endpoint disabled"
         if config.secret_problem:
             return format_html(
-                '<strong style="color:#c62828">{}: every delivery gets 503</strong>',
+                '<strong class="hub-status hub-error">{}: every delivery gets 503</strong>',
                 config.secret_problem,
             )
         fingerprints = ", ".join(fp for _, fp in config.secrets)
@@ -242,15 +243,7 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        colour = {
-            EventStatus.PROCESSED: "#2e7d32",
-            EventStatus.UNHANDLED: "#b54708",
-            EventStatus.FAILED: "#c62828",
-            EventStatus.DEAD: "#c62828",
-            EventStatus.REJECTED: "#c62828",
-            EventStatus.RETRYING: "#ef6c00",
-        }.get(obj.status, "#333")
-        return format_html('<strong style="color:{}">{}</strong>', colour, obj.get_status_display())
+        return status("event", obj.status, obj.get_status_display())
 
     @admin.display(description="Last error")
     def short_error(self, obj):

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin
+from connectors.admin.status import http_status
 from connectors.models import ApiCall
 
 
@@ -44,7 +45,7 @@ class ApiCallAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "connection",
         "method",
         "path",
-        "status_code",
+        "status",
         "error_kind",
         "duration_ms",
         "attempt",
@@ -63,6 +64,11 @@ class ApiCallAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_exact = ["correlation_id", "idempotency_key"]
     search_help_text = "A correlation id or an idempotency key, exactly."
     list_select_related = ["connection"]
+
+    @admin.display(description="Status", ordering="status_code")
+    def status(self, obj):
+        """Coloured by class (a 503 never looks like a 200); empty when no answer came."""
+        return http_status(obj.status_code, fallback="—")
 
 
 def calls_link(correlation_id: str):

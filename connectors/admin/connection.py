@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from connectors.admin.confirm import confirmation, confirmed
+from connectors.admin.status import status
 from connectors.choices import ConnectionStatus
 from connectors.engine.circuit import circuit_state
 from connectors.engine.circuit import reset as reset_circuit
@@ -20,13 +21,6 @@ from connectors.services.health import check_connection
 
 SETTINGS = dict(CONNECTION_SETTINGS)
 
-STATUS_COLOURS = {
-    ConnectionStatus.ACTIVE: "#2e7d32",
-    ConnectionStatus.PAUSED: "#6d6d6d",
-    ConnectionStatus.REAUTH_REQUIRED: "#c62828",
-    ConnectionStatus.FAILING: "#c62828",
-    ConnectionStatus.DISABLED: "#6d6d6d",
-}
 
 # render(connection) -> safe HTML or "": panels other apps add to the connection page.
 CONNECTION_PANELS: list[Callable] = []
@@ -124,13 +118,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        colour = STATUS_COLOURS.get(obj.status, "#333")
-        label = obj.get_status_display()
-        if obj.status_reason:
-            return format_html(
-                '<strong style="color:{}" title="{}">{}</strong>', colour, obj.status_reason, label
-            )
-        return format_html('<strong style="color:{}">{}</strong>', colour, label)
+        return status("connection", obj.status, obj.get_status_display(), obj.status_reason)
 
     @admin.display(description="Health, checklist and jobs")
     def work_on_it(self, obj):
@@ -177,7 +165,8 @@ class ConnectionAdmin(admin.ModelAdmin):
         if obj is None or not obj.deprecation_seen_at:
             return "no deprecation signalled"
         return format_html(
-            '<strong style="color:#c62828">Deprecated: {} · Sunset: {}</strong> (first seen {}) {}',
+            '<strong class="hub-status hub-error">Deprecated: {} · Sunset: {}</strong> '
+            "(first seen {}) {}",
             obj.deprecation_date or "-",
             obj.sunset_date or "-",
             f"{obj.deprecation_seen_at:%Y-%m-%d}",
@@ -261,7 +250,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                     (
                         (
                             format_html(
-                                '<strong style="color:#c62828" title="{}">{}</strong>',
+                                '<strong class="hub-status hub-error" title="{}">{}</strong>',
                                 "looks like full access"
                                 if s in broad
                                 else "granted but not requested",

@@ -92,7 +92,7 @@ class CredentialAdmin(admin.ModelAdmin):
         if obj.readable:
             return "yes"
         return format_html(
-            '<strong style="color:#c62828">{}</strong>', "unreadable: encryption key missing"
+            '<strong class="hub-status hub-error">{}</strong>', "unreadable: encryption key missing"
         )
 
     @method_decorator(sensitive_variables("secret"))

@@ -11,16 +11,8 @@ from connectors.choices import ConnectionStatus
 from monitoring.choices import ACTIVE_STATES, Health, Severity, TargetType
 from monitoring.models import Incident
 
-__all__ = ["COLOURS", "HealthState", "flow_health", "health_by_target"]
+__all__ = ["HealthState", "flow_health", "health_by_target"]
 
-COLOURS = {
-    Health.HEALTHY: "#067647",
-    Health.DEGRADED: "#b54708",
-    Health.FAILING: "#b42318",
-    Health.PAUSED: "#667085",
-    Health.REAUTH_REQUIRED: "#b42318",
-    Health.DISABLED: "#667085",
-}
 STATIC = {
     ConnectionStatus.PAUSED: Health.PAUSED,
     ConnectionStatus.DISABLED: Health.DISABLED,
@@ -38,8 +30,11 @@ class HealthState:
         return Health(self.health).label
 
     @property
-    def colour(self) -> str:
-        return COLOURS[self.health]
+    def badge(self):
+        """The console's badge of this health (connectors/admin/status.py), its reason on hover."""
+        from connectors.admin.status import status
+
+        return status("health", self.health, self.label, self.reason)
 
 
 def flow_health(flows) -> dict[int, HealthState]:
