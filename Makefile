@@ -10,7 +10,7 @@ export DEBUG ?= true
 # Where `make run` and `make demo` listen: make run PORT=8080
 PORT ?= 8000
 
-.PHONY: run demo test test-browser lint bench venv dev clean check-python
+.PHONY: run demo test test-browser screenshots lint bench venv dev clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -46,6 +46,11 @@ test: $(DEV_STAMP)
 test-browser: $(DEV_STAMP)
 	@command -v chromium >/dev/null || { echo "test-browser needs Chromium: apt-get install chromium"; exit 1; }
 	HUB_BROWSER_TESTS=1 $(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
+# The screenshots of docs/getting-started.md, taken by the browser tests.
+screenshots: $(DEV_STAMP)
+	mkdir -p docs/img
+	HUB_SCREENSHOTS=docs/img HUB_BROWSER_TESTS=1 $(PY) -m pytest tests/browser -k "getting_started or incident" $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,7 @@ import secrets
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -18,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from connectors.admin.calls import calls_link, run_calls_link
+from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin
 from connectors.admin.status import status
@@ -42,6 +44,12 @@ class MappingRuleInline(admin.TabularInline):
     model = MappingRule
     extra = 1
     fields = ["position", *RULE_SETTINGS]
+    # one line per rule, so the rules table fits a laptop screen (1366 px)
+    formfield_overrides = {
+        models.JSONField: {"widget": forms.Textarea(attrs={"rows": 1, "cols": 12})},
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 16})},
+        models.PositiveIntegerField: {"widget": forms.NumberInput(attrs={"style": "width:4em"})},
+    }
 
 
 def sheet_rows(mapping: Mapping) -> list[list[str]]:
@@ -211,7 +219,7 @@ class RunNowForm(forms.Form):
 
 
 @admin.register(Flow)
-class FlowAdmin(admin.ModelAdmin):
+class FlowAdmin(DependentFieldsMixin, admin.ModelAdmin):
     list_display = [
         "slug",
         "name",
@@ -226,6 +234,11 @@ class FlowAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     readonly_fields = ["scope_check", "recent_runs"]
     change_form_template = "admin/flows/flow/change_form.html"
+    # the trigger's own fields only for that trigger
+    field_depends = (
+        "trigger",
+        {"endpoint": ["webhook"], "event_type": ["webhook"], "cron": ["schedule"]},
+    )
     # the settings come from the model's list (integrations as code reads the same one)
     fieldsets = [
         (None, {"fields": FLOW[None]}),

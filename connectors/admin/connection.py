@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from connectors.admin.confirm import confirmation, confirmed
+from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.status import status
 from connectors.choices import ConnectionStatus
 from connectors.engine.circuit import circuit_state
@@ -50,8 +51,11 @@ class CredentialInline(admin.TabularInline):
         return "yes" if obj.readable else "unreadable: encryption key missing"
 
 
+OAUTH = ["oauth2"]  # the fields and panels only OAuth connections use
+
+
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(DependentFieldsMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "slug",
@@ -80,6 +84,21 @@ class ConnectionAdmin(admin.ModelAdmin):
     ]
     actions = ["test_connections", "reset_circuits", "disconnect_accounts"]
     change_form_template = "admin/connectors/connection/change_form.html"
+    field_depends = (
+        "auth_method",
+        {
+            "api_key_header_name": ["api_key_header"],
+            "api_key_query_param": ["api_key_query"],
+            "basic_username": ["basic"],
+            "requested_scopes": OAUTH,
+            "granted_scopes": OAUTH,
+            "oauth_app": OAUTH,
+            "token_refresh_margin_seconds": OAUTH,
+            "oauth_connect": OAUTH,
+            "oauth_account": OAUTH,
+            "scopes_side_by_side": OAUTH,
+        },
+    )
     inlines = [CredentialInline]
     # the settings come from the model's list (integrations as code reads the same one); the
     # read-only panels go beside them

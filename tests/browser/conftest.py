@@ -42,6 +42,12 @@ class Hub:
         self.url = url
         self.secrets = secrets_
 
+    def shot(self, page, name: str) -> None:
+        """A screenshot for the docs (docs/img/, ``make screenshots``), when asked for."""
+        folder = os.environ.get("HUB_SCREENSHOTS")
+        if folder:
+            page.screenshot(path=os.path.join(folder, f"{name}.png"))
+
     def login(self, page, username: str) -> None:
         page.set_default_timeout(10_000)
         page.goto(f"{self.url}/admin/login/?next=/admin/")

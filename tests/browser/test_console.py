@@ -77,10 +77,12 @@ def overflow(page) -> int:
         "/admin/syncs/syncrun/",
         "/admin/connectors/connection/",
         "/admin/monitoring/incident/",
+        "/admin/flows/mapping/add/",
+        "/admin/connectors/connection/add/",
     ],
 )
 def test_the_lists_fit_a_laptop_screen(hub, page, path):
-    hub.login(page, "operators")
+    hub.login(page, "integration_admins")
     page.goto(hub.url + path)
     assert overflow(page) <= 0, f"{path} scrolls sideways by {overflow(page)} px at 1366 px"
 
@@ -91,6 +93,7 @@ def test_an_operator_opens_the_incident_on_the_home_page_and_retries_its_events(
 
     run_pass()
     hub.login(page, "operators")
+    hub.shot(page, "0-home")
     page.get_by_role("link", name=re.compile("wait for a person")).first.click()
     page.get_by_role("button", name="Retry all its events…").click()
     page.get_by_role("button", name="Retry them").click()
@@ -107,25 +110,109 @@ def test_an_auditor_reads_the_audit_trail_and_cannot_reach_a_credential(hub, pag
     assert "Your account <strong>auditors</strong> is in Auditors" in page.content()
 
 
-def test_an_admin_creates_a_connection_with_a_credential_and_tests_it(hub, page, demo):
+def test_getting_started_connection_credential_test_endpoint_mapping_flow_event(hub, page, demo):
+    """docs/getting-started.md, done in the browser: each step through the console's forms,
+    then a signed event goes through the new flow (its screenshots are the doc's)."""
+    from connectors.models import Connection
+    from sandbox.emitter import emit, new_signing_secret, payment_event
+    from webhooks.models import WebhookEvent
+    from webhooks.services.processing import process_event
+
     hub.login(page, "integration_admins")
+    # 1. a connection
     page.goto(f"{hub.url}/admin/connectors/connection/add/")
     page.fill("#id_name", "Second CRM")
     page.fill("#id_base_url", hub.url + "/sandbox/crm/v1")
     page.select_option("#id_auth_method", "api_key_header")
     page.fill("#id_api_key_header_name", "X-API-Key")
     page.fill("#id_health_path", "/me")
+    hub.shot(page, "1-connection")
     page.get_by_role("button", name="Save and continue editing").click()
     page.get_by_text("was added successfully").wait_for()
+    second = Connection.objects.get(slug="second-crm")
+    # 2. its credential (write-only: the value never comes back)
     page.get_by_role("link", name="Add a credential").click()
     page.select_option("#id_kind", "api_key")
     page.fill("#id_secret", demo.key)
     page.get_by_role("button", name="Save", exact=True).click()
     assert demo.key not in page.content()
-    # the connection's page tests it with one real call and shows the answer
-    from connectors.models import Connection
-
-    second = Connection.objects.get(slug="second-crm")
+    # 3. the test: one real call to the health path, its answer on the page
     page.goto(f"{hub.url}/admin/connectors/connection/{second.pk}/change/")
     page.get_by_role("button", name="Test connection").click()
     page.get_by_text(re.compile(r"second-crm: 200, \d+ ms: the partner answered", re.I)).wait_for()
+    hub.shot(page, "3-test-connection")
+    # 4. an endpoint for the payment provider's events, and its signing secret
+    signing = new_signing_secret()
+    payments = Connection.objects.get(slug="sandbox-payments")
+    page.goto(f"{hub.url}/admin/webhooks/webhookendpoint/add/")
+    page.fill("#id_slug", "shop-payments")
+    page.select_option("#id_connection", str(payments.pk))
+    page.select_option("#id_scheme", "standard_webhooks")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was added successfully").wait_for()
+    page.goto(f"{hub.url}/admin/connectors/credential/add/?connection={payments.pk}")
+    page.select_option("#id_kind", "webhook_signing_secret")
+    page.fill("#id_secret", signing)
+    page.get_by_role("button", name="Save", exact=True).click()
+    # 5. a mapping: only these fields leave the hub
+    page.goto(f"{hub.url}/admin/flows/mapping/add/")
+    page.fill("#id_slug", "payer-to-contact")
+    page.fill("#id_name", "Payer to contact")
+    page.fill("#id_rules-0-source", "data.object.customer.email")
+    page.fill("#id_rules-0-target", "email")
+    page.check("#id_rules-0-required")
+    page.check("#id_rules-0-pii")
+    hub.shot(page, "5-mapping")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was added successfully").wait_for()
+    # 6. the flow: on a payment, create the contact
+    page.goto(f"{hub.url}/admin/flows/flow/add/")
+    page.fill("#id_slug", "payments-to-second-crm")
+    page.fill("#id_name", "Payments to the second CRM")
+    page.select_option("#id_trigger", "webhook")
+    page.select_option("#id_endpoint", label="/webhooks/shop-payments/")
+    page.fill("#id_event_type", "payment.succeeded")
+    page.select_option("#id_connection", str(second.pk))
+    page.select_option("#id_mapping", label="Payer to contact")
+    page.fill("#id_path", "/contacts")
+    hub.shot(page, "6-flow")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was added successfully").wait_for()
+    # 7. watch an event: signed by the partner, stored, processed, the contact created
+    event = payment_event(email="grace@example.test")
+    response = emit(f"{hub.url}/webhooks/shop-payments/", signing, event)
+    assert response.status_code == 202, response.text
+    stored = WebhookEvent.objects.get(event_id=event["id"])
+    assert process_event(stored.pk) == "processed"
+    page.goto(f"{hub.url}/admin/webhooks/webhookevent/")
+    hub.shot(page, "7-events")
+    page.goto(f"{hub.url}/admin/webhooks/webhookevent/{stored.pk}/change/")
+    page.get_by_text("Processed").first.wait_for()
+    assert "grace@example.test" in page.content()  # the body, as received
+    from sandbox.models import SandboxContact
+
+    assert SandboxContact.objects.filter(email="grace@example.test").count() == 1
+    hub.shot(page, "8-event")
+    assert demo.key not in page.content() and signing not in page.content()
+
+
+def test_the_connection_and_flow_forms_ask_only_what_applies(hub, page):
+    hub.login(page, "integration_admins")
+    page.goto(f"{hub.url}/admin/connectors/connection/add/")
+
+    def visible(name):
+        return page.locator(f".form-row.field-{name}:visible")
+
+    page.select_option("#id_auth_method", "api_key_header")
+    assert visible("api_key_header_name").count() == 1
+    assert visible("basic_username").count() == visible("oauth_app").count() == 0
+    page.select_option("#id_auth_method", "basic")
+    assert visible("basic_username").count() == 1 and visible("api_key_header_name").count() == 0
+    page.select_option("#id_auth_method", "oauth2")
+    assert visible("oauth_app").count() == visible("requested_scopes").count() == 1
+    page.goto(f"{hub.url}/admin/flows/flow/add/")
+    page.select_option("#id_trigger", "schedule")
+    assert visible("cron").count() == 1 and visible("endpoint").count() == 0
+    page.select_option("#id_trigger", "webhook")
+    assert visible("endpoint").count() == visible("event_type").count() == 1
+    assert visible("cron").count() == 0
