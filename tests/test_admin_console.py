@@ -261,7 +261,7 @@ def test_the_home_page_puts_the_hubs_sections_first_and_internals_under_system(a
     assert names[:2] == ["Connections", "Webhooks"] and names[-1] == "System"
     assert not {"Python Social Auth", "Task queue", "Authentication and Authorization"} & set(names)
     system = [model["name"] for model in apps[-1]["models"]]
-    assert {"Nonces (Python Social Auth)", "Queued tasks (Task queue)"} <= set(system)
+    assert {"Nonces (Python Social Auth)", "Scheduled tasks (Task queue)"} <= set(system)
     assert "Users (Authentication and Authorization)" in system
 
 
