@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 
 from connectors.admin.calls import calls_link, run_calls_link
 from connectors.admin.depends import DependentFieldsMixin
+from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin
 from connectors.admin.status import status
@@ -219,7 +220,7 @@ class RunNowForm(forms.Form):
 
 
 @admin.register(Flow)
-class FlowAdmin(DependentFieldsMixin, admin.ModelAdmin):
+class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
     list_display = [
         "slug",
         "name",
@@ -234,6 +235,7 @@ class FlowAdmin(DependentFieldsMixin, admin.ModelAdmin):
     search_fields = ["slug", "name"]
     readonly_fields = ["scope_check", "recent_runs"]
     change_form_template = "admin/flows/flow/change_form.html"
+    scope_fields = ("required_scopes",)
     # the trigger's own fields only for that trigger
     field_depends = (
         "trigger",

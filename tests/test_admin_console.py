@@ -287,3 +287,42 @@ def test_statuses_have_one_look_with_words_and_http_classes_are_coloured(operato
     assert status("event", "unhandled", "No handler") == (
         '<strong class="hub-status hub-warning">No handler</strong>'
     )
+
+
+def test_scopes_are_typed_as_a_list_and_a_wrong_one_is_named():
+    from django.core.exceptions import ValidationError
+
+    from connectors.admin.fields import ScopesField
+
+    field = ScopesField()
+    assert field.clean("contacts.read, contacts.write\ncontacts.read  crm.objects.read") == [
+        "contacts.read",
+        "contacts.write",
+        "crm.objects.read",
+    ]
+    assert field.clean("") == []
+    assert field.clean('["contacts.read", "contacts.write"]') == ["contacts.read", "contacts.write"]
+    assert field.prepare_value(["a.read", "b.write"]) == "a.read\nb.write"
+    with pytest.raises(ValidationError) as caught:
+        field.clean('contacts.read "contacts.write"')
+    assert caught.value.messages[0].startswith('""contacts.write"" is not a scope')
+
+
+@pytest.mark.django_db
+def test_the_console_edits_scopes_as_lists(rf, admin_user):
+    from django.contrib import admin
+
+    from connectors.admin.fields import ScopesField
+    from connectors.models import Connection, OAuthApp
+    from flows.models import Flow
+
+    request = rf.get("/")
+    request.user = admin_user
+    for model, names in [
+        (Connection, ["requested_scopes", "granted_scopes"]),
+        (Flow, ["required_scopes"]),
+        (OAuthApp, ["default_scopes"]),
+    ]:
+        form = admin.site.get_model_admin(model).get_form(request)
+        for name in names:
+            assert isinstance(form.base_fields[name], ScopesField), (model, name)

@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from connectors.admin.calls import calls_link
+from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
 from connectors.admin.status import status
@@ -45,7 +46,7 @@ def why_not(event: WebhookEvent) -> str:
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(DependentFieldsMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "connection",
@@ -57,6 +58,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         "last_rejection_at",
     ]
     list_filter = ["enabled", "scheme", "unsigned"]
+    # the generic HMAC scheme's options only for it (the other schemes take none)
+    field_depends = ("scheme", {"scheme_options": ["hmac"]})
     search_fields = ["slug", "connection__name", "connection__slug"]
     list_select_related = ["connection"]
     readonly_fields = [

@@ -10,6 +10,7 @@ from django.utils.safestring import mark_safe
 
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.depends import DependentFieldsMixin
+from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.status import status
 from connectors.choices import ConnectionStatus
 from connectors.engine.circuit import circuit_state
@@ -55,7 +56,7 @@ OAUTH = ["oauth2"]  # the fields and panels only OAuth connections use
 
 
 @admin.register(Connection)
-class ConnectionAdmin(DependentFieldsMixin, admin.ModelAdmin):
+class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "slug",
@@ -84,6 +85,7 @@ class ConnectionAdmin(DependentFieldsMixin, admin.ModelAdmin):
     ]
     actions = ["test_connections", "reset_circuits", "disconnect_accounts"]
     change_form_template = "admin/connectors/connection/change_form.html"
+    scope_fields = ("requested_scopes", "granted_scopes")
     field_depends = (
         "auth_method",
         {

@@ -6,6 +6,7 @@ from django.db import models
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from connectors.admin.fields import StructuredFieldsMixin
 from connectors.choices import AuditAction
 from connectors.forms import SecretInput
 from connectors.models import OAuthApp
@@ -37,8 +38,9 @@ class OAuthAppForm(forms.ModelForm):
 
 
 @admin.register(OAuthApp)
-class OAuthAppAdmin(admin.ModelAdmin):
+class OAuthAppAdmin(StructuredFieldsMixin, admin.ModelAdmin):
     form = OAuthAppForm
+    scope_fields = ("default_scopes",)
     list_display = ["name", "grant_type", "client_id", "client_secret_fingerprint", "use_pkce"]
     search_fields = ["name", "client_id"]
     readonly_fields = ["client_secret_fingerprint", "created_at", "updated_at"]

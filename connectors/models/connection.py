@@ -109,12 +109,12 @@ class Connection(models.Model):
     requested_scopes = models.JSONField(
         default=list,
         blank=True,
-        help_text="Scopes asked for, as a JSON list. Ask for the fewest that the flows need.",
+        help_text="Scopes asked for. Ask for the fewest that the flows need.",
     )
     granted_scopes = models.JSONField(
         default=list,
         blank=True,
-        help_text="Scopes the partner actually granted (filled by OAuth), as a JSON list.",
+        help_text="Scopes the partner actually granted (filled by OAuth).",
     )
     connect_timeout = models.FloatField(
         default=3.05,

@@ -59,7 +59,7 @@ class OAuthApp(models.Model):
         max_length=60, blank=True, editable=False, help_text="What can be shown of the secret."
     )
     default_scopes = models.JSONField(
-        default=list, blank=True, help_text='Scopes to request, as a JSON list: ["contacts.read"].'
+        default=list, blank=True, help_text="Scopes to request (contacts.read …)."
     )
     use_pkce = models.BooleanField(default=True, help_text="PKCE (S256) on the code flow.")
     extra_authorize_params = models.JSONField(

@@ -216,3 +216,9 @@ def test_the_connection_and_flow_forms_ask_only_what_applies(hub, page):
     page.select_option("#id_trigger", "webhook")
     assert visible("endpoint").count() == visible("event_type").count() == 1
     assert visible("cron").count() == 0
+    # an endpoint's scheme options only for the scheme that takes them (generic HMAC)
+    page.goto(f"{hub.url}/admin/webhooks/webhookendpoint/add/")
+    page.select_option("#id_scheme", "stripe")
+    assert visible("scheme_options").count() == 0
+    page.select_option("#id_scheme", "hmac")
+    assert visible("scheme_options").count() == 1
