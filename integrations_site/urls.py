@@ -30,6 +30,8 @@ urlpatterns = [
         name="governance_deliverable",
     ),
     path("admin/", admin.site.urls),
+    # the console's language selector posts here (Django's set_language)
+    path("i18n/", include("django.conf.urls.i18n")),
     path("oauth/", include("connectors.oauth.urls")),
     path("auth/", include("social_django.urls", namespace="social")),
     path("api/", include("api.urls")),

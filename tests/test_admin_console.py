@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -326,3 +327,21 @@ def test_the_console_edits_scopes_as_lists(rf, admin_user):
         form = admin.site.get_model_admin(model).get_form(request)
         for name in names:
             assert isinstance(form.base_fields[name], ScopesField), (model, name)
+
+
+@pytest.mark.django_db
+def test_a_person_chooses_french_and_dates_show_their_time_zone(operator_client, settings):
+    from connectors.models import ApiCall, Connection
+
+    crm = Connection.objects.create(name="CRM", slug="crm", base_url="https://crm.example.test")
+    ApiCall.objects.create(connection=crm, method="GET", path="/x", status_code=200)
+    english = operator_client.get("/admin/connectors/apicall/").content.decode()
+    assert '<html lang="en' in english and re.search(
+        r"[A-Z][a-z]{2}\.? \d+, \d{4}, \d\d:\d\d UTC<", english
+    )
+    # the header's selector posts to Django's set_language; the choice sticks for this person
+    answer = operator_client.post("/i18n/setlang/", {"language": "fr", "next": "/admin/"})
+    assert answer.status_code == 302
+    french = operator_client.get("/admin/connectors/apicall/").content.decode()
+    assert '<html lang="fr"' in french and "Déconnexion" in french
+    assert re.search(r"\d+ \w+ \d{4}, \d\d:\d\d UTC", french)  # French date, zone shown

@@ -222,3 +222,13 @@ def test_the_connection_and_flow_forms_ask_only_what_applies(hub, page):
     assert visible("scheme_options").count() == 0
     page.select_option("#id_scheme", "hmac")
     assert visible("scheme_options").count() == 1
+
+
+def test_a_person_switches_the_console_to_french_from_its_header(hub, page):
+    hub.login(page, "operators")
+    page.select_option("#hub-language-select", "fr")
+    page.wait_for_url(f"{hub.url}/admin/")
+    page.get_by_role("button", name="Déconnexion").wait_for()
+    assert page.locator("html").get_attribute("lang") == "fr"
+    page.goto(f"{hub.url}/admin/webhooks/webhookevent/")
+    assert re.search(r"\d+ \w+ \d{4}, \d\d:\d\d UTC", page.content())
