@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 
 
 def forbidden(request, exception=None):
@@ -20,7 +21,7 @@ def forbidden(request, exception=None):
         "403.html",
         {
             **(admin.site.each_context(request) if user is not None else {}),
-            "title": "You cannot open this page",
+            "title": gettext("You cannot open this page"),
             "groups": groups,
             "reason": reason,
         },

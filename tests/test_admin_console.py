@@ -345,3 +345,31 @@ def test_a_person_chooses_french_and_dates_show_their_time_zone(operator_client,
     french = operator_client.get("/admin/connectors/apicall/").content.decode()
     assert '<html lang="fr"' in french and "Déconnexion" in french
     assert re.search(r"\d+ \w+ \d{4}, \d\d:\d\d UTC", french)  # French date, zone shown
+
+
+def test_the_french_catalogue_is_complete_and_compiled():
+    """Every string marked for translation has its French (no empty or fuzzy entry), and the
+    compiled catalogue in the repository says the same (make run needs no gettext tools)."""
+    import gettext
+
+    folder = Path(__file__).resolve().parent.parent / "locale" / "fr" / "LC_MESSAGES"
+    po = (folder / "django.po").read_text()
+    entries = re.findall(r'\nmsgid ((?:".*"\n)+)msgstr ((?:".*"\n?)+)', po)
+    assert len(entries) > 50
+    compiled = gettext.GNUTranslations((folder / "django.mo").open("rb"))
+    for msgid, msgstr in entries:
+        source = "".join(re.findall(r'"(.*)"', msgid)).encode().decode("unicode_escape")
+        french = "".join(re.findall(r'"(.*)"', msgstr))
+        assert french, f"no French for {source!r}"
+        assert compiled.gettext(source) != source or source == french, source
+    assert "#, fuzzy" not in po
+
+
+@pytest.mark.django_db
+def test_the_home_page_and_a_refusal_read_in_french(operator_client):
+    operator_client.post("/i18n/setlang/", {"language": "fr", "next": "/admin/"})
+    home = operator_client.get("/admin/").content.decode()
+    assert "Incidents ouverts" in home and "Événements, dernières 24 h" in home
+    refused = operator_client.get("/admin/connectors/credential/").content.decode()
+    assert "Votre compte <strong>operators</strong> fait partie de : Operators" in refused
+    assert "Retour à la console" in refused
