@@ -173,7 +173,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # time zone its dates are shown in, with the zone written after each time.
 LANGUAGE_CODE = env("LANGUAGE_CODE", default="en-us")
 LANGUAGES = [("en", "English"), ("fr", "Français")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [Path(__file__).resolve().parent / "locale"]  # in the package: wheels carry it
 FORMAT_MODULE_PATH = ["integrations_site.formats"]
 TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_I18N = True

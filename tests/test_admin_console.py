@@ -352,7 +352,7 @@ def test_the_french_catalogue_is_complete_and_compiled():
     compiled catalogue in the repository says the same (make run needs no gettext tools)."""
     import gettext
 
-    folder = Path(__file__).resolve().parent.parent / "locale" / "fr" / "LC_MESSAGES"
+    folder = Path(__file__).resolve().parent.parent / "integrations_site/locale/fr/LC_MESSAGES"
     po = (folder / "django.po").read_text()
     entries = re.findall(r'\nmsgid ((?:".*"\n)+)msgstr ((?:".*"\n?)+)', po)
     assert len(entries) > 50
