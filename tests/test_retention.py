@@ -24,6 +24,19 @@ from webhooks.services.processing import drop_old_bodies, purge_old_events
 pytestmark = pytest.mark.django_db
 
 
+def small_passes(settings, rows: int, batch: int = 2) -> None:
+    """Purge passes of ``rows`` rows in batches of ``batch``, without pauses."""
+    settings.HUB_PURGE_MAX_ROWS_PER_PASS, settings.HUB_PURGE_BATCH_ROWS = rows, batch
+    settings.HUB_PURGE_PAUSE_SECONDS = 0
+
+
+def endpoint_of(make_endpoint, connection, slug: str):
+    endpoint = make_endpoint("github", "s3cret", slug=slug)
+    endpoint.connection = connection
+    endpoint.save()
+    return endpoint
+
+
 def aged(model, row, field, days):
     model.objects.filter(pk=row.pk).update(**{field: timezone.now() - timedelta(days=days)})
 
@@ -32,9 +45,7 @@ def test_old_rows_go_and_rows_in_use_stay(api_connection, make_endpoint, setting
     # given a connection keeping 30 days, and rows on both sides of that line
     api_connection.retention_days = 30
     api_connection.save()
-    endpoint = make_endpoint("github", "s3cret", slug="kept")
-    endpoint.connection = api_connection
-    endpoint.save()
+    endpoint = endpoint_of(make_endpoint, api_connection, "kept")
     call_old, call_new = (
         ApiCall.objects.create(connection=api_connection, method="GET", path="/x") for _ in range(2)
     )
@@ -113,14 +124,10 @@ def test_a_pass_deletes_at_most_its_budget_and_the_next_pass_goes_on(
 ):
     """A backlog of expired rows costs each pass a bounded amount of work: the pass stops at
     HUB_PURGE_MAX_ROWS_PER_PASS, in batches of HUB_PURGE_BATCH_ROWS; the next pass goes on."""
-    settings.HUB_PURGE_MAX_ROWS_PER_PASS = 5
-    settings.HUB_PURGE_BATCH_ROWS = 2
-    settings.HUB_PURGE_PAUSE_SECONDS = 0
+    small_passes(settings, 5)
     api_connection.retention_days = 30
     api_connection.save()
-    endpoint = make_endpoint("github", "s3cret", slug="budget")
-    endpoint.connection = api_connection
-    endpoint.save()
+    endpoint = endpoint_of(make_endpoint, api_connection, "budget")
     old = timezone.now() - timedelta(days=40)
     WebhookEvent.objects.bulk_create(
         WebhookEvent(
@@ -146,13 +153,10 @@ def test_payload_retention_drops_bodies_of_done_events_and_keeps_their_metadata(
     """After payload_retention_days, processed (resolved, rejected) events lose body and
     headers and keep ids, statuses and attempts; events waiting for a person keep theirs;
     each pass goes on where the last one stopped and never reads the dropped ones again."""
-    settings.HUB_PURGE_MAX_ROWS_PER_PASS, settings.HUB_PURGE_BATCH_ROWS = 3, 2
-    settings.HUB_PURGE_PAUSE_SECONDS = 0
+    small_passes(settings, 3)
     api_connection.payload_retention_days = 7
     api_connection.save()
-    endpoint = make_endpoint("github", "s3cret", slug="bodies")
-    endpoint.connection = api_connection
-    endpoint.save()
+    endpoint = endpoint_of(make_endpoint, api_connection, "bodies")
     other = make_endpoint("github", "s3cret", slug="kept-bodies")  # no payload retention
     body, headers = b'{"email": "ada@example.test"}', {"X-Github-Event": "push"}
     ages = [("processed", 9), ("failed", 9), ("resolved", 8), ("rejected", 8), ("processed", 2)]
