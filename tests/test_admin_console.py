@@ -363,6 +363,11 @@ def test_the_french_catalogue_is_complete_and_compiled():
         assert french, f"no French for {source!r}"
         assert compiled.gettext(source) != source or source == french, source
     assert "#, fuzzy" not in po
+    # plural entries too: no empty translation anywhere (the header's continues on its next line)
+    assert not re.search(r'msgstr(\[\d\])? ""\n(?!")', po)
+    assert compiled.ngettext("%(n)s row holds this person", "%(n)s rows hold this person", 2) == (
+        "%(n)s lignes contiennent cette personne"
+    )
 
 
 @pytest.mark.django_db

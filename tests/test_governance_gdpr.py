@@ -193,6 +193,15 @@ def test_one_person_is_found_everywhere_exported_and_erased_and_nothing_else_bre
 
 
 @pytest.mark.django_db
+def test_the_desk_reads_in_french(role_client):
+    dpo = role_client(DATA_PROTECTION)
+    dpo.post("/i18n/setlang/", {"language": "fr", "next": "/admin/"})
+    page = dpo.post(reverse("governance_gdpr"), {"kind": "email", "value": EMAIL}).content
+    assert "0 ligne contient cette personne" in page.decode()
+    assert "Retrouvez une personne dans tout ce que le hub conserve" in page.decode()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("role", [OPERATORS, AUDITORS])
 def test_only_the_desk_permission_opens_the_desk(role_client, role):
     client = role_client(role)
