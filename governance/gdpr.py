@@ -254,8 +254,10 @@ def _event(row) -> dict:
 def _erased_event(row) -> dict:
     """An erased event keeps its status once processed; one still to be processed or waiting
     for a person is resolved, as it can no longer run (it would send "[erased]" on)."""
+    from webhooks.services.processing import RETRYABLE
+
     changes = {"redaction": "erasure", "redacted_at": timezone.now()}
-    if row.status not in ("processed", "unhandled", "resolved", "rejected", "processing"):
+    if row.status in RETRYABLE:
         changes |= {
             "status": "resolved",
             "next_attempt_at": None,
@@ -502,12 +504,11 @@ def erase(subject: Subject, *, actor=None) -> tuple[int, dict[str, int]]:
             counts[key] = len(findings)
         total = sum(counts.values())
         detail = ", ".join(f"{key} {n}" for key, n in counts.items() if n) or "nothing found"
-        receipt = AuditEntry.objects.create(
-            actor=actor if getattr(actor, "pk", None) else None,
-            actor_name=getattr(actor, "get_username", lambda: "system")(),
-            action=AuditAction.PERSONAL_DATA_ERASED,
-            detail=f"Erased one person's data, found by {KINDS[subject.kind].lower()}: "
+        receipt = _audit(
+            AuditAction.PERSONAL_DATA_ERASED,
+            f"Erased one person's data, found by {KINDS[subject.kind].lower()}: "
             f"{total} rows ({detail}). Kept: ids, hashes, statuses, timestamps.",
+            actor,
         )
         requested = _request_erasure_at_partners(receipt.pk, records)
         if records:
@@ -518,16 +519,23 @@ def erase(subject: Subject, *, actor=None) -> tuple[int, dict[str, int]]:
     return receipt.pk, counts
 
 
+def _audit(action: str, detail: str, actor=None):
+    """One entry of the audit trail by the desk: who, when, what; never the identifier."""
+    from connectors.models import AuditEntry
+
+    return AuditEntry.objects.create(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=getattr(actor, "get_username", lambda: "system")(),
+        action=action,
+        detail=detail,
+    )
+
+
 def record_export(subject: Subject, counts: dict[str, int], *, actor=None) -> int:
     """The audit trail's entry for an export (who, when, how many rows; never the value)."""
     from connectors.choices import AuditAction
-    from connectors.models import AuditEntry
 
     total = sum(counts.values())
-    entry = AuditEntry.objects.create(
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_name=getattr(actor, "get_username", lambda: "system")(),
-        action=AuditAction.PERSONAL_DATA_EXPORTED,
-        detail=f"Exported one person's data, found by {KINDS[subject.kind].lower()}: {total} rows.",
-    )
-    return entry.pk
+    kind = KINDS[subject.kind].lower()
+    detail = f"Exported one person's data, found by {kind}: {total} rows."
+    return _audit(AuditAction.PERSONAL_DATA_EXPORTED, detail, actor).pk

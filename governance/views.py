@@ -116,8 +116,8 @@ def deliverables_view(request, name: str = ""):
         raise Http404("no such deliverable")
     if name and name not in readable:
         raise PermissionDenied
-    text = DELIVERABLES[name or readable[0]]()
     name = name or readable[0]
+    text = DELIVERABLES[name]()
     if request.GET.get("download"):
         response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -26,6 +26,8 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from webhooks.models.endpoint import RECENT_REFUSALS
+
 __all__ = ["counter"]
 
 logger = logging.getLogger("webhooks.ingest")
@@ -46,8 +48,6 @@ class RefusalCounter:
     def add(
         self, endpoint_pk: int, reason: str, kind: str = "other", source_ip: str | None = None
     ) -> None:
-        from webhooks.models import RECENT_REFUSALS
-
         with self._lock:
             entry = self._pending.setdefault(
                 endpoint_pk, [0, "", None, {}, deque(maxlen=RECENT_REFUSALS)]
@@ -117,7 +117,7 @@ def _address(value: str | None) -> str | None:
 
 def _keep_recent(endpoint_pk: int, recent) -> None:
     """Add the last refusals, then keep only the newest ``RECENT_REFUSALS`` of the endpoint."""
-    from webhooks.models import RECENT_REFUSALS, RefusedDelivery
+    from webhooks.models import RefusedDelivery
 
     RefusedDelivery.objects.bulk_create(
         RefusedDelivery(endpoint_id=endpoint_pk, at=at, kind=kind, reason=reason, source_ip=ip)
