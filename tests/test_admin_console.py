@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from connectors.choices import AuditAction, CredentialKind
 from connectors.models import AuditEntry, Credential
+from connectors.services.credentials import create_credential
 
 pytestmark = pytest.mark.django_db
 
@@ -198,6 +201,45 @@ def test_an_unreadable_credential_does_not_break_the_pages(
         reverse("admin:connectors_credential_change", args=[credential.pk])
     )
     assert "unreadable: encryption key missing" in change.content.decode()
+    connection_page = integration_admin_client.get(
+        reverse("admin:connectors_connection_change", args=[credential.connection_id])
+    )
+    assert "Unreadable: its encryption key is missing" in connection_page.content.decode()
+
+
+def test_the_connection_page_shows_its_credentials_first_with_their_state(
+    integration_admin_client, operator_client, connection, credential
+):
+    """Under the name, before the settings: each secret and whether the hub can use it. An
+    operator sees the states too (an expired key explains the failures), never a link to a
+    credential; an admin gets the table with the fingerprints."""
+    expired = create_credential(
+        connection, CredentialKind.WEBHOOK_SIGNING_SECRET, "whsec-expired-0123456789", label="old"
+    )
+    expired.expires_at = timezone.now() - timedelta(days=2)
+    expired.save(update_fields=["expires_at"])
+    url = reverse("admin:connectors_connection_change", args=[connection.pk])
+    page = integration_admin_client.get(url).content.decode()
+    credentials_at = page.index(">Credentials<")
+    assert credentials_at < page.index(">Status<") < page.index(">Reliability<")
+    # the table of fingerprints sits right after the credentials' fieldset, before Status
+    assert credentials_at < page.index(credential.fingerprint) < page.index(">Status<")
+    assert re.search(r'hub-error"[^>]*>[^<]*Expired ' + f"{expired.expires_at:%Y-%m-%d}", page)
+    assert re.search(r'hub-ok"[^>]*>[^<]*Active', page)
+    assert "Add a credential" in page
+
+    seen = operator_client.get(url).content.decode()
+    assert re.search(r'hub-error"[^>]*>[^<]*Expired', seen)
+    assert credential.fingerprint not in seen
+    assert "/connectors/credential/" not in seen and "Add a credential" not in seen
+
+
+def test_a_connection_without_credentials_says_whether_it_needs_one(admin_client, connection):
+    url = reverse("admin:connectors_connection_change", args=[connection.pk])
+    assert "None yet: calls cannot authenticate" in admin_client.get(url).content.decode()
+    connection.auth_method = "none"
+    connection.save(update_fields=["auth_method"])
+    assert "None needed" in admin_client.get(url).content.decode()
 
 
 def test_revoke_action_asks_first_then_revokes_and_audits(integration_admin_client, credential):

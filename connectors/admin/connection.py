@@ -1,10 +1,12 @@
 """Connections in the console: configuration for admins, a read-only view for the others."""
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -12,7 +14,7 @@ from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.status import status
-from connectors.choices import ConnectionStatus
+from connectors.choices import AuthMethod, ConnectionStatus, CredentialState
 from connectors.engine.circuit import circuit_state
 from connectors.engine.circuit import reset as reset_circuit
 from connectors.models import ApiCall, Connection, Credential
@@ -41,15 +43,40 @@ class CredentialInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["kind", "label", "fingerprint", "readability", "state", "expires_at", "created_at"]
+    fields = ["kind", "label", "fingerprint", "condition", "expires_at", "created_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False  # secrets are added on the credential page, with its write-only form
 
-    @admin.display(description="Readable")
-    def readability(self, obj):
-        return "yes" if obj.readable else "unreadable: encryption key missing"
+    @admin.display(description="State")
+    def condition(self, obj):
+        return credential_badge(obj)
+
+
+EXPIRY_WARNING = timedelta(days=14)
+
+
+def credential_condition(credential: Credential, now=None) -> tuple[str, str]:
+    """What a person needs to know of one credential: (tone key, words). Unreadable (its key
+    is gone) and expired come first: the hub cannot use it, whatever its state says."""
+    now = now or timezone.now()
+    if not credential.readable:
+        return "unreadable", "Unreadable: its encryption key is missing"
+    if credential.state == CredentialState.REVOKED:
+        return "revoked", credential.get_state_display()
+    if credential.expires_at and credential.expires_at <= now:
+        return "expired", f"Expired {credential.expires_at:%Y-%m-%d}"
+    if credential.expires_at and credential.expires_at - now <= EXPIRY_WARNING:
+        return "expiring", f"Expires {credential.expires_at:%Y-%m-%d}"
+    if credential.state == CredentialState.RETIRING:
+        return "retiring", credential.get_state_display()
+    return "active", credential.get_state_display()
+
+
+def credential_badge(credential: Credential):
+    value, words = credential_condition(credential)
+    return status("credential", value, words)
 
 
 OAUTH = ["oauth2"]  # the fields and panels only OAuth connections use
@@ -75,6 +102,7 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         "created_at",
         "updated_at",
         "credentials_link",
+        "credentials_state",
         "circuit",
         "last_quota",
         "api_lifecycle",
@@ -106,6 +134,8 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
     # read-only panels go beside them
     fieldsets = [
         (None, {"fields": SETTINGS[None]}),
+        # second, with the credentials' table right under it (the change form's template)
+        ("Credentials", {"fields": ["credentials_state", "credentials_link"]}),
         ("Status", {"fields": ["status", "status_reason", "status_changed_at", "work_on_it"]}),
         (
             "API",
@@ -113,7 +143,6 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
                 "fields": [
                     *SETTINGS["API"],
                     "granted_scopes",
-                    "credentials_link",
                     "api_lifecycle",
                     "oauth_connect",
                     "oauth_account",
@@ -150,7 +179,35 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         parts = [html for render in CONNECTION_PANELS if (html := render(obj))]
         return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts)) if parts else "—"
 
-    @admin.display(description="Credentials")
+    @admin.display(description="State")
+    def credentials_state(self, obj):
+        """Each kind of secret and whether the hub can use it, for every role: an operator
+        who may not open a credential still sees that the key expired."""
+        if obj is None or obj.pk is None:
+            return "-"
+        credentials = list(obj.credentials.all())
+        if not credentials and obj.auth_method == AuthMethod.NONE:
+            return status(
+                "credential", "revoked", "None needed: the API asks for no authentication"
+            )
+        if not credentials:
+            return status("credential", "missing", "None yet: calls cannot authenticate")
+        return format_html_join(
+            " ",
+            "{}",
+            (
+                (
+                    format_html(
+                        "{} {}",
+                        c.get_kind_display() + (f" {c.label}" if c.label else ""),
+                        credential_badge(c),
+                    ),
+                )
+                for c in credentials
+            ),
+        )
+
+    @admin.display(description="Add")
     def credentials_link(self, obj):
         if obj is None or obj.pk is None:
             return "Save the connection first, then add its credentials."
