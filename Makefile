@@ -10,7 +10,7 @@ export DEBUG ?= true
 # Where `make run` and `make demo` listen: make run PORT=8080
 PORT ?= 8000
 
-.PHONY: run demo test test-browser screenshots lint bench venv dev clean check-python
+.PHONY: run demo test test-browser screenshots lint bench messages venv dev clean check-python
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.x)")'
@@ -55,6 +55,12 @@ screenshots: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The French catalogue: collect the marked strings, then (after translating the new entries of
+# integrations_site/locale/fr/LC_MESSAGES/django.po) compile it. Needs gettext's tools.
+messages: $(DEV_STAMP)
+	$(PY) manage.py makemessages -l fr --ignore=".venv/*" --ignore="tests/*" --ignore="var/*" --ignore="build/*"
+	$(PY) manage.py compilemessages -l fr --ignore=".venv/*" --ignore="build/*"
 
 clean:
 	rm -rf $(VENV) var/test_hub.sqlite3*

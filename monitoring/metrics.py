@@ -100,7 +100,7 @@ class HubCollector(Collector):
             slug = endpoints.get(pk)
             if slug is None:
                 continue
-            for name in ("received", "processed", "retried", "failed"):
+            for name in ("received", "processed", "unhandled", "retried", "failed"):
                 events.add_metric([slug, name], data.get(name, 0))
         for endpoint_id, kind, count in EndpointRefusals.objects.order_by(
             "endpoint_id", "kind"

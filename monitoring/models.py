@@ -98,7 +98,13 @@ class EventRollup(Rollup):
         help_text="The endpoint.",
     )
     received = models.PositiveIntegerField(default=0, help_text="Events stored.")
-    processed = models.PositiveIntegerField(default=0, help_text="Attempts that processed one.")
+    processed = models.PositiveIntegerField(
+        default=0, help_text="Attempts that processed one (a handler or a flow took it)."
+    )
+    unhandled = models.PositiveIntegerField(
+        default=0,
+        help_text="Attempts that ended with nothing to take the event (no handler, no flow).",
+    )
     retried = models.PositiveIntegerField(
         default=0, help_text="Attempts that failed transiently (a retry is scheduled)."
     )

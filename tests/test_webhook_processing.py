@@ -4,6 +4,7 @@ operator's retry, resolve and replay, in the console and on the command line."""
 from __future__ import annotations
 
 import io
+import re
 import secrets as pysecrets
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from connectors import hub
 from connectors.models import ApiCall
+from monitoring.services.incidents import run_pass
 from tests import signing
 from webhooks import handlers
 from webhooks.models import EventAttempt, WebhookEvent
@@ -193,6 +195,14 @@ def test_an_event_nothing_handles_is_unhandled_and_replays_once_something_does(
     assert process_event(event.pk) == "processed" and seen == [event.event_id]
     page = operator_client.get(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
     assert "Retry now" not in page.content.decode()  # processed: nothing to retry
+    # each attempt says how it ended, and the dashboard counts them apart
+    outcomes = list(event.attempt_log.order_by("number").values_list("outcome", flat=True))
+    assert outcomes == ["unhandled", "processed"]
+    run_pass()
+    home = operator_client.get(reverse("admin:index")).content.decode()
+    figures = home.split("Events, last 24 h")[1].split("</dl>")[0]
+    assert re.search(r"<dt>Processed</dt><dd>1</dd>", figures)
+    assert re.search(r"<dt>Unhandled</dt><dd><strong[^>]*hub-warning[^>]*>[^<]*1</strong>", figures)
 
 
 def test_an_operator_retries_a_failed_event_from_the_console(

@@ -22,6 +22,7 @@ class Redaction(models.TextChoices):
 
 class AttemptOutcome(models.TextChoices):
     PROCESSED = "processed", "Processed"
+    UNHANDLED = "unhandled", "Nothing took it (no handler, no flow)"
     RETRY = "retry", "Transient failure, retry scheduled"
     WAITING = "waiting", "Waited for a slot of a busy connection (not counted as a failure)"
     FAILED = "failed", "Permanent failure"

@@ -63,7 +63,7 @@ class ErrorRate(Rule):
             totals = ctx.event_totals(params["window_minutes"]).get(endpoint.pk)
             if not totals:
                 continue
-            attempts = totals.processed + totals.retried + totals.failed
+            attempts = totals.processed + totals.unhandled + totals.retried + totals.failed
             failed = totals.retried + totals.failed
             if attempts < params["min_count"] or failed * 100 < params["percent"] * attempts:
                 continue

@@ -50,7 +50,7 @@ CALL_COUNTERS = (
     "network_errors",
     "not_sent",
 )
-EVENT_COUNTERS = ("received", "processed", "retried", "failed", "refused")
+EVENT_COUNTERS = ("received", "processed", "unhandled", "retried", "failed", "refused")
 
 
 def bucket_index(duration_ms: int) -> int:
@@ -151,6 +151,7 @@ def _event_counts(since: datetime, until: datetime) -> dict[tuple[int, datetime]
         .values("event__endpoint_id", "minute")
         .annotate(
             processed=Count("id", filter=Q(outcome=AttemptOutcome.PROCESSED)),
+            unhandled=Count("id", filter=Q(outcome=AttemptOutcome.UNHANDLED)),
             retried=Count("id", filter=Q(outcome=AttemptOutcome.RETRY)),
             failed=Count("id", filter=Q(outcome__in=failed)),
         )

@@ -190,14 +190,14 @@ def process_event(pk: int) -> str:
     handled = any(answer != NOT_HANDLED for answer in answers)
     _finish(
         event,
-        AttemptOutcome.PROCESSED,
+        AttemptOutcome.PROCESSED if handled else AttemptOutcome.UNHANDLED,
         "" if handled else f"no handler and no flow for {parsed.event_type or 'this event'}",
         started,
         status=EventStatus.PROCESSED if handled else EventStatus.UNHANDLED,
         processed_at=timezone.now(),
         next_attempt_at=None,
     )
-    return AttemptOutcome.PROCESSED if handled else EventStatus.UNHANDLED
+    return AttemptOutcome.PROCESSED if handled else AttemptOutcome.UNHANDLED
 
 
 def sweep(*, batch_size: int = 500, requeue_after: int = 60) -> dict[str, int]:
