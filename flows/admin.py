@@ -41,7 +41,8 @@ PREVIEW_EVENTS = 50
 FLOW = dict(FLOW_SETTINGS)
 
 
-class MappingRuleInline(admin.TabularInline):
+class MappingRuleInline(StructuredFieldsMixin, admin.TabularInline):
+    json_examples = {"args": '{"region": "FR"}', "default": '"unknown"'}
     model = MappingRule
     extra = 1
     fields = ["position", *RULE_SETTINGS]
@@ -236,6 +237,7 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
     readonly_fields = ["scope_check", "recent_runs"]
     change_form_template = "admin/flows/flow/change_form.html"
     scope_fields = ("required_scopes",)
+    json_examples = {"condition": '[{"path": "data.status", "op": "eq", "value": "succeeded"}]'}
     # the trigger's own fields only for that trigger
     field_depends = (
         "trigger",

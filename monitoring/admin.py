@@ -10,6 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from connectors.admin.confirm import confirmation, confirmed
+from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.status import status
 from monitoring.models import Channel, Incident, Notification, RuleSetting
@@ -271,7 +272,8 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(StructuredFieldsMixin, admin.ModelAdmin):
+    json_examples = {"rules": '["error_rate", "expiry"]'}
     change_form_template = "admin/monitoring/channel/change_form.html"
     list_display = (
         "name",
@@ -351,7 +353,8 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(RuleSetting)
-class RuleSettingAdmin(admin.ModelAdmin):
+class RuleSettingAdmin(StructuredFieldsMixin, admin.ModelAdmin):
+    json_examples = {"params": '{"percent": 30, "min_count": 20}'}
     list_display = ("rule", "connection", "endpoint", "enabled", "params")
     list_select_related = ("connection", "endpoint")
     autocomplete_fields = ()

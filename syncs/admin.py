@@ -16,11 +16,19 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from connectors.admin.calls import calls_link
+from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
 from connectors.admin.status import status
 from flows.paths import leaves
-from syncs.models import SYNC_JOB_SETTINGS, MirrorRecord, RunState, SyncJob, SyncRun
+from syncs.models import (
+    CURSOR_EXAMPLE,
+    SYNC_JOB_SETTINGS,
+    MirrorRecord,
+    RunState,
+    SyncJob,
+    SyncRun,
+)
 
 SETTINGS = dict(SYNC_JOB_SETTINGS)
 PII_PERMISSION = "syncs.view_pii"
@@ -40,7 +48,11 @@ def last_run(job: SyncJob) -> SyncRun | None:
 
 
 @admin.register(SyncJob)
-class SyncJobAdmin(admin.ModelAdmin):
+class SyncJobAdmin(StructuredFieldsMixin, admin.ModelAdmin):
+    json_examples = {
+        "pagination_options": '{"cursor_param": "cursor", "next_path": "next_cursor"}',
+        "cursor": CURSOR_EXAMPLE,
+    }
     list_display = ["slug", "name", "enabled", "mode", "cron", "next_run_at", "last_run_status"]
     list_filter = ["enabled", "mode", "source_kind", "target_kind"]
     search_fields = ["slug", "name"]

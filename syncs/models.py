@@ -23,6 +23,26 @@ class SyncMode(models.TextChoices):
     FULL = "full", "Full (everything; reports records gone at the source)"
 
 
+CURSOR_EXAMPLE = '{"at": "2026-12-01T02:00:00+00:00", "ids": ["c-41"]} or {"token": "…"}'
+
+
+def check_cursor(cursor) -> list[str]:
+    """A cursor a person edited (or cleared, ``{}``): the time and ids read at it, and/or the
+    partner's token."""
+    from datetime import datetime
+
+    from connectors.shapes import check_object
+
+    rules = {"at": str, "ids": list, "token": str}
+    problems = check_object(cursor, rules, example=CURSOR_EXAMPLE)
+    if not problems and isinstance(cursor.get("at"), str):
+        try:
+            datetime.fromisoformat(cursor["at"])
+        except ValueError:
+            problems.append(f'"at": "{cursor["at"]}" is not an ISO time, e.g. {CURSOR_EXAMPLE}')
+    return problems
+
+
 class SyncJob(models.Model):
     """A scheduled batch that keeps two systems in step: read pages from a source, map each
     record, write it to a target; advance the cursor after each committed page."""
@@ -166,6 +186,7 @@ class SyncJob(models.Model):
         return self.name or self.slug
 
     def clean(self):
+        from syncs.pagination import check_options as check_pagination_options
         from syncs.pagination import registry as strategies
         from syncs.registry import sources, targets
 
@@ -185,6 +206,8 @@ class SyncJob(models.Model):
                     f'unknown pagination "{self.pagination}" '
                     f"(known: {', '.join(sorted(strategies))})"
                 )
+            elif problems := check_pagination_options(self.pagination, self.pagination_options):
+                errors["pagination_options"] = "; ".join(problems) + "."
         elif self.source_python not in sources:
             errors["source_python"] = (
                 f'no Python source registered as "{self.source_python}" '
@@ -206,6 +229,8 @@ class SyncJob(models.Model):
             )
         if not 1 <= self.page_size <= 1000:
             errors["page_size"] = "Between 1 and 1000."
+        if problems := check_cursor(self.cursor):
+            errors["cursor"] = "; ".join(problems) + "."
         if errors:
             raise ValidationError(errors)
 

@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 
 from connectors.admin.calls import calls_link
 from connectors.admin.depends import DependentFieldsMixin
+from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
 from connectors.admin.status import status
@@ -24,6 +25,7 @@ from connectors.models import Credential
 from webhooks.choices import Redaction
 from webhooks.models import RECENT_REFUSALS, EventAttempt, WebhookEndpoint, WebhookEvent
 from webhooks.models.endpoint import ENDPOINT_SETTINGS
+from webhooks.schemes.generic_hmac import EXAMPLE as HMAC_EXAMPLE
 from webhooks.services import processing
 from webhooks.services.ingest import load_endpoint_config
 
@@ -46,7 +48,8 @@ def why_not(event: WebhookEvent) -> str:
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(DependentFieldsMixin, admin.ModelAdmin):
+class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
+    json_examples = {"scheme_options": HMAC_EXAMPLE}
     list_display = [
         "__str__",
         "connection",

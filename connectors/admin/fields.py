@@ -56,8 +56,9 @@ class ScopesField(forms.CharField):
 
 
 class StructuredFieldsMixin:
-    """On a ModelAdmin: ``scope_fields`` are edited as :class:`ScopesField`; ``json_examples``
-    maps a JSON field to an example shown in its box (the box's placeholder and its help)."""
+    """On a ModelAdmin or an inline: ``scope_fields`` are edited as :class:`ScopesField`;
+    ``json_examples`` maps a JSON field to an example shown in its empty box (its placeholder;
+    the field's help text says the rest)."""
 
     scope_fields: tuple[str, ...] = ()
     json_examples: dict[str, str] = {}
@@ -72,5 +73,4 @@ class StructuredFieldsMixin:
         example = self.json_examples.get(db_field.name)
         if field is not None and example:
             field.widget.attrs.setdefault("placeholder", example)
-            field.help_text = f"{field.help_text} Example: {example}".strip()
         return field

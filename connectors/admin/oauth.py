@@ -41,6 +41,7 @@ class OAuthAppForm(forms.ModelForm):
 class OAuthAppAdmin(StructuredFieldsMixin, admin.ModelAdmin):
     form = OAuthAppForm
     scope_fields = ("default_scopes",)
+    json_examples = {"extra_authorize_params": '{"access_type": "offline", "prompt": "consent"}'}
     list_display = ["name", "grant_type", "client_id", "client_secret_fingerprint", "use_pkce"]
     search_fields = ["name", "client_id"]
     readonly_fields = ["client_secret_fingerprint", "created_at", "updated_at"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.db import models
 
 from connectors.fields import EncryptedSecretField
@@ -20,6 +22,32 @@ OAUTH_APP_SETTINGS = [
     "extra_authorize_params",
     "token_endpoint_auth",
 ]
+
+
+# set by the hub itself on the consent URL: an extra parameter may not replace them
+RESERVED_AUTHORIZE_PARAMS = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
+def check_authorize_params(params) -> list[str]:
+    """Extra consent-URL parameters: names and text values, none the hub sets itself."""
+    if not isinstance(params, dict):
+        return ['a JSON object of parameter names and values, e.g. {"access_type": "offline"}']
+    problems = [
+        f'"{name}" is set by the hub itself (the scopes have their own field)'
+        if name in RESERVED_AUTHORIZE_PARAMS
+        else f'"{name}" is text, not {json.dumps(value)}: write it in quotes'
+        for name, value in params.items()
+        if name in RESERVED_AUTHORIZE_PARAMS or not isinstance(value, str)
+    ]
+    return problems
 
 
 class OAuthApp(models.Model):
@@ -102,5 +130,7 @@ class OAuthApp(models.Model):
                 check_endpoint_url(url, require_https=https, resolve=name != "authorization_url")
             except ValueError as exc:
                 errors[name] = str(exc)
+        if problems := check_authorize_params(self.extra_authorize_params):
+            errors["extra_authorize_params"] = "; ".join(problems) + "."
         if errors:
             raise ValidationError(errors)

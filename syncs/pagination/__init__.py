@@ -6,6 +6,7 @@ committed page, so a run killed in the middle resumes from its last committed pa
 
     class Strategy:
         key = "name"
+        options = {"limit_param": str}   # the keys its ``pagination_options`` take
         def first(self, params: dict, options: dict, page_size: int) -> dict: ...   # the state
         def request(self, state, options, page_size) -> tuple[str | None, dict]: ...  # path, params
         def next(self, state, response, records, options, page_size) -> dict | None: ...
@@ -27,6 +28,19 @@ def register(cls):
 
 def get_strategy(key: str):
     return registry.lookup(key)()
+
+
+# options every strategy takes: the partner's own "what changed since" token (docs/syncs.md)
+COMMON_OPTIONS = {"sync_token_path": str, "sync_token_param": str}
+
+
+def check_options(key: str, options) -> list[str]:
+    """Problems with a job's ``pagination_options`` for strategy ``key``, each key named."""
+    from connectors.shapes import check_object
+
+    rules = {**registry.lookup(key).options, **COMMON_OPTIONS}
+    first = next(iter(rules))
+    return check_object(options, rules, example=f'{{"{first}": "…"}}')
 
 
 def choices() -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from syncs.pagination import register
 class CursorToken:
     key = "cursor_token"
     label = "Cursor token in the body"
+    options = {"cursor_param": str, "next_path": str, "limit_param": str}
 
     def first(self, params, options, page_size):
         limit = options.get("limit_param", "limit")

@@ -18,6 +18,7 @@ class ForeignNextLink(ValueError):
 class LinkHeader:
     key = "link_header"
     label = 'Link header (rel="next")'
+    options = {"limit_param": str}
 
     def first(self, params, options, page_size):
         return {"params": {**params, options.get("limit_param", "per_page"): page_size}}

@@ -10,6 +10,7 @@ from syncs.pagination import register
 class Offset:
     key = "offset"
     label = "Offset / limit"
+    options = {"offset_param": str, "limit_param": str}
 
     def first(self, params, options, page_size):
         return {"params": params, "offset": 0}

@@ -9,6 +9,7 @@ from syncs.pagination import register
 class PageNumber:
     key = "page_number"
     label = "Page number"
+    options = {"page_param": str, "size_param": str, "first_page": int}
 
     def first(self, params, options, page_size):
         return {"params": params, "page": int(options.get("first_page", 1))}

@@ -9,24 +9,33 @@ import base64
 import hashlib
 import hmac as hmaclib
 
+from connectors.shapes import check_object
 from webhooks.schemes import Scheme, SignatureRejected, register
 
 ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
 
+OPTIONS = {
+    "header": str,
+    "algorithm": tuple(ALGORITHMS),
+    "encoding": ("hex", "base64"),
+    "prefix": str,
+    "signed": ("body", "timestamp.body"),
+    "timestamp_header": str,
+}
+EXAMPLE = '{"header": "X-Signature", "algorithm": "sha256", "encoding": "hex"}'
+
+
 def check_options(options: dict) -> None:
-    """Raise ``ValueError`` naming the bad option."""
-    if not isinstance(options, dict) or not options.get("header"):
-        raise ValueError('Give at least {"header": "<signature header name>"}.')
-    if options.get("algorithm", "sha256") not in ALGORITHMS:
-        raise ValueError("algorithm must be sha256 or sha512.")
-    if options.get("encoding", "hex") not in ("hex", "base64"):
-        raise ValueError("encoding must be hex or base64.")
-    signed = options.get("signed", "body")
-    if signed not in ("body", "timestamp.body"):
-        raise ValueError("signed must be body or timestamp.body.")
-    if signed == "timestamp.body" and not options.get("timestamp_header"):
-        raise ValueError("signed=timestamp.body needs timestamp_header.")
+    """Raise ``ValueError`` naming every bad option (an unknown key, a wrong value)."""
+    problems = check_object(options, OPTIONS, example=EXAMPLE)
+    if isinstance(options, dict):
+        if not options.get("header"):
+            problems.insert(0, '"header" is missing: the name of the signature header')
+        if options.get("signed") == "timestamp.body" and not options.get("timestamp_header"):
+            problems.append('"signed": "timestamp.body" needs "timestamp_header"')
+    if problems:
+        raise ValueError("; ".join(problems) + ".")
 
 
 @register
