@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from api.models import SCOPES, ApiToken
 
@@ -14,7 +15,7 @@ class ApiTokenForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         choices=[(name, f"{name}: {text}") for name, text in SCOPES.items()],
         widget=forms.CheckboxSelectMultiple,
-        help_text="Give each token only what its user needs.",
+        help_text=_("Give each token only what its user needs."),
     )
 
     class Meta:
@@ -61,7 +62,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)

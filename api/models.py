@@ -8,6 +8,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 SCOPES = {
     "flows:read": "List flows and read flow runs.",
@@ -25,12 +26,15 @@ class ApiToken(models.Model):
     """A token for the hub's REST API. The token itself is shown once, when it is created;
     the hub keeps only its digest and its first characters (to recognise it in lists)."""
 
-    name = models.CharField(max_length=120, help_text="Who or what uses it, e.g. 'website'.")
+    name = models.CharField(max_length=120, help_text=_("Who or what uses it, e.g. 'website'."))
     prefix = models.CharField(
-        max_length=20, unique=True, editable=False, help_text="First characters, to recognise it."
+        max_length=20,
+        unique=True,
+        editable=False,
+        help_text=_("First characters, to recognise it."),
     )
     key_digest = models.CharField(
-        max_length=64, unique=True, editable=False, help_text="SHA-256 of the token."
+        max_length=64, unique=True, editable=False, help_text=_("SHA-256 of the token.")
     )
     scopes = models.JSONField(
         default=list,
@@ -42,17 +46,17 @@ class ApiToken(models.Model):
         null=True,
         blank=True,
         editable=False,
-        help_text="Who created it.",
+        help_text=_("Who created it."),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
     expires_at = models.DateTimeField(
-        null=True, blank=True, help_text="After this, the token is refused. Empty: no expiry."
+        null=True, blank=True, help_text=_("After this, the token is refused. Empty: no expiry.")
     )
     revoked_at = models.DateTimeField(
-        null=True, blank=True, help_text="When it was revoked (refused from then on)."
+        null=True, blank=True, help_text=_("When it was revoked (refused from then on).")
     )
     last_used_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Last successful use."
+        null=True, blank=True, editable=False, help_text=_("Last successful use.")
     )
 
     class Meta:

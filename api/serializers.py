@@ -1,3 +1,4 @@
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from flows.models import Flow, FlowRun
@@ -6,11 +7,11 @@ from flows.models import Flow, FlowRun
 class ErrorSerializer(serializers.Serializer):
     """Every error answer of the API (docs/rest-api.md)."""
 
-    detail = serializers.CharField(help_text="What went wrong, for a person to act on.")
+    detail = serializers.CharField(help_text=_("What went wrong, for a person to act on."))
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
-        help_text="An invalid request body: the messages of each field.",
+        help_text=_("An invalid request body: the messages of each field."),
     )
 
 
@@ -64,5 +65,5 @@ class FlowRunSerializer(serializers.ModelSerializer):
 class RunRequestSerializer(serializers.Serializer):
     payload = serializers.JSONField(
         allow_null=True,
-        help_text="The data the flow's mapping reads (as a webhook event's body would be).",
+        help_text=_("The data the flow's mapping reads (as a webhook event's body would be)."),
     )

@@ -1,63 +1,64 @@
 """Choices of the connectors app, in one place."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ServiceKind(models.TextChoices):
-    CRM = "crm", "CRM"
-    EMAILING = "emailing", "Emailing"
-    PAYMENT = "payment", "Payment"
-    BOOKING = "booking", "Booking"
-    INVOICING = "invoicing", "Invoicing"
-    SUPPORT = "support", "Support"
-    ANALYTICS = "analytics", "Analytics"
-    OTHER = "other", "Other"
+    CRM = "crm", _("CRM")
+    EMAILING = "emailing", _("Emailing")
+    PAYMENT = "payment", _("Payment")
+    BOOKING = "booking", _("Booking")
+    INVOICING = "invoicing", _("Invoicing")
+    SUPPORT = "support", _("Support")
+    ANALYTICS = "analytics", _("Analytics")
+    OTHER = "other", _("Other")
 
 
 class Environment(models.TextChoices):
-    SANDBOX = "sandbox", "Sandbox"
-    PRODUCTION = "production", "Production"
+    SANDBOX = "sandbox", _("Sandbox")
+    PRODUCTION = "production", _("Production")
 
 
 class AuthMethod(models.TextChoices):
-    NONE = "none", "None"
-    API_KEY_HEADER = "api_key_header", "API key in a header"
-    API_KEY_QUERY = "api_key_query", "API key in the query string (weaker)"
-    BEARER = "bearer", "Bearer token"
-    BASIC = "basic", "HTTP basic"
-    OAUTH2 = "oauth2", "OAuth 2.0"
+    NONE = "none", _("None")
+    API_KEY_HEADER = "api_key_header", _("API key in a header")
+    API_KEY_QUERY = "api_key_query", _("API key in the query string (weaker)")
+    BEARER = "bearer", _("Bearer token")
+    BASIC = "basic", _("HTTP basic")
+    OAUTH2 = "oauth2", _("OAuth 2.0")
 
 
 class ConnectionStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    PAUSED = "paused", "Paused"
-    REAUTH_REQUIRED = "reauth_required", "Reauthorisation required"
-    FAILING = "failing", "Failing"
-    DISABLED = "disabled", "Disabled"
+    ACTIVE = "active", _("Active")
+    PAUSED = "paused", _("Paused")
+    REAUTH_REQUIRED = "reauth_required", _("Reauthorisation required")
+    FAILING = "failing", _("Failing")
+    DISABLED = "disabled", _("Disabled")
 
 
 class CredentialKind(models.TextChoices):
-    API_KEY = "api_key", "API key"
-    BASIC_PASSWORD = "basic_password", "Basic auth password"
-    OAUTH_CLIENT_SECRET = "oauth_client_secret", "OAuth client secret"
-    ACCESS_TOKEN = "access_token", "Access token"
-    REFRESH_TOKEN = "refresh_token", "Refresh token"
-    WEBHOOK_SIGNING_SECRET = "webhook_signing_secret", "Webhook signing secret"
-    OTHER = "other", "Other"
+    API_KEY = "api_key", _("API key")
+    BASIC_PASSWORD = "basic_password", _("Basic auth password")
+    OAUTH_CLIENT_SECRET = "oauth_client_secret", _("OAuth client secret")
+    ACCESS_TOKEN = "access_token", _("Access token")
+    REFRESH_TOKEN = "refresh_token", _("Refresh token")
+    WEBHOOK_SIGNING_SECRET = "webhook_signing_secret", _("Webhook signing secret")
+    OTHER = "other", _("Other")
 
 
 class CredentialState(models.TextChoices):
-    ACTIVE = "active", "Active"
-    RETIRING = "retiring", "Retiring (rotation overlap)"
-    REVOKED = "revoked", "Revoked"
+    ACTIVE = "active", _("Active")
+    RETIRING = "retiring", _("Retiring (rotation overlap)")
+    REVOKED = "revoked", _("Revoked")
 
 
 class AuditAction(models.TextChoices):
-    CREDENTIAL_CREATED = "credential_created", "Credential created"
-    CREDENTIAL_REPLACED = "credential_replaced", "Credential secret replaced"
-    CREDENTIAL_RETIRING = "credential_retiring", "Credential set to retire"
-    CREDENTIAL_REVOKED = "credential_revoked", "Credential revoked"
-    CREDENTIAL_DELETED = "credential_deleted", "Credential deleted"
-    FERNET_KEYS_ROTATED = "fernet_keys_rotated", "Encryption keys rotated"
-    PERSONAL_DATA_EXPORTED = "personal_data_exported", "One person's data exported (GDPR desk)"
-    PERSONAL_DATA_ERASED = "personal_data_erased", "One person's data erased (GDPR desk)"
+    CREDENTIAL_CREATED = "credential_created", _("Credential created")
+    CREDENTIAL_REPLACED = "credential_replaced", _("Credential secret replaced")
+    CREDENTIAL_RETIRING = "credential_retiring", _("Credential set to retire")
+    CREDENTIAL_REVOKED = "credential_revoked", _("Credential revoked")
+    CREDENTIAL_DELETED = "credential_deleted", _("Credential deleted")
+    FERNET_KEYS_ROTATED = "fernet_keys_rotated", _("Encryption keys rotated")
+    PERSONAL_DATA_EXPORTED = "personal_data_exported", _("One person's data exported (GDPR desk)")
+    PERSONAL_DATA_ERASED = "personal_data_erased", _("One person's data erased (GDPR desk)")

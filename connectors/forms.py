@@ -1,6 +1,7 @@
 """Forms of the operator console. Secrets are write-only: no form ever renders one back."""
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from connectors.models import Credential
@@ -19,12 +20,14 @@ class CredentialForm(forms.ModelForm):
     """Add a credential (the secret is required) or replace its secret (blank keeps it)."""
 
     secret = forms.CharField(
-        label="Secret",
+        label=_("Secret"),
         required=False,
         strip=False,
         widget=SecretInput(),
-        help_text="Paste the secret. It is encrypted at once and never shown again; only its "
-        "fingerprint is. On an existing credential, leave empty to keep the current secret.",
+        help_text=_(
+            "Paste the secret. It is encrypted at once and never shown again; only its "
+            "fingerprint is. On an existing credential, leave empty to keep the current secret."
+        ),
     )
 
     class Meta:

@@ -17,6 +17,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.calls import calls_link, run_calls_link
 from connectors.admin.depends import DependentFieldsMixin
@@ -78,12 +79,12 @@ SHEET_HEADER = ["source", "target", "transform", "required", "PII"]
 
 class PreviewForm(forms.Form):
     event = forms.TypedChoiceField(
-        required=False, coerce=int, empty_value=None, help_text="A recent event's body…"
+        required=False, coerce=int, empty_value=None, help_text=_("A recent event's body…")
     )
     payload = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 14, "cols": 90}),
-        help_text="…or a sample payload (JSON).",
+        help_text=_("…or a sample payload (JSON)."),
     )
 
 
@@ -107,15 +108,15 @@ class MappingAdmin(admin.ModelAdmin):
             .prefetch_related(Prefetch("flows", queryset=Flow.objects.only("slug", "mapping")))
         )
 
-    @admin.display(description="Rules", ordering="rule_total")
+    @admin.display(description=_("Rules"), ordering="rule_total")
     def rule_count(self, obj):
         return obj.rule_total or 0
 
-    @admin.display(description="PII fields", ordering="pii_total")
+    @admin.display(description=_("PII fields"), ordering="pii_total")
     def pii_count(self, obj):
         return obj.pii_total or 0
 
-    @admin.display(description="Flows")
+    @admin.display(description=_("Flows"))
     def used_by(self, obj):
         return ", ".join(flow.slug for flow in obj.flows.all()) or "—"
 
@@ -216,7 +217,7 @@ class RunNowForm(forms.Form):
     payload = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 12, "cols": 90}),
         initial="{}",
-        help_text="The data the mapping reads (JSON), as a webhook event's body would be.",
+        help_text=_("The data the mapping reads (JSON), as a webhook event's body would be."),
     )
 
 
@@ -246,20 +247,20 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
     # the settings come from the model's list (integrations as code reads the same one)
     fieldsets = [
         (None, {"fields": FLOW[None]}),
-        ("Trigger", {"fields": FLOW["Trigger"]}),
-        ("Action", {"fields": [*FLOW["Action"], "scope_check"]}),
+        (_("Trigger"), {"fields": FLOW["Trigger"]}),
+        (_("Action"), {"fields": [*FLOW["Action"], "scope_check"]}),
         (
-            "Upsert without duplicates",
+            _("Upsert without duplicates"),
             {
                 "description": "Name a match key to look the record up first, then update it "
                 "or create it (never twice).",
                 "fields": FLOW["Upsert without duplicates"],
             },
         ),
-        ("Runs", {"fields": ["recent_runs"]}),
+        (_("Runs"), {"fields": ["recent_runs"]}),
     ]
 
-    @admin.display(description="When")
+    @admin.display(description=_("When"))
     def trigger_detail(self, obj):
         if obj.trigger == "webhook":
             return f"{obj.endpoint.slug if obj.endpoint else '?'} · {obj.event_type}"
@@ -281,7 +282,7 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="Last run")
+    @admin.display(description=_("Last run"))
     def last_run(self, obj):
         state = getattr(obj, "last_run_status", None)
         if state is None:
@@ -292,7 +293,7 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
             f"{obj.last_run_at:%Y-%m-%d %H:%M}",
         )
 
-    @admin.display(description="Scopes")
+    @admin.display(description=_("Scopes"))
     def scope_check(self, obj):
         if obj is None or not obj.pk or not obj.required_scopes:
             return "—"
@@ -305,7 +306,7 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
             )
         return "The connection holds every scope this flow needs."
 
-    @admin.display(description="Recent runs")
+    @admin.display(description=_("Recent runs"))
     def recent_runs(self, obj):
         if obj is None or not obj.pk:
             return "—"
@@ -418,22 +419,22 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def coloured_status(self, obj):
         return status("flow_run", obj.status, obj.get_status_display())
 
-    @admin.display(description="Error")
+    @admin.display(description=_("Error"))
     def short_error(self, obj):
         return (obj.error[:120] + "…") if len(obj.error) > 120 else obj.error
 
-    @admin.display(description="Event")
+    @admin.display(description=_("Event"))
     def event_link(self, obj):
         if not obj.event_id:
             return "—"
         url = reverse("admin:webhooks_webhookevent_change", args=[obj.event_id])
         return format_html('<a href="{}">event #{}</a>', url, obj.event_id)
 
-    @admin.display(description="API calls")
+    @admin.display(description=_("API calls"))
     def api_calls(self, obj):
         count = ApiCall.objects.filter(run_ref=obj.calls_ref).count()
         # the run's own calls, and all of its event's (every attempt shares the correlation id)

@@ -7,6 +7,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from flows.mapping import RuleSpec, check_rule
 from flows.transforms import registry as transforms
@@ -19,12 +20,12 @@ class Mapping(models.Model):
     the hub."""
 
     slug = models.SlugField(
-        max_length=80, unique=True, help_text="Stable name, used by flows and in files."
+        max_length=80, unique=True, help_text=_("Stable name, used by flows and in files.")
     )
-    name = models.CharField(max_length=120, help_text="Human name.")
-    description = models.TextField(blank=True, help_text="What it maps, for the team.")
-    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+    name = models.CharField(max_length=120, help_text=_("Human name."))
+    description = models.TextField(blank=True, help_text=_("What it maps, for the team."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
         ordering = ["slug"]
@@ -50,47 +51,52 @@ def transform_choices():
 
 class MappingRule(models.Model):
     mapping = models.ForeignKey(
-        Mapping, on_delete=models.CASCADE, related_name="rules", help_text="The mapping."
+        Mapping, on_delete=models.CASCADE, related_name="rules", help_text=_("The mapping.")
     )
     position = models.PositiveIntegerField(
-        default=0, help_text="Rules apply in this order (and are named by it in errors)."
+        default=0, help_text=_("Rules apply in this order (and are named by it in errors).")
     )
     source = models.CharField(
         max_length=300,
         blank=True,
-        help_text="Dotted path in the incoming data, list indexes allowed: "
-        "data.object.customer_details.email, items.0.sku. Empty for constant and template.",
+        help_text=_(
+            "Dotted path in the incoming data, list indexes allowed: "
+            "data.object.customer_details.email, items.0.sku. Empty for constant and template."
+        ),
     )
     target = models.CharField(
         max_length=300,
-        help_text="Dotted path in the data sent to the partner; nested objects are created: "
-        "properties.email.",
+        help_text=_(
+            "Dotted path in the data sent to the partner; nested objects are created: "
+            "properties.email."
+        ),
     )
     transform = models.CharField(
         max_length=40,
         default="copy",
         choices=transform_choices,
-        help_text="How the value is changed on the way (docs/flows.md, section Transforms, "
-        "lists them).",
+        help_text=_(
+            "How the value is changed on the way (docs/flows.md, section Transforms, lists them)."
+        ),
     )
     args = models.JSONField(
         default=dict,
         blank=True,
-        help_text='The transform\'s arguments as JSON, e.g. {"region": "FR"} for phone_e164.',
+        help_text=_('The transform\'s arguments as JSON, e.g. {"region": "FR"} for phone_e164.'),
     )
     default = models.JSONField(
         null=True,
         blank=True,
-        help_text='Used when the source is missing or empty (JSON: "text", 0, true…).',
+        help_text=_('Used when the source is missing or empty (JSON: "text", 0, true…).'),
     )
     required = models.BooleanField(
         default=False,
-        help_text="A missing required field fails the run (permanently: a person must look).",
+        help_text=_("A missing required field fails the run (permanently: a person must look)."),
     )
     pii = models.BooleanField(
         "PII",
         default=False,
-        help_text="Personal data (GDPR). Shown in the mapping sheet and the preview.",
+        help_text=_("Personal data (GDPR). Shown in the mapping sheet and the preview."),
     )
 
     class Meta:
@@ -119,10 +125,10 @@ class MappingRule(models.Model):
 
 
 class TriggerKind(models.TextChoices):
-    WEBHOOK = "webhook", "Webhook event"
-    SCHEDULE = "schedule", "Schedule (cron)"
-    MANUAL = "manual", "Manual (admin or API)"
-    SYNC = "sync", "Sync job (each record of a scheduled sync)"
+    WEBHOOK = "webhook", _("Webhook event")
+    SCHEDULE = "schedule", _("Schedule (cron)")
+    MANUAL = "manual", _("Manual (admin or API)")
+    SYNC = "sync", _("Sync job (each record of a scheduled sync)")
 
 
 class Flow(models.Model):
@@ -130,12 +136,12 @@ class Flow(models.Model):
     call an operation, or upsert a record without duplicates (look up by a match key, then
     update or create with an idempotency key)."""
 
-    slug = models.SlugField(max_length=80, unique=True, help_text="Stable name (API, files).")
-    name = models.CharField(max_length=120, help_text="Human name.")
-    description = models.TextField(blank=True, help_text="What it does, for the team.")
-    enabled = models.BooleanField(default=True, help_text="A disabled flow never runs.")
+    slug = models.SlugField(max_length=80, unique=True, help_text=_("Stable name (API, files)."))
+    name = models.CharField(max_length=120, help_text=_("Human name."))
+    description = models.TextField(blank=True, help_text=_("What it does, for the team."))
+    enabled = models.BooleanField(default=True, help_text=_("A disabled flow never runs."))
     trigger = models.CharField(
-        max_length=20, choices=TriggerKind.choices, help_text="What starts a run."
+        max_length=20, choices=TriggerKind.choices, help_text=_("What starts a run.")
     )
     endpoint = models.ForeignKey(
         "webhooks.WebhookEndpoint",
@@ -143,94 +149,110 @@ class Flow(models.Model):
         null=True,
         blank=True,
         related_name="flows",
-        help_text="Webhook trigger: the endpoint whose events start the flow.",
+        help_text=_("Webhook trigger: the endpoint whose events start the flow."),
     )
     event_type = models.CharField(
         max_length=200,
         blank=True,
         default="*",
-        help_text='Webhook trigger: event type, "*" wildcards allowed (payment.*).',
+        help_text=_('Webhook trigger: event type, "*" wildcards allowed (payment.*).'),
     )
     cron = models.CharField(
         max_length=100,
         blank=True,
-        help_text="Schedule trigger: a cron expression (minute hour day month weekday), "
-        "run by the workers.",
+        help_text=_(
+            "Schedule trigger: a cron expression (minute hour day month weekday), "
+            "run by the workers."
+        ),
     )
     condition = models.JSONField(
         default=list,
         blank=True,
-        help_text="Optional: all must hold, on the incoming data. "
-        '[{"path": "data.status", "op": "eq", "value": "succeeded"}]; ops: eq, ne, in, '
-        "not_in, gt, gte, lt, lte, contains, exists, missing.",
+        help_text=_(
+            "Optional: all must hold, on the incoming data. "
+            '[{"path": "data.status", "op": "eq", "value": "succeeded"}]; ops: eq, ne, in, '
+            "not_in, gt, gte, lt, lte, contains, exists, missing."
+        ),
     )
     connection = models.ForeignKey(
         "connectors.Connection",
         on_delete=models.PROTECT,
         related_name="flows",
-        help_text="The connection the action calls.",
+        help_text=_("The connection the action calls."),
     )
     mapping = models.ForeignKey(
         Mapping,
         on_delete=models.PROTECT,
         related_name="flows",
-        help_text="Builds the body: only its fields are sent.",
+        help_text=_("Builds the body: only its fields are sent."),
     )
     method = models.CharField(
-        max_length=10, default="POST", help_text="The action's (or the create's) method."
+        max_length=10, default="POST", help_text=_("The action's (or the create's) method.")
     )
     path = models.CharField(
         max_length=500,
-        help_text="The action's (or the create's) path, relative to the connection's base "
-        "URL; {field} is filled from the mapped data, URL-encoded.",
+        help_text=_(
+            "The action's (or the create's) path, relative to the connection's base "
+            "URL; {field} is filled from the mapped data, URL-encoded."
+        ),
     )
     match_key = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Upsert: the mapped field that identifies the record (email, external id). "
-        "Empty: the action is a plain call.",
+        help_text=_(
+            "Upsert: the mapped field that identifies the record (email, external id). "
+            "Empty: the action is a plain call."
+        ),
     )
     lookup_path = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Upsert: GET path that finds the record, e.g. /contacts?email={email}.",
+        help_text=_("Upsert: GET path that finds the record, e.g. /contacts?email={email}."),
     )
     lookup_results = models.CharField(
         max_length=200,
         blank=True,
         default="results",
-        help_text="Upsert: where the found records are in the lookup's answer (a list, or one "
-        "object). Empty: the answer itself.",
+        help_text=_(
+            "Upsert: where the found records are in the lookup's answer (a list, or one "
+            "object). Empty: the answer itself."
+        ),
     )
     record_id_field = models.CharField(
         max_length=100,
         default="id",
-        help_text="Upsert: the partner's id field in a record (used as {id} in the update path).",
+        help_text=_(
+            "Upsert: the partner's id field in a record (used as {id} in the update path)."
+        ),
     )
     update_method = models.CharField(
-        max_length=10, default="PATCH", help_text="Upsert: the method that updates a record."
+        max_length=10, default="PATCH", help_text=_("Upsert: the method that updates a record.")
     )
     update_path = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Upsert: the path that updates a record, e.g. /contacts/{id}.",
+        help_text=_("Upsert: the path that updates a record, e.g. /contacts/{id}."),
     )
     idempotency_key_template = models.CharField(
         max_length=300,
         default="flow:{flow}:{trigger}",
-        help_text="The key every create carries (partner header and local record): {flow}, "
-        "{trigger} (the event or request that started the run), {event_id}, {endpoint}, "
-        "{data.email} (any mapped field). The same trigger gives the same key, so a retry "
-        "never creates twice.",
+        help_text=_(
+            "The key every create carries (partner header and local record): {flow}, "
+            "{trigger} (the event or request that started the run), {event_id}, {endpoint}, "
+            "{data.email} (any mapped field). The same trigger gives the same key, so a retry "
+            "never creates twice."
+        ),
     )
     required_scopes = models.JSONField(
         default=list,
         blank=True,
-        help_text="Scopes the action needs; the console warns when the connection was not "
-        "granted them (least privilege).",
+        help_text=_(
+            "Scopes the action needs; the console warns when the connection was not "
+            "granted them (least privilege)."
+        ),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
         ordering = ["slug"]
@@ -315,20 +337,20 @@ FLOW_SETTINGS: list[tuple[str | None, list[str]]] = [
 
 
 class RunStatus(models.TextChoices):
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    SKIPPED = "skipped", "Skipped (condition not met)"
-    RETRYING = "retrying", "Transient error (retried)"
-    FAILED = "failed", "Failed (a person must look)"
-    INTERRUPTED = "interrupted", "Interrupted (its worker was lost; the event is retried)"
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    SKIPPED = "skipped", _("Skipped (condition not met)")
+    RETRYING = "retrying", _("Transient error (retried)")
+    FAILED = "failed", _("Failed (a person must look)")
+    INTERRUPTED = "interrupted", _("Interrupted (its worker was lost; the event is retried)")
 
 
 class RunOutcome(models.TextChoices):
-    NONE = "", "—"
-    CREATED = "created", "Created"
-    UPDATED = "updated", "Updated"
-    UNCHANGED = "unchanged", "Unchanged (already up to date)"
-    CALLED = "called", "Called"
+    NONE = "", _("—")
+    CREATED = "created", _("Created")
+    UPDATED = "updated", _("Updated")
+    UNCHANGED = "unchanged", _("Unchanged (already up to date)")
+    CALLED = "called", _("Called")
 
 
 class FlowRun(models.Model):
@@ -336,16 +358,18 @@ class FlowRun(models.Model):
     its API calls)."""
 
     flow = models.ForeignKey(
-        Flow, on_delete=models.CASCADE, related_name="runs", help_text="The flow."
+        Flow, on_delete=models.CASCADE, related_name="runs", help_text=_("The flow.")
     )
     trigger = models.CharField(
-        max_length=20, choices=TriggerKind.choices, help_text="What started the run."
+        max_length=20, choices=TriggerKind.choices, help_text=_("What started the run.")
     )
     trigger_ref = models.CharField(
         max_length=300,
         blank=True,
-        help_text="The event (endpoint:event id), the API request's idempotency key, or the "
-        "scheduled time.",
+        help_text=_(
+            "The event (endpoint:event id), the API request's idempotency key, or the "
+            "scheduled time."
+        ),
     )
     event = models.ForeignKey(
         "webhooks.WebhookEvent",
@@ -353,33 +377,35 @@ class FlowRun(models.Model):
         null=True,
         blank=True,
         related_name="flow_runs",
-        help_text="The webhook event that started it.",
+        help_text=_("The webhook event that started it."),
     )
     status = models.CharField(
-        max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING, help_text="Status."
+        max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING, help_text=_("Status.")
     )
     outcome = models.CharField(
         max_length=20,
         choices=RunOutcome.choices,
         blank=True,
         default="",
-        help_text="What the action did at the partner.",
+        help_text=_("What the action did at the partner."),
     )
     record_id = models.CharField(
-        max_length=200, blank=True, help_text="The partner's id of the record created/updated."
+        max_length=200, blank=True, help_text=_("The partner's id of the record created/updated.")
     )
-    started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="Start.")
+    started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("Start."))
     lease_until = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="While running: its worker holds it until then. A running run past it was "
-        "lost (worker killed) and is marked interrupted.",
+        help_text=_(
+            "While running: its worker holds it until then. A running run past it was "
+            "lost (worker killed) and is marked interrupted."
+        ),
     )
-    finished_at = models.DateTimeField(null=True, blank=True, help_text="End.")
-    duration_ms = models.PositiveIntegerField(default=0, help_text="Duration.")
-    error = models.TextField(blank=True, help_text="What went wrong (no secrets, no payload).")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text=_("End."))
+    duration_ms = models.PositiveIntegerField(default=0, help_text=_("Duration."))
+    error = models.TextField(blank=True, help_text=_("What went wrong (no secrets, no payload)."))
     correlation_id = models.CharField(
-        max_length=100, db_index=True, help_text="Shared with the event and the API calls."
+        max_length=100, db_index=True, help_text=_("Shared with the event and the API calls.")
     )
 
     class Meta:

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.fields import StructuredFieldsMixin
@@ -80,15 +81,15 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_manage_permission(self, request):
         return request.user.has_perm("monitoring.manage_incident")
 
-    @admin.display(description="state", ordering="state")
+    @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj):
         return status("incident", obj.state, obj.get_state_display())
 
-    @admin.display(description="severity", ordering="severity")
+    @admin.display(description=_("severity"), ordering="severity")
     def severity_badge(self, obj):
         return status("severity", obj.severity, obj.get_severity_display())
 
-    @admin.display(description="events waiting because of it")
+    @admin.display(description=_("events waiting because of it"))
     def affected_events(self, obj):
         events = list(affected.affected_events(obj, limit=50))
         if not events:
@@ -112,7 +113,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="failed calls")
+    @admin.display(description=_("failed calls"))
     def affected_calls(self, obj):
         calls = list(affected.affected_calls(obj))
         if not calls:
@@ -136,7 +137,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="notifications")
+    @admin.display(description=_("notifications"))
     def timeline(self, obj):
         rows = obj.notifications.select_related("channel")[:50]
         if not rows:
@@ -158,7 +159,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     # -- actions ---------------------------------------------------------------------------
-    @admin.action(description="Acknowledge (I am on it)")
+    @admin.action(description=_("Acknowledge (I am on it)"))
     def acknowledge_selected(self, request, queryset):
         if not self.has_manage_permission(request):
             raise PermissionDenied
@@ -166,7 +167,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             incidents.acknowledge(incident, request.user)
         self.message_user(request, "Acknowledged.", messages.SUCCESS)
 
-    @admin.action(description="Ignore (known; do not notify if it returns)")
+    @admin.action(description=_("Ignore (known; do not notify if it returns)"))
     def ignore_selected(self, request, queryset):
         if not self.has_manage_permission(request):
             raise PermissionDenied
@@ -295,7 +296,7 @@ class ChannelAdmin(StructuredFieldsMixin, admin.ModelAdmin):
     filter_horizontal = ("connections",)
     actions = ("send_test_selected",)
 
-    @admin.display(description="latest notifications")
+    @admin.display(description=_("latest notifications"))
     def recent_notifications(self, obj):
         rows = obj.notifications.all()[:20] if obj.pk else []
         if not rows:
@@ -312,7 +313,7 @@ class ChannelAdmin(StructuredFieldsMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.action(description="Send test")
+    @admin.action(description=_("Send test"))
     def send_test_selected(self, request, queryset):
         for channel in queryset:
             self._report(request, channel, notify.send_test(channel))

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.status import status
 from monitoring.choices import ACTIVE_STATES, Health, Severity, TargetType
@@ -26,7 +27,7 @@ def annotate_health(queryset):
     )
 
 
-@admin.display(description="Health")
+@admin.display(description=_("Health"))
 def health_column(obj):
     static = STATIC.get(obj.status)
     severity = getattr(obj, "worst_severity", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from monitoring.choices import (
     ChannelKind,
@@ -27,13 +28,13 @@ LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 class Rollup(models.Model):
     """What every rollup row has: its bucket, and whether it is still recounted."""
 
-    start = models.DateTimeField(help_text="Start of the minute (or hour).")
+    start = models.DateTimeField(help_text=_("Start of the minute (or hour)."))
     resolution = models.PositiveIntegerField(
-        choices=RESOLUTIONS, default=MINUTE, help_text="Length of the bucket, in seconds."
+        choices=RESOLUTIONS, default=MINUTE, help_text=_("Length of the bucket, in seconds.")
     )
     final = models.BooleanField(
         default=False,
-        help_text="No longer recomputed; its counts are in the metrics' running totals.",
+        help_text=_("No longer recomputed; its counts are in the metrics' running totals."),
     )
 
     class Meta:
@@ -48,26 +49,30 @@ class CallRollup(Rollup):
         "connectors.Connection",
         on_delete=models.CASCADE,
         related_name="+",
-        help_text="The connection that made the calls.",
+        help_text=_("The connection that made the calls."),
     )
-    calls = models.PositiveIntegerField(default=0, help_text="Attempts in the bucket.")
-    ok = models.PositiveIntegerField(default=0, help_text="Answered 1xx, 2xx or 3xx.")
-    client_errors = models.PositiveIntegerField(default=0, help_text="Answered 4xx but 429.")
-    rate_limited = models.PositiveIntegerField(default=0, help_text="Answered 429.")
-    server_errors = models.PositiveIntegerField(default=0, help_text="Answered 5xx.")
+    calls = models.PositiveIntegerField(default=0, help_text=_("Attempts in the bucket."))
+    ok = models.PositiveIntegerField(default=0, help_text=_("Answered 1xx, 2xx or 3xx."))
+    client_errors = models.PositiveIntegerField(default=0, help_text=_("Answered 4xx but 429."))
+    rate_limited = models.PositiveIntegerField(default=0, help_text=_("Answered 429."))
+    server_errors = models.PositiveIntegerField(default=0, help_text=_("Answered 5xx."))
     network_errors = models.PositiveIntegerField(
-        default=0, help_text="No answer: timeout, connection refused, DNS."
+        default=0, help_text=_("No answer: timeout, connection refused, DNS.")
     )
     not_sent = models.PositiveIntegerField(
         default=0,
-        help_text="Refused by the hub before reaching the partner: circuit open, connection "
-        "busy, URL blocked.",
+        help_text=_(
+            "Refused by the hub before reaching the partner: circuit open, connection "
+            "busy, URL blocked."
+        ),
     )
-    duration_ms_sum = models.PositiveBigIntegerField(default=0, help_text="Sum of durations.")
+    duration_ms_sum = models.PositiveBigIntegerField(default=0, help_text=_("Sum of durations."))
     latency = models.JSONField(
         default=list,
-        help_text="Calls per latency bucket (upper bounds 25, 50, 100, 250, 500, 1000, 2500, "
-        "5000, 10000 ms, then above).",
+        help_text=_(
+            "Calls per latency bucket (upper bounds 25, 50, 100, 250, 500, 1000, 2500, "
+            "5000, 10000 ms, then above)."
+        ),
     )
 
     class Meta:
@@ -95,23 +100,23 @@ class EventRollup(Rollup):
         "webhooks.WebhookEndpoint",
         on_delete=models.CASCADE,
         related_name="+",
-        help_text="The endpoint.",
+        help_text=_("The endpoint."),
     )
-    received = models.PositiveIntegerField(default=0, help_text="Events stored.")
+    received = models.PositiveIntegerField(default=0, help_text=_("Events stored."))
     processed = models.PositiveIntegerField(
-        default=0, help_text="Attempts that processed one (a handler or a flow took it)."
+        default=0, help_text=_("Attempts that processed one (a handler or a flow took it).")
     )
     unhandled = models.PositiveIntegerField(
         default=0,
-        help_text="Attempts that ended with nothing to take the event (no handler, no flow).",
+        help_text=_("Attempts that ended with nothing to take the event (no handler, no flow)."),
     )
     retried = models.PositiveIntegerField(
-        default=0, help_text="Attempts that failed transiently (a retry is scheduled)."
+        default=0, help_text=_("Attempts that failed transiently (a retry is scheduled).")
     )
     failed = models.PositiveIntegerField(
-        default=0, help_text="Attempts that failed for good (failed, dead, lost worker)."
+        default=0, help_text=_("Attempts that failed for good (failed, dead, lost worker).")
     )
-    refused = models.PositiveIntegerField(default=0, help_text="Deliveries refused.")
+    refused = models.PositiveIntegerField(default=0, help_text=_("Deliveries refused."))
 
     class Meta:
         constraints = [
@@ -129,9 +134,9 @@ class RunningTotal(models.Model):
     """Monotonic totals for ``/metrics`` (a counter must never go down when old rollups are
     compacted or purged): the finalised buckets are added here once, as they become final."""
 
-    key = models.CharField(max_length=80, unique=True, help_text="connection:12, endpoint:3…")
-    data = models.JSONField(default=dict, help_text="The totals, by counter name.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last change.")
+    key = models.CharField(max_length=80, unique=True, help_text=_("connection:12, endpoint:3…"))
+    data = models.JSONField(default=dict, help_text=_("The totals, by counter name."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last change."))
 
     def __str__(self) -> str:
         return self.key
@@ -144,22 +149,23 @@ class Incident(models.Model):
     key = models.CharField(
         max_length=255,
         unique=True,
-        help_text="rule|target type:id|error class: one incident per problem, re-opened when "
-        "it returns.",
+        help_text=_(
+            "rule|target type:id|error class: one incident per problem, re-opened when it returns."
+        ),
     )
-    rule = models.CharField(max_length=60, db_index=True, help_text="The rule that found it.")
+    rule = models.CharField(max_length=60, db_index=True, help_text=_("The rule that found it."))
     target_type = models.CharField(
-        max_length=20, choices=TargetType.choices, help_text="What is affected."
+        max_length=20, choices=TargetType.choices, help_text=_("What is affected.")
     )
-    target_id = models.BigIntegerField(null=True, blank=True, help_text="Its primary key.")
-    target_label = models.CharField(max_length=200, help_text="Its name, for messages.")
+    target_id = models.BigIntegerField(null=True, blank=True, help_text=_("Its primary key."))
+    target_label = models.CharField(max_length=200, help_text=_("Its name, for messages."))
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="+",
-        help_text="The connection concerned (routing, owner, affected calls).",
+        help_text=_("The connection concerned (routing, owner, affected calls)."),
     )
     endpoint = models.ForeignKey(
         "webhooks.WebhookEndpoint",
@@ -167,59 +173,66 @@ class Incident(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="+",
-        help_text="The webhook endpoint concerned (affected events).",
+        help_text=_("The webhook endpoint concerned (affected events)."),
     )
     error_class = models.CharField(
-        max_length=60, blank=True, help_text="The kind of failure (503, timeout, expiry…)."
+        max_length=60, blank=True, help_text=_("The kind of failure (503, timeout, expiry…).")
     )
     state = models.CharField(
         max_length=20,
         choices=IncidentState.choices,
         default=IncidentState.OPEN,
         db_index=True,
-        help_text="Open, acknowledged by a person, resolved (the signal cleared), or ignored "
-        "(it may come back without notifying).",
+        help_text=_(
+            "Open, acknowledged by a person, resolved (the signal cleared), or ignored "
+            "(it may come back without notifying)."
+        ),
     )
     severity = models.CharField(
-        max_length=10, choices=Severity.choices, default=Severity.WARNING, help_text="How bad."
+        max_length=10, choices=Severity.choices, default=Severity.WARNING, help_text=_("How bad.")
     )
     level = models.PositiveSmallIntegerField(
         default=0,
-        help_text="Graded rules: the highest level reached (50, 70, 90, 100 % of a threshold; "
-        "30, 7, 1 days before an expiry).",
+        help_text=_(
+            "Graded rules: the highest level reached (50, 70, 90, 100 % of a threshold; "
+            "30, 7, 1 days before an expiry)."
+        ),
     )
-    summary = models.CharField(max_length=500, help_text="What happened, in words.")
-    advice = models.CharField(max_length=500, blank=True, help_text="What to do.")
-    details = models.JSONField(default=dict, blank=True, help_text="The figures behind it.")
-    first_seen_at = models.DateTimeField(default=timezone.now, help_text="When it first opened.")
-    opened_at = models.DateTimeField(default=timezone.now, help_text="When it last (re)opened.")
-    last_seen_at = models.DateTimeField(default=timezone.now, help_text="Last pass that saw it.")
-    occurrences = models.PositiveIntegerField(default=1, help_text="Passes that saw it.")
-    times_opened = models.PositiveIntegerField(default=1, help_text="Opened, then re-opened.")
+    summary = models.CharField(max_length=500, help_text=_("What happened, in words."))
+    advice = models.CharField(max_length=500, blank=True, help_text=_("What to do."))
+    details = models.JSONField(default=dict, blank=True, help_text=_("The figures behind it."))
+    first_seen_at = models.DateTimeField(default=timezone.now, help_text=_("When it first opened."))
+    opened_at = models.DateTimeField(default=timezone.now, help_text=_("When it last (re)opened."))
+    last_seen_at = models.DateTimeField(default=timezone.now, help_text=_("Last pass that saw it."))
+    occurrences = models.PositiveIntegerField(default=1, help_text=_("Passes that saw it."))
+    times_opened = models.PositiveIntegerField(default=1, help_text=_("Opened, then re-opened."))
     clear_since = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="The signal has been absent since then; resolved once it stays absent long "
-        "enough (hysteresis: a flapping signal does not storm).",
+        help_text=_(
+            "The signal has been absent since then; resolved once it stays absent long "
+            "enough (hysteresis: a flapping signal does not storm)."
+        ),
     )
-    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When it resolved.")
-    acknowledged_at = models.DateTimeField(null=True, blank=True, help_text="When acknowledged.")
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text=_("When it resolved."))
+    acknowledged_at = models.DateTimeField(null=True, blank=True, help_text=_("When acknowledged."))
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Who acknowledged or ignored it.",
+        help_text=_("Who acknowledged or ignored it."),
     )
     notified_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the channels were last told (cooldown)."
+        null=True, blank=True, help_text=_("When the channels were last told (cooldown).")
     )
     notified_level = models.PositiveSmallIntegerField(
-        default=0, help_text="The level the channels were last told of (escalation)."
+        default=0, help_text=_("The level the channels were last told of (escalation).")
     )
     notified_open = models.BooleanField(
-        default=False, help_text="The channels were told it opened (so they are told it resolved)."
+        default=False,
+        help_text=_("The channels were told it opened (so they are told it resolved)."),
     )
 
     class Meta:
@@ -240,68 +253,78 @@ class Channel(models.Model):
     own systems through a signed webhook. Calls out through a connection of the hub (timeouts,
     SSRF guard, call log)."""
 
-    slug = models.SlugField(max_length=60, unique=True, help_text="Stable name (CLI, files).")
-    name = models.CharField(max_length=120, help_text="Human name, e.g. 'Ops on Slack'.")
-    kind = models.CharField(max_length=20, choices=ChannelKind.choices, help_text="How it sends.")
-    enabled = models.BooleanField(default=True, help_text="A disabled channel sends nothing.")
+    slug = models.SlugField(max_length=60, unique=True, help_text=_("Stable name (CLI, files)."))
+    name = models.CharField(max_length=120, help_text=_("Human name, e.g. 'Ops on Slack'."))
+    kind = models.CharField(
+        max_length=20, choices=ChannelKind.choices, help_text=_("How it sends.")
+    )
+    enabled = models.BooleanField(default=True, help_text=_("A disabled channel sends nothing."))
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="Slack, Teams, webhook: the connection that carries the calls (base URL such "
-        "as https://hooks.slack.com, timeouts). The secret part of an incoming-webhook URL is "
-        "its credential of kind 'Other'; a signed webhook's key is its 'Webhook signing "
-        "secret'.",
+        help_text=_(
+            "Slack, Teams, webhook: the connection that carries the calls (base URL such "
+            "as https://hooks.slack.com, timeouts). The secret part of an incoming-webhook URL is "
+            "its credential of kind 'Other'; a signed webhook's key is its 'Webhook signing "
+            "secret'."
+        ),
     )
     path = models.CharField(
         max_length=300,
         blank=True,
-        help_text="Signed webhook: the path on the connection to post to (e.g. /hub-alerts). "
-        "Slack and Teams keep their path in the credential, since it is the secret.",
+        help_text=_(
+            "Signed webhook: the path on the connection to post to (e.g. /hub-alerts). "
+            "Slack and Teams keep their path in the credential, since it is the secret."
+        ),
     )
     recipients = models.TextField(
         blank=True,
-        help_text="Email: addresses, one per line or comma-separated. The owner of the "
-        "connection concerned is added when it is an email address.",
+        help_text=_(
+            "Email: addresses, one per line or comma-separated. The owner of the "
+            "connection concerned is added when it is an email address."
+        ),
     )
     rules = models.JSONField(
         default=list,
         blank=True,
-        help_text='Rules routed here, e.g. ["error_rate", "expiry"]; empty: every rule.',
+        help_text=_('Rules routed here, e.g. ["error_rate", "expiry"]; empty: every rule.'),
     )
     connections = models.ManyToManyField(
         "connectors.Connection",
         blank=True,
         related_name="+",
-        help_text="Connections routed here; none selected: every connection (and the hub).",
+        help_text=_("Connections routed here; none selected: every connection (and the hub)."),
     )
     min_severity = models.CharField(
         max_length=10,
         choices=Severity.choices,
         default=Severity.WARNING,
-        help_text="Only incidents at least this severe.",
+        help_text=_("Only incidents at least this severe."),
     )
     cooldown_minutes = models.PositiveIntegerField(
         default=60,
-        help_text="At most one message per incident in this time, unless it escalates or resolves.",
+        help_text=_(
+            "At most one message per incident in this time, unless it escalates or resolves."
+        ),
     )
     digest = models.BooleanField(
         default=False,
-        help_text="Send one daily digest of the day's incidents instead of a message each.",
+        help_text=_("Send one daily digest of the day's incidents instead of a message each."),
     )
-    last_sent_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Sent.")
+    last_sent_at = models.DateTimeField(null=True, blank=True, editable=False, help_text=_("Sent."))
     last_failure_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="Its last failure."
+        null=True, blank=True, editable=False, help_text=_("Its last failure.")
     )
     last_error = models.CharField(
-        max_length=500, blank=True, editable=False, help_text="Why it last failed (no secret)."
+        max_length=500, blank=True, editable=False, help_text=_("Why it last failed (no secret).")
     )
     consecutive_failures = models.PositiveIntegerField(
-        default=0, editable=False, help_text="Failures since its last success."
+        default=0, editable=False, help_text=_("Failures since its last success.")
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
 
     class Meta:
         ordering = ["name"]
@@ -336,7 +359,7 @@ class Notification(models.Model):
     sending went. The incident's timeline."""
 
     channel = models.ForeignKey(
-        Channel, on_delete=models.CASCADE, related_name="notifications", help_text="Where."
+        Channel, on_delete=models.CASCADE, related_name="notifications", help_text=_("Where.")
     )
     incident = models.ForeignKey(
         Incident,
@@ -344,19 +367,19 @@ class Notification(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="notifications",
-        help_text="About what (empty for a test or a digest).",
+        help_text=_("About what (empty for a test or a digest)."),
     )
     kind = models.CharField(
-        max_length=20, choices=NotificationKind.choices, help_text="Which state change."
+        max_length=20, choices=NotificationKind.choices, help_text=_("Which state change.")
     )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When."))
     status = models.CharField(
-        max_length=10, choices=DeliveryStatus.choices, help_text="Whether it was sent."
+        max_length=10, choices=DeliveryStatus.choices, help_text=_("Whether it was sent.")
     )
-    subject = models.CharField(max_length=300, help_text="The message's title.")
-    error = models.CharField(max_length=500, blank=True, help_text="Why it failed (no secret).")
+    subject = models.CharField(max_length=300, help_text=_("The message's title."))
+    error = models.CharField(max_length=500, blank=True, help_text=_("Why it failed (no secret)."))
     correlation_id = models.CharField(
-        max_length=100, blank=True, help_text="Of the outbound call (its API call rows)."
+        max_length=100, blank=True, help_text=_("Of the outbound call (its API call rows).")
     )
 
     class Meta:
@@ -370,14 +393,14 @@ class RuleSetting(models.Model):
     """A rule's parameters changed for the whole hub (no connection) or for one connection or
     endpoint, or the rule switched off there. Unknown parameter names are refused."""
 
-    rule = models.CharField(max_length=60, help_text="The rule's key (docs/monitoring.md).")
+    rule = models.CharField(max_length=60, help_text=_("The rule's key (docs/monitoring.md)."))
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="+",
-        help_text="Only for this connection; empty: the hub's default.",
+        help_text=_("Only for this connection; empty: the hub's default."),
     )
     endpoint = models.ForeignKey(
         "webhooks.WebhookEndpoint",
@@ -385,14 +408,16 @@ class RuleSetting(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="+",
-        help_text="Only for this endpoint; empty: the hub's default.",
+        help_text=_("Only for this endpoint; empty: the hub's default."),
     )
-    enabled = models.BooleanField(default=True, help_text="Off: the rule never fires here.")
+    enabled = models.BooleanField(default=True, help_text=_("Off: the rule never fires here."))
     params = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Parameters to change, e.g. {"percent": 30, "min_count": 20}; others keep '
-        "their defaults.",
+        help_text=_(
+            'Parameters to change, e.g. {"percent": 30, "min_count": 20}; others keep '
+            "their defaults."
+        ),
     )
 
     class Meta:

@@ -14,6 +14,7 @@ from django.db.models.functions import Concat
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.calls import calls_link
 from connectors.admin.fields import StructuredFieldsMixin
@@ -61,10 +62,10 @@ class SyncJobAdmin(StructuredFieldsMixin, admin.ModelAdmin):
     # the settings come from the model's list (integrations as code reads the same one)
     fieldsets = [
         (None, {"fields": SETTINGS[None]}),
-        ("Source", {"fields": SETTINGS["Source"]}),
-        ("Target", {"fields": SETTINGS["Target"]}),
+        (_("Source"), {"fields": SETTINGS["Source"]}),
+        (_("Target"), {"fields": SETTINGS["Target"]}),
         (
-            "State",
+            _("State"),
             {"fields": ["cursor", "lease_until", "next_run_at", "last_run_status", "history"]},
         ),
     ]
@@ -90,19 +91,19 @@ class SyncJobAdmin(StructuredFieldsMixin, admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="Next run")
+    @admin.display(description=_("Next run"))
     def next_run_at(self, obj):
         if not obj or not obj.pk:
             return "—"
         return obj.scheduled_at.strftime("%Y-%m-%d %H:%M") if obj.scheduled_at else "—"
 
-    @admin.display(description="Last run")
+    @admin.display(description=_("Last run"))
     def last_run_status(self, obj):
         if not obj or not obj.pk:
             return "—"
         return _badge(obj.last_run_status, obj.last_run_at)
 
-    @admin.display(description="Runs")
+    @admin.display(description=_("Runs"))
     def history(self, obj):
         if obj is None or not obj.pk:
             return "—"
@@ -183,11 +184,11 @@ class SyncRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def coloured_status(self, obj):
         return status("sync_run", obj.status, obj.get_status_display())
 
-    @admin.display(description="First errors")
+    @admin.display(description=_("First errors"))
     def error_list(self, obj):
         if not obj.errors:
             return "—"
@@ -195,7 +196,7 @@ class SyncRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             "", "<div><code>{}</code>: {}</div>", ((e["record"], e["error"]) for e in obj.errors)
         )
 
-    @admin.display(description="API calls")
+    @admin.display(description=_("API calls"))
     def api_calls(self, obj):
         return calls_link(obj.correlation_id)
 
@@ -265,13 +266,13 @@ class MirrorRecordAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             obj.viewer_can_see_pii = request.user.has_perm(PII_PERMISSION)
         return obj
 
-    @admin.display(description="Data (mapped fields)")
+    @admin.display(description=_("Data (mapped fields)"))
     def shown_data(self, obj):
         can_see = getattr(obj, "viewer_can_see_pii", False)  # masked unless decided otherwise
         data = obj.data if can_see else masked(obj.data, pii_targets(obj))
         return format_html("<pre>{}</pre>", json.dumps(data, indent=2, ensure_ascii=False))
 
-    @admin.action(description="Export the selected records as CSV")
+    @admin.action(description=_("Export the selected records as CSV"))
     def export_csv(self, request, queryset):
         can_see = request.user.has_perm(PII_PERMISSION)
         rows = list(queryset.order_by("connection", "object_type", "external_id"))

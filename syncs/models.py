@@ -5,22 +5,23 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class SourceKind(models.TextChoices):
-    CONNECTION = "connection", "A connection's list operation"
-    PYTHON = "python", "A registered Python source"
+    CONNECTION = "connection", _("A connection's list operation")
+    PYTHON = "python", _("A registered Python source")
 
 
 class TargetKind(models.TextChoices):
-    MIRROR = "mirror", "The record mirror"
-    FLOW = "flow", "A flow's action (upsert without duplicates)"
-    PYTHON = "python", "A registered Python handler"
+    MIRROR = "mirror", _("The record mirror")
+    FLOW = "flow", _("A flow's action (upsert without duplicates)")
+    PYTHON = "python", _("A registered Python handler")
 
 
 class SyncMode(models.TextChoices):
-    INCREMENTAL = "incremental", "Incremental (from the cursor)"
-    FULL = "full", "Full (everything; reports records gone at the source)"
+    INCREMENTAL = "incremental", _("Incremental (from the cursor)")
+    FULL = "full", _("Full (everything; reports records gone at the source)")
 
 
 CURSOR_EXAMPLE = '{"at": "2026-12-01T02:00:00+00:00", "ids": ["c-41"]} or {"token": "…"}'
@@ -47,26 +48,28 @@ class SyncJob(models.Model):
     """A scheduled batch that keeps two systems in step: read pages from a source, map each
     record, write it to a target; advance the cursor after each committed page."""
 
-    slug = models.SlugField(max_length=80, unique=True, help_text="Stable name (CLI, files).")
-    name = models.CharField(max_length=120, help_text="Human name.")
-    description = models.TextField(blank=True, help_text="What it keeps in step, for the team.")
-    enabled = models.BooleanField(default=True, help_text="A disabled job is never scheduled.")
+    slug = models.SlugField(max_length=80, unique=True, help_text=_("Stable name (CLI, files)."))
+    name = models.CharField(max_length=120, help_text=_("Human name."))
+    description = models.TextField(blank=True, help_text=_("What it keeps in step, for the team."))
+    enabled = models.BooleanField(default=True, help_text=_("A disabled job is never scheduled."))
     cron = models.CharField(
         max_length=100,
         blank=True,
-        help_text="When it runs (cron: minute hour day month weekday), by the workers. Empty: "
-        "only by hand.",
+        help_text=_(
+            "When it runs (cron: minute hour day month weekday), by the workers. Empty: "
+            "only by hand."
+        ),
     )
     mode = models.CharField(
-        max_length=20, choices=SyncMode.choices, default=SyncMode.INCREMENTAL, help_text="Mode."
+        max_length=20, choices=SyncMode.choices, default=SyncMode.INCREMENTAL, help_text=_("Mode.")
     )
-    page_size = models.PositiveIntegerField(default=100, help_text="Records per page.")
+    page_size = models.PositiveIntegerField(default=100, help_text=_("Records per page."))
     # -- source
     source_kind = models.CharField(
         max_length=20,
         choices=SourceKind.choices,
         default=SourceKind.CONNECTION,
-        help_text="Where records come from.",
+        help_text=_("Where records come from."),
     )
     source_connection = models.ForeignKey(
         "connectors.Connection",
@@ -74,63 +77,75 @@ class SyncJob(models.Model):
         null=True,
         blank=True,
         related_name="sync_sources",
-        help_text="Connection source: the connection whose list operation is read.",
+        help_text=_("Connection source: the connection whose list operation is read."),
     )
     source_method = models.CharField(
         max_length=10,
         choices=[("GET", "GET (parameters in the query)"), ("POST", "POST (parameters as JSON)")],
         default="GET",
-        help_text="Connection source: how the list operation is called. POST is for search "
-        "endpoints that take their filters and paging in a JSON body.",
+        help_text=_(
+            "Connection source: how the list operation is called. POST is for search "
+            "endpoints that take their filters and paging in a JSON body."
+        ),
     )
     source_path = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Connection source: the list path (GET), e.g. /contacts; a query string may "
-        "be part of it.",
+        help_text=_(
+            "Connection source: the list path (GET), e.g. /contacts; a query string may "
+            "be part of it."
+        ),
     )
     source_python = models.CharField(
         max_length=100,
         blank=True,
-        help_text="Python source: the name a site module registered with @sync_source.",
+        help_text=_("Python source: the name a site module registered with @sync_source."),
     )
     pagination = models.CharField(
         max_length=30,
         default="cursor_token",
-        help_text="How pages follow: cursor_token, link_header, offset, page_number.",
+        help_text=_("How pages follow: cursor_token, link_header, offset, page_number."),
     )
     pagination_options = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Strategy options, e.g. {"cursor_param": "cursor", "next_path": "next_cursor"}.',
+        help_text=_(
+            'Strategy options, e.g. {"cursor_param": "cursor", "next_path": "next_cursor"}.'
+        ),
     )
     records_path = models.CharField(
         max_length=200,
         blank=True,
         default="results",
-        help_text="Where the records are in a page's body (empty: the body is the list).",
+        help_text=_("Where the records are in a page's body (empty: the body is the list)."),
     )
     id_field = models.CharField(
-        max_length=100, default="id", help_text="The record's id at the source."
+        max_length=100, default="id", help_text=_("The record's id at the source.")
     )
     updated_field = models.CharField(
         max_length=100,
         blank=True,
         default="updated_at",
-        help_text="The record's last-change time at the source (ISO 8601 or Unix time); the "
-        "incremental cursor follows it.",
+        help_text=_(
+            "The record's last-change time at the source (ISO 8601 or Unix time); the "
+            "incremental cursor follows it."
+        ),
     )
     since_param = models.CharField(
         max_length=100,
         blank=True,
         default="updated_since",
-        help_text="Incremental: the query parameter that asks for records changed since a time "
-        "(inclusive). Empty: the source has none (every run reads all, the cursor filters).",
+        help_text=_(
+            "Incremental: the query parameter that asks for records changed since a time "
+            "(inclusive). Empty: the source has none (every run reads all, the cursor filters)."
+        ),
     )
     overlap_seconds = models.PositiveIntegerField(
         default=0,
-        help_text="Incremental: re-read this many seconds before the cursor (late writes at the "
-        "source); repeats are dropped by content hash.",
+        help_text=_(
+            "Incremental: re-read this many seconds before the cursor (late writes at the "
+            "source); repeats are dropped by content hash."
+        ),
     )
     # -- mapping and target
     mapping = models.ForeignKey(
@@ -139,18 +154,18 @@ class SyncJob(models.Model):
         null=True,
         blank=True,
         related_name="sync_jobs",
-        help_text="Mirror and Python targets: what is kept of each record (only these fields).",
+        help_text=_("Mirror and Python targets: what is kept of each record (only these fields)."),
     )
     target_kind = models.CharField(
         max_length=20,
         choices=TargetKind.choices,
         default=TargetKind.MIRROR,
-        help_text="Where records go.",
+        help_text=_("Where records go."),
     )
     object_type = models.CharField(
         max_length=80,
         blank=True,
-        help_text="Mirror target: the kind of record (contact, invoice…).",
+        help_text=_("Mirror target: the kind of record (contact, invoice…)."),
     )
     target_flow = models.ForeignKey(
         "flows.Flow",
@@ -158,25 +173,27 @@ class SyncJob(models.Model):
         null=True,
         blank=True,
         related_name="sync_jobs",
-        help_text="Flow target: a flow (its mapping and upsert) run for each record.",
+        help_text=_("Flow target: a flow (its mapping and upsert) run for each record."),
     )
     target_python = models.CharField(
         max_length=100,
         blank=True,
-        help_text="Python target: the name a site module registered with @sync_target.",
+        help_text=_("Python target: the name a site module registered with @sync_target."),
     )
     # -- state (written by the runner)
     cursor = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Where the next incremental run starts: the last committed time and the ids "
-        "read at that time, or the partner's opaque token. Clear it to start over.",
+        help_text=_(
+            "Where the next incremental run starts: the last committed time and the ids "
+            "read at that time, or the partner's opaque token. Clear it to start over."
+        ),
     )
     lease_until = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="A run holds the job until then."
+        null=True, blank=True, editable=False, help_text=_("A run holds the job until then.")
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
         ordering = ["slug"]
@@ -263,64 +280,68 @@ SYNC_JOB_STATE = ["cursor"]
 
 
 class RunState(models.TextChoices):
-    RUNNING = "running", "Running"
-    PAUSED = "paused", "Paused (continues later)"
-    SUCCEEDED = "succeeded", "Succeeded"
-    PARTIAL = "partial", "Finished with failed records"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped (another run was going)"
+    RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused (continues later)")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    PARTIAL = "partial", _("Finished with failed records")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped (another run was going)")
 
 
 class SyncRun(models.Model):
     """One run of a job: counts, the cursor before and after, the first errors."""
 
     job = models.ForeignKey(
-        SyncJob, on_delete=models.CASCADE, related_name="runs", help_text="The job."
+        SyncJob, on_delete=models.CASCADE, related_name="runs", help_text=_("The job.")
     )
     trigger = models.CharField(
-        max_length=20, default="manual", help_text="schedule, manual, or continuation."
+        max_length=20, default="manual", help_text=_("schedule, manual, or continuation.")
     )
     status = models.CharField(
-        max_length=20, choices=RunState.choices, default=RunState.RUNNING, help_text="Status."
+        max_length=20, choices=RunState.choices, default=RunState.RUNNING, help_text=_("Status.")
     )
-    mode = models.CharField(max_length=20, choices=SyncMode.choices, help_text="Mode.")
-    started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text="Start.")
-    finished_at = models.DateTimeField(null=True, blank=True, help_text="End.")
-    pages = models.PositiveIntegerField(default=0, help_text="Pages committed.")
-    fetched = models.PositiveIntegerField(default=0, help_text="Records read.")
-    created = models.PositiveIntegerField(default=0, help_text="Records created at the target.")
-    updated = models.PositiveIntegerField(default=0, help_text="Records updated at the target.")
+    mode = models.CharField(max_length=20, choices=SyncMode.choices, help_text=_("Mode."))
+    started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("Start."))
+    finished_at = models.DateTimeField(null=True, blank=True, help_text=_("End."))
+    pages = models.PositiveIntegerField(default=0, help_text=_("Pages committed."))
+    fetched = models.PositiveIntegerField(default=0, help_text=_("Records read."))
+    created = models.PositiveIntegerField(default=0, help_text=_("Records created at the target."))
+    updated = models.PositiveIntegerField(default=0, help_text=_("Records updated at the target."))
     unchanged = models.PositiveIntegerField(
-        default=0, help_text="Records skipped: same content as last time."
+        default=0, help_text=_("Records skipped: same content as last time.")
     )
-    failed = models.PositiveIntegerField(default=0, help_text="Records that could not be synced.")
+    failed = models.PositiveIntegerField(
+        default=0, help_text=_("Records that could not be synced.")
+    )
     disappeared = models.PositiveIntegerField(
-        default=0, help_text="Full runs: mirrored records no longer at the source."
+        default=0, help_text=_("Full runs: mirrored records no longer at the source.")
     )
-    cursor_before = models.JSONField(default=dict, blank=True, help_text="Cursor at the start.")
-    cursor_after = models.JSONField(default=dict, blank=True, help_text="Cursor at the end.")
+    cursor_before = models.JSONField(default=dict, blank=True, help_text=_("Cursor at the start."))
+    cursor_after = models.JSONField(default=dict, blank=True, help_text=_("Cursor at the end."))
     page_state = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Where the next page starts (a killed or paused run resumes from here).",
+        help_text=_("Where the next page starts (a killed or paused run resumes from here)."),
     )
     errors = models.JSONField(
-        default=list, blank=True, help_text="The first errors, with their record ids."
+        default=list, blank=True, help_text=_("The first errors, with their record ids.")
     )
     resumed = models.PositiveIntegerField(
-        default=0, help_text="Times the run continued (after a pause or a lost worker)."
+        default=0, help_text=_("Times the run continued (after a pause or a lost worker).")
     )
     next_attempt_at = models.DateTimeField(
-        null=True, blank=True, help_text="Paused: when it continues."
+        null=True, blank=True, help_text=_("Paused: when it continues.")
     )
-    message = models.CharField(max_length=500, blank=True, help_text="Why it paused, skipped…")
+    message = models.CharField(max_length=500, blank=True, help_text=_("Why it paused, skipped…"))
     skips = models.PositiveIntegerField(
         default=0,
-        help_text="A skipped run: how many ticks in a row were skipped (counted on this one row "
-        "until a run starts), the last one at its end time.",
+        help_text=_(
+            "A skipped run: how many ticks in a row were skipped (counted on this one row "
+            "until a run starts), the last one at its end time."
+        ),
     )
     correlation_id = models.CharField(
-        max_length=100, db_index=True, help_text="Shared by the run's API calls."
+        max_length=100, db_index=True, help_text=_("Shared by the run's API calls.")
     )
 
     class Meta:
@@ -341,21 +362,21 @@ class MirrorRecord(models.Model):
         "connectors.Connection",
         on_delete=models.CASCADE,
         related_name="mirror_records",
-        help_text="Where the record lives.",
+        help_text=_("Where the record lives."),
     )
-    object_type = models.CharField(max_length=80, help_text="contact, invoice…")
-    external_id = models.CharField(max_length=200, help_text="The partner's id.")
-    data = models.JSONField(default=dict, help_text="The mapped fields only.")
-    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the mapped fields.")
+    object_type = models.CharField(max_length=80, help_text=_("contact, invoice…"))
+    external_id = models.CharField(max_length=200, help_text=_("The partner's id."))
+    data = models.JSONField(default=dict, help_text=_("The mapped fields only."))
+    content_hash = models.CharField(max_length=64, help_text=_("SHA-256 of the mapped fields."))
     source_updated_at = models.DateTimeField(
-        null=True, blank=True, help_text="The source's last change."
+        null=True, blank=True, help_text=_("The source's last change.")
     )
-    last_synced_at = models.DateTimeField(default=timezone.now, help_text="Last written here.")
+    last_synced_at = models.DateTimeField(default=timezone.now, help_text=_("Last written here."))
     last_seen_run = models.BigIntegerField(
-        default=0, help_text="The last run that read it (full runs find the gone ones)."
+        default=0, help_text=_("The last run that read it (full runs find the gone ones).")
     )
     disappeared_at = models.DateTimeField(
-        null=True, blank=True, help_text="A full run no longer found it at the source."
+        null=True, blank=True, help_text=_("A full run no longer found it at the source.")
     )
 
     class Meta:

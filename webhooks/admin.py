@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.calls import calls_link
 from connectors.admin.depends import DependentFieldsMixin
@@ -78,10 +79,10 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
     fieldsets = [
         # the settings come from the model's list (integrations as code reads the same one)
         (None, {"fields": [*SETTINGS[None], "url"]}),
-        ("Verification", {"fields": [*SETTINGS["Verification"], "secret_status"]}),
-        ("Delivery", {"fields": SETTINGS["Delivery"]}),
+        (_("Verification"), {"fields": [*SETTINGS["Verification"], "secret_status"]}),
+        (_("Delivery"), {"fields": SETTINGS["Delivery"]}),
         (
-            "Refusals",
+            _("Refusals"),
             {
                 "fields": [
                     "rejected_count",
@@ -95,7 +96,7 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
         ),
     ]
 
-    @admin.display(description="Last refused deliveries")
+    @admin.display(description=_("Last refused deliveries"))
     def recent_refusals(self, obj):
         """When, why and from where (never a body, a header or a signature), newest first."""
         if obj is None or obj.pk is None:
@@ -122,11 +123,11 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
             ),
         )
 
-    @admin.display(description="URL")
+    @admin.display(description=_("URL"))
     def url(self, obj):
         return f"/webhooks/{obj.slug}/" if obj and obj.slug else "-"
 
-    @admin.display(description="Scheme", ordering="scheme")
+    @admin.display(description=_("Scheme"), ordering="scheme")
     def scheme_display(self, obj):
         if obj.unsigned:
             return format_html(
@@ -145,7 +146,7 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
         )
         return super().get_queryset(request).annotate(usable_secrets=Subquery(usable))
 
-    @admin.display(description="Signing secrets")
+    @admin.display(description=_("Signing secrets"))
     def signing_secrets(self, obj):
         """The list's view: counted in the list's one query, never decrypted per row (the
         endpoint's page checks that each can be read)."""
@@ -160,7 +161,7 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
             )
         return f"{obj.usable_secrets} usable"
 
-    @admin.display(description="Signing secret")
+    @admin.display(description=_("Signing secret"))
     def secret_status(self, obj):
         if obj is None or obj.pk is None:
             return "-"
@@ -247,19 +248,19 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_retry_permission(self, request):
         return request.user.has_perm(RETRY_PERMISSION)
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, obj):
         return status("event", obj.status, obj.get_status_display())
 
-    @admin.display(description="Last error")
+    @admin.display(description=_("Last error"))
     def short_error(self, obj):
         return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
-    @admin.display(description="Headers (secrets redacted)")
+    @admin.display(description=_("Headers (secrets redacted)"))
     def pretty_headers(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
 
-    @admin.display(description="Body")
+    @admin.display(description=_("Body"))
     def pretty_body(self, obj):
         if obj.redaction == Redaction.RETENTION:
             return format_html(
@@ -274,18 +275,18 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         )
         return format_html("<pre>{}</pre>", text[:200_000])
 
-    @admin.display(description="What it started")
+    @admin.display(description=_("What it started"))
     def related(self, obj):
         """Links other apps add to the event page (the flows app: the event's flow runs)."""
         parts = [format_html("{}: {}", label, render(obj)) for label, render in EVENT_LINKS]
         return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts)) if parts else "—"
 
-    @admin.display(description="API calls made for it")
+    @admin.display(description=_("API calls made for it"))
     def api_calls(self, obj):
         return calls_link(obj.correlation_id)
 
     # -- actions ---------------------------------------------------------------------------
-    @admin.action(description="Retry now", permissions=["retry"])
+    @admin.action(description=_("Retry now"), permissions=["retry"])
     def retry_selected(self, request, queryset):
         with transaction.atomic():
             count = sum(processing.retry_now(e, actor=request.user) for e in queryset)
@@ -297,7 +298,7 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Mark resolved (a person dealt with it)", permissions=["retry"])
+    @admin.action(description=_("Mark resolved (a person dealt with it)"), permissions=["retry"])
     def resolve_selected(self, request, queryset):
         if request.POST.get("reason") is None:
             return TemplateResponse(

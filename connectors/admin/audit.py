@@ -1,6 +1,7 @@
 """The audit trail in the console: read-only; admins, auditors and data protection officers."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.models import AuditEntry
@@ -27,6 +28,6 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     readonly_fields = ["credential_text"]
 
-    @admin.display(description="Credential")
+    @admin.display(description=_("Credential"))
     def credential_text(self, obj):
         return str(obj.credential) if obj.credential_id else "—"

@@ -1,6 +1,7 @@
 """The call log in the console: read-only, filterable, searchable by correlation id."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin
@@ -65,7 +66,7 @@ class ApiCallAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_help_text = "A correlation id or an idempotency key, exactly."
     list_select_related = ["connection"]
 
-    @admin.display(description="Status", ordering="status_code")
+    @admin.display(description=_("Status"), ordering="status_code")
     def status(self, obj):
         """Coloured by class (a 503 never looks like a 200); empty when no answer came."""
         return http_status(obj.status_code, fallback="—")

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.depends import DependentFieldsMixin
@@ -49,7 +50,7 @@ class CredentialInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False  # secrets are added on the credential page, with its write-only form
 
-    @admin.display(description="State")
+    @admin.display(description=_("State"))
     def condition(self, obj):
         return credential_badge(obj)
 
@@ -135,10 +136,10 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
     fieldsets = [
         (None, {"fields": SETTINGS[None]}),
         # second, with the credentials' table right under it (the change form's template)
-        ("Credentials", {"fields": ["credentials_state", "credentials_link"]}),
-        ("Status", {"fields": ["status", "status_reason", "status_changed_at", "work_on_it"]}),
+        (_("Credentials"), {"fields": ["credentials_state", "credentials_link"]}),
+        (_("Status"), {"fields": ["status", "status_reason", "status_changed_at", "work_on_it"]}),
         (
-            "API",
+            _("API"),
             {
                 "fields": [
                     *SETTINGS["API"],
@@ -150,9 +151,9 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
                 ]
             },
         ),
-        ("Reliability", {"fields": [*SETTINGS["Reliability"], "last_quota", "circuit"]}),
-        ("GDPR", {"fields": SETTINGS["GDPR"]}),
-        ("Notes", {"fields": [*SETTINGS["Notes"], "created_at", "updated_at"]}),
+        (_("Reliability"), {"fields": [*SETTINGS["Reliability"], "last_quota", "circuit"]}),
+        (_("GDPR"), {"fields": SETTINGS["GDPR"]}),
+        (_("Notes"), {"fields": [*SETTINGS["Notes"], "created_at", "updated_at"]}),
     ]
 
     def get_fieldsets(self, request, obj=None):
@@ -166,11 +167,11 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             for title, opts in fieldsets
         ]
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=_("Status"), ordering="status")
     def status_badge(self, obj):
         return status("connection", obj.status, obj.get_status_display(), obj.status_reason)
 
-    @admin.display(description="Health, checklist and jobs")
+    @admin.display(description=_("Health, checklist and jobs"))
     def work_on_it(self, obj):
         """What other apps run on this connection (the syncs app: its jobs, failing ones in
         red), without connectors importing them."""
@@ -179,7 +180,7 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         parts = [html for render in CONNECTION_PANELS if (html := render(obj))]
         return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts)) if parts else "—"
 
-    @admin.display(description="State")
+    @admin.display(description=_("State"))
     def credentials_state(self, obj):
         """Each kind of secret and whether the hub can use it, for every role: an operator
         who may not open a credential still sees that the key expired."""
@@ -207,7 +208,7 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             ),
         )
 
-    @admin.display(description="Add")
+    @admin.display(description=_("Add"))
     def credentials_link(self, obj):
         if obj is None or obj.pk is None:
             return "Save the connection first, then add its credentials."
@@ -218,13 +219,13 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             url,
         )
 
-    @admin.display(description="Circuit breaker")
+    @admin.display(description=_("Circuit breaker"))
     def circuit(self, obj):
         if obj is None or obj.pk is None:
             return "-"
         return circuit_state(obj)
 
-    @admin.display(description="Quota reported by the partner")
+    @admin.display(description=_("Quota reported by the partner"))
     def last_quota(self, obj):
         if obj is None or obj.pk is None:
             return "-"
@@ -238,7 +239,7 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         reset = f", resets {row.quota_reset_at:%Y-%m-%d %H:%M:%S} UTC" if row.quota_reset_at else ""
         return f"{row.quota_remaining} left at {row.created_at:%Y-%m-%d %H:%M:%S} UTC{reset}"
 
-    @admin.display(description="API lifecycle (Deprecation / Sunset)")
+    @admin.display(description=_("API lifecycle (Deprecation / Sunset)"))
     def api_lifecycle(self, obj):
         if obj is None or not obj.deprecation_seen_at:
             return "no deprecation signalled"
@@ -282,7 +283,7 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         )
 
     @admin.action(
-        description="Test connection (one real call to the health path)", permissions=["view"]
+        description=_("Test connection (one real call to the health path)"), permissions=["view"]
     )
     def test_connections(self, request, queryset):
         for connection in queryset[:20]:
@@ -291,14 +292,14 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             self.message_user(request, f"{connection.slug}: {result.summary()}", level)
 
     @admin.action(
-        description="Close the circuit breaker (after fixing the cause)", permissions=["change"]
+        description=_("Close the circuit breaker (after fixing the cause)"), permissions=["change"]
     )
     def reset_circuits(self, request, queryset):
         for connection in queryset:
             reset_circuit(connection)
         self.message_user(request, f"{queryset.count()} circuit(s) closed.", messages.SUCCESS)
 
-    @admin.display(description="OAuth account")
+    @admin.display(description=_("OAuth account"))
     def oauth_connect(self, obj):
         if obj is None or obj.pk is None or obj.auth_method != "oauth2" or obj.oauth_app is None:
             return "-"
@@ -313,7 +314,7 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             f"connected as {obj.oauth_account}" if obj.oauth_account else "",
         )
 
-    @admin.display(description="Scopes: requested / granted")
+    @admin.display(description=_("Scopes: requested / granted"))
     def scopes_side_by_side(self, obj):
         if obj is None:
             return "-"
@@ -348,7 +349,8 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         )
 
     @admin.action(
-        description="Disconnect the OAuth account (revoke at the provider)", permissions=["change"]
+        description=_("Disconnect the OAuth account (revoke at the provider)"),
+        permissions=["change"],
     )
     def disconnect_accounts(self, request, queryset):
         oauth = [c for c in queryset.select_related("oauth_app") if c.auth_method == "oauth2"]

@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from connectors.admin.confirm import confirmation, confirmed
@@ -54,7 +55,7 @@ class CredentialAdmin(admin.ModelAdmin):
         return [
             (None, {"fields": main}),
             (
-                "Lifecycle",
+                _("Lifecycle"),
                 {
                     "fields": [
                         "state",
@@ -87,7 +88,7 @@ class CredentialAdmin(admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
-    @admin.display(description="Readable")
+    @admin.display(description=_("Readable"))
     def readability(self, obj):
         if obj.readable:
             return "yes"
@@ -128,7 +129,7 @@ class CredentialAdmin(admin.ModelAdmin):
         super().delete_model(request, obj)
 
     @admin.action(
-        description="Revoke selected credentials (never used again)", permissions=["change"]
+        description=_("Revoke selected credentials (never used again)"), permissions=["change"]
     )
     def revoke_selected(self, request, queryset):
         credentials = list(queryset.select_related("connection"))

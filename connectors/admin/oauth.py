@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from connectors.admin.fields import StructuredFieldsMixin
@@ -23,12 +24,14 @@ def _https_urls(field, **kwargs):
 
 class OAuthAppForm(forms.ModelForm):
     new_client_secret = forms.CharField(
-        label="Client secret",
+        label=_("Client secret"),
         required=False,
         strip=True,
         widget=SecretInput(),
-        help_text="Paste the client secret; it is encrypted and never shown again. Leave empty "
-        "to keep the current one.",
+        help_text=_(
+            "Paste the client secret; it is encrypted and never shown again. Leave empty "
+            "to keep the current one."
+        ),
     )
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from connectors.choices import AuditAction
 
@@ -17,31 +18,32 @@ class AuditEntry(models.Model):
     receipts); read-only in the console.
     """
 
-    at = models.DateTimeField(default=timezone.now, db_index=True, help_text="When it happened.")
+    at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When it happened."))
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The user who did it (empty: a command or the system).",
+        help_text=_("The user who did it (empty: a command or the system)."),
     )
     actor_name = models.CharField(
         max_length=150,
-        help_text="Name of the actor at the time, kept if the user is deleted ('system' for "
-        "commands).",
+        help_text=_(
+            "Name of the actor at the time, kept if the user is deleted ('system' for commands)."
+        ),
     )
-    action = models.CharField(max_length=40, choices=AuditAction.choices, help_text="What.")
+    action = models.CharField(max_length=40, choices=AuditAction.choices, help_text=_("What."))
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The connection concerned, if any.",
+        help_text=_("The connection concerned, if any."),
     )
     connection_name = models.CharField(
-        max_length=200, blank=True, help_text="The connection's slug at the time."
+        max_length=200, blank=True, help_text=_("The connection's slug at the time.")
     )
     credential = models.ForeignKey(
         "connectors.Credential",
@@ -49,12 +51,12 @@ class AuditEntry(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The credential concerned, if any.",
+        help_text=_("The credential concerned, if any."),
     )
     fingerprint = models.CharField(
-        max_length=60, blank=True, help_text="The credential's fingerprint (never its value)."
+        max_length=60, blank=True, help_text=_("The credential's fingerprint (never its value).")
     )
-    detail = models.TextField(blank=True, help_text="More about it (counts, reasons).")
+    detail = models.TextField(blank=True, help_text=_("More about it (counts, reasons)."))
 
     class Meta:
         ordering = ["-at", "-id"]

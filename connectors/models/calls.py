@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class ErrorKind(models.TextChoices):
-    TIMEOUT = "timeout", "Timeout"
-    CONNECTION = "connection", "Connection error"
-    HTTP_4XX = "http_4xx", "HTTP 4xx"
-    HTTP_5XX = "http_5xx", "HTTP 5xx"
-    RATE_LIMITED = "rate_limited", "Rate limited"
-    CIRCUIT_OPEN = "circuit_open", "Circuit open"
-    BUSY = "busy", "Connection busy (its share of the workers in use)"
-    BLOCKED_URL = "blocked_url", "Blocked URL"
-    AUTH = "auth", "Authentication"
-    RESPONSE_TOO_LARGE = "response_too_large", "Response too large"
+    TIMEOUT = "timeout", _("Timeout")
+    CONNECTION = "connection", _("Connection error")
+    HTTP_4XX = "http_4xx", _("HTTP 4xx")
+    HTTP_5XX = "http_5xx", _("HTTP 5xx")
+    RATE_LIMITED = "rate_limited", _("Rate limited")
+    CIRCUIT_OPEN = "circuit_open", _("Circuit open")
+    BUSY = "busy", _("Connection busy (its share of the workers in use)")
+    BLOCKED_URL = "blocked_url", _("Blocked URL")
+    AUTH = "auth", _("Authentication")
+    RESPONSE_TOO_LARGE = "response_too_large", _("Response too large")
 
 
 class ApiCall(models.Model):
@@ -26,56 +27,64 @@ class ApiCall(models.Model):
         "connectors.Connection",
         on_delete=models.CASCADE,
         related_name="api_calls",
-        help_text="The connection called.",
+        help_text=_("The connection called."),
     )
     created_at = models.DateTimeField(
-        default=timezone.now, db_index=True, help_text="When the attempt started."
+        default=timezone.now, db_index=True, help_text=_("When the attempt started.")
     )
-    method = models.CharField(max_length=10, help_text="HTTP method.")
+    method = models.CharField(max_length=10, help_text=_("HTTP method."))
     path = models.CharField(
         max_length=1000,
-        help_text="Path and query, relative to the base URL, with secret query values removed.",
+        help_text=_("Path and query, relative to the base URL, with secret query values removed."),
     )
     status_code = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="HTTP status (empty when no answer arrived)."
+        null=True, blank=True, help_text=_("HTTP status (empty when no answer arrived).")
     )
-    duration_ms = models.PositiveIntegerField(default=0, help_text="Duration of the attempt.")
-    attempt = models.PositiveSmallIntegerField(default=1, help_text="1 for the first attempt.")
+    duration_ms = models.PositiveIntegerField(default=0, help_text=_("Duration of the attempt."))
+    attempt = models.PositiveSmallIntegerField(default=1, help_text=_("1 for the first attempt."))
     correlation_id = models.CharField(
-        max_length=100, db_index=True, help_text="Sent as X-Request-ID (or the connection's name)."
+        max_length=100,
+        db_index=True,
+        help_text=_("Sent as X-Request-ID (or the connection's name)."),
     )
     idempotency_key = models.CharField(
-        max_length=255, blank=True, help_text="The idempotency key the call carried, if any."
+        max_length=255, blank=True, help_text=_("The idempotency key the call carried, if any.")
     )
     error_kind = models.CharField(
         max_length=30,
         choices=ErrorKind.choices,
         blank=True,
-        help_text="Empty for a success.",
+        help_text=_("Empty for a success."),
     )
     error_message = models.CharField(
-        max_length=500, blank=True, help_text="What went wrong, without secrets or bodies."
+        max_length=500, blank=True, help_text=_("What went wrong, without secrets or bodies.")
     )
-    request_bytes = models.PositiveIntegerField(default=0, help_text="Size of the request body.")
-    response_bytes = models.PositiveIntegerField(default=0, help_text="Size of the response body.")
+    request_bytes = models.PositiveIntegerField(default=0, help_text=_("Size of the request body."))
+    response_bytes = models.PositiveIntegerField(
+        default=0, help_text=_("Size of the response body.")
+    )
     quota_remaining = models.IntegerField(
-        null=True, blank=True, help_text="Requests left that the partner reported, if it did."
+        null=True, blank=True, help_text=_("Requests left that the partner reported, if it did.")
     )
     quota_reset_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the partner said the quota resets."
+        null=True, blank=True, help_text=_("When the partner said the quota resets.")
     )
     quota_limit = models.IntegerField(
         null=True,
         blank=True,
-        help_text="The size of the partner's quota window, if it said (X-RateLimit-Limit, "
-        "RateLimit-Policy): with the requests left, the share used.",
+        help_text=_(
+            "The size of the partner's quota window, if it said (X-RateLimit-Limit, "
+            "RateLimit-Policy): with the requests left, the share used."
+        ),
     )
     run_ref = models.CharField(
         max_length=40,
         blank=True,
         default="",
-        help_text="The run that made the call (flow_run:12, sync_run:3); empty for a call made "
-        "by site code.",
+        help_text=_(
+            "The run that made the call (flow_run:12, sync_run:3); empty for a call made "
+            "by site code."
+        ),
     )
 
     class Meta:
@@ -106,43 +115,46 @@ class ApiCall(models.Model):
 
 
 class IdempotencyState(models.TextChoices):
-    IN_FLIGHT = "in_flight", "In flight"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed (may be retried)"
+    IN_FLIGHT = "in_flight", _("In flight")
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed (may be retried)")
 
 
 class IdempotencyRecord(models.Model):
     """Scope + key → request fingerprint, state and stored result: an effect happens once."""
 
-    scope = models.CharField(max_length=200, help_text="Namespace of the key (e.g. connection).")
-    key = models.CharField(max_length=255, help_text="The idempotency key.")
+    scope = models.CharField(max_length=200, help_text=_("Namespace of the key (e.g. connection)."))
+    key = models.CharField(max_length=255, help_text=_("The idempotency key."))
     fingerprint = models.CharField(
-        max_length=64, help_text="SHA-256 of the request (method, path, body) the key was used for."
+        max_length=64,
+        help_text=_("SHA-256 of the request (method, path, body) the key was used for."),
     )
     state = models.CharField(
         max_length=20,
         choices=IdempotencyState.choices,
         default=IdempotencyState.IN_FLIGHT,
-        help_text="In flight: a call holds it. Completed: the stored result is replayed.",
+        help_text=_("In flight: a call holds it. Completed: the stored result is replayed."),
     )
     locked_until = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="An in-flight record older than this was abandoned and may be taken over.",
+        help_text=_("An in-flight record older than this was abandoned and may be taken over."),
     )
     response_status = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Stored result: HTTP status."
+        null=True, blank=True, help_text=_("Stored result: HTTP status.")
     )
     response_headers = models.JSONField(
-        default=dict, blank=True, help_text="Stored result: a few response headers."
+        default=dict, blank=True, help_text=_("Stored result: a few response headers.")
     )
     response_body = models.BinaryField(
-        null=True, blank=True, help_text="Stored result: the body, kept until the record expires."
+        null=True,
+        blank=True,
+        help_text=_("Stored result: the body, kept until the record expires."),
     )
-    correlation_id = models.CharField(max_length=100, blank=True, help_text="Of the first call.")
-    created_at = models.DateTimeField(default=timezone.now, help_text="First use of the key.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last change.")
-    expires_at = models.DateTimeField(db_index=True, help_text="Purged after this.")
+    correlation_id = models.CharField(max_length=100, blank=True, help_text=_("Of the first call."))
+    created_at = models.DateTimeField(default=timezone.now, help_text=_("First use of the key."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last change."))
+    expires_at = models.DateTimeField(db_index=True, help_text=_("Purged after this."))
 
     class Meta:
         constraints = [
@@ -160,10 +172,10 @@ class RateLimitBucket(models.Model):
         "connectors.Connection",
         on_delete=models.CASCADE,
         related_name="rate_limit_bucket",
-        help_text="The connection whose calls this bucket meters.",
+        help_text=_("The connection whose calls this bucket meters."),
     )
-    tokens = models.FloatField(help_text="Tokens left at updated_at.")
-    updated_at = models.FloatField(help_text="Unix time of the last refill.")
+    tokens = models.FloatField(help_text=_("Tokens left at updated_at."))
+    updated_at = models.FloatField(help_text=_("Unix time of the last refill."))
 
     def __str__(self) -> str:
         return f"bucket of connection #{self.connection_id}"

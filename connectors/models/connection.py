@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from connectors.choices import AuthMethod, ConnectionStatus, Environment, ServiceKind
 
@@ -17,71 +18,81 @@ class Connection(models.Model):
     :class:`~connectors.models.Credential` rows. The slug is how site code and flows name it.
     """
 
-    name = models.CharField(max_length=120, help_text="Human name, e.g. 'HubSpot CRM (prod)'.")
+    name = models.CharField(max_length=120, help_text=_("Human name, e.g. 'HubSpot CRM (prod)'."))
     slug = models.SlugField(
         max_length=60,
         unique=True,
-        help_text="Stable identifier used by site code and flows: hub.call('this-slug', …).",
+        help_text=_("Stable identifier used by site code and flows: hub.call('this-slug', …)."),
     )
     service_kind = models.CharField(
         max_length=20,
         choices=ServiceKind.choices,
         default=ServiceKind.OTHER,
-        help_text="What the partner is for; used for grouping and reporting.",
+        help_text=_("What the partner is for; used for grouping and reporting."),
     )
     environment = models.CharField(
         max_length=20,
         choices=Environment.choices,
         default=Environment.SANDBOX,
-        help_text="Sandbox or production account. Production connections must use https.",
+        help_text=_("Sandbox or production account. Production connections must use https."),
     )
     base_url = models.URLField(
         max_length=500,
         blank=True,
-        help_text="Root of the partner's API, e.g. https://api.example.com/v3. Paths are joined "
-        "to it. Empty for a connection that only receives webhooks (it makes no calls).",
+        help_text=_(
+            "Root of the partner's API, e.g. https://api.example.com/v3. Paths are joined "
+            "to it. Empty for a connection that only receives webhooks (it makes no calls)."
+        ),
     )
     auth_method = models.CharField(
         max_length=30,
         choices=AuthMethod.choices,
         default=AuthMethod.API_KEY_HEADER,
-        help_text="How requests authenticate. The secret itself is a credential of this "
-        "connection.",
+        help_text=_(
+            "How requests authenticate. The secret itself is a credential of this connection."
+        ),
     )
     api_key_header_name = models.CharField(
         max_length=80,
         default="X-API-Key",
-        help_text="Auth 'API key in a header': the header that carries the key.",
+        help_text=_("Auth 'API key in a header': the header that carries the key."),
     )
     api_key_query_param = models.CharField(
         max_length=80,
         default="api_key",
-        help_text="Auth 'API key in the query string': the parameter name. Weaker (URLs end up "
-        "in partner logs); the value is never written to the hub's logs.",
+        help_text=_(
+            "Auth 'API key in the query string': the parameter name. Weaker (URLs end up "
+            "in partner logs); the value is never written to the hub's logs."
+        ),
     )
     basic_username = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Auth 'HTTP basic': the user name (the password is a credential).",
+        help_text=_("Auth 'HTTP basic': the user name (the password is a credential)."),
     )
     idempotency_header_name = models.CharField(
         max_length=80,
         default="Idempotency-Key",
-        help_text="Header carrying the idempotency key on calls that have one. Empty: the partner "
-        "has no such header (the local idempotency record still guards against repeats).",
+        help_text=_(
+            "Header carrying the idempotency key on calls that have one. Empty: the partner "
+            "has no such header (the local idempotency record still guards against repeats)."
+        ),
         blank=True,
     )
     correlation_header_name = models.CharField(
         max_length=80,
         default="X-Request-ID",
-        help_text="Header carrying the correlation id, so the partner's logs can be matched to "
-        "ours.",
+        help_text=_(
+            "Header carrying the correlation id, so the partner's logs can be matched to ours."
+        ),
     )
     health_path = models.CharField(
         max_length=300,
         blank=True,
-        help_text="Path that 'Test connection' calls with GET, e.g. /me or /ping. Pick a cheap, "
-        "read-only endpoint that needs authentication.",
+        help_text=_(
+            "Path that 'Test connection' calls with GET, e.g. /me or /ping. Pick a cheap, "
+            "read-only endpoint that needs authentication."
+        ),
     )
     oauth_app = models.ForeignKey(
         "connectors.OAuthApp",
@@ -89,159 +100,172 @@ class Connection(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="connections",
-        help_text="Auth 'OAuth 2.0': the partner app whose tokens this connection holds.",
+        help_text=_("Auth 'OAuth 2.0': the partner app whose tokens this connection holds."),
     )
     oauth_account = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Which account at the partner was connected (from the token or userinfo).",
+        help_text=_("Which account at the partner was connected (from the token or userinfo)."),
     )
     token_refresh_margin_seconds = models.PositiveIntegerField(
         default=60,
-        help_text="OAuth: an access token expiring within this many seconds is refreshed first.",
+        help_text=_("OAuth: an access token expiring within this many seconds is refreshed first."),
     )
     api_version = models.CharField(
         max_length=40,
         blank=True,
-        help_text="Partner API version pinned by this connection (e.g. '2024-06-20'), so an "
-        "upgrade is a decision, not a surprise.",
+        help_text=_(
+            "Partner API version pinned by this connection (e.g. '2024-06-20'), so an "
+            "upgrade is a decision, not a surprise."
+        ),
     )
     requested_scopes = models.JSONField(
         default=list,
         blank=True,
-        help_text="Scopes asked for. Ask for the fewest that the flows need.",
+        help_text=_("Scopes asked for. Ask for the fewest that the flows need."),
     )
     granted_scopes = models.JSONField(
         default=list,
         blank=True,
-        help_text="Scopes the partner actually granted (filled by OAuth).",
+        help_text=_("Scopes the partner actually granted (filled by OAuth)."),
     )
     connect_timeout = models.FloatField(
         default=3.05,
         validators=[MinValueValidator(0.1), MaxValueValidator(60)],
-        help_text="Seconds to wait for the TCP/TLS connection to the partner.",
+        help_text=_("Seconds to wait for the TCP/TLS connection to the partner."),
     )
     read_timeout = models.FloatField(
         default=10.0,
         validators=[MinValueValidator(0.1), MaxValueValidator(300)],
-        help_text="Seconds to wait for each read of the partner's answer.",
+        help_text=_("Seconds to wait for each read of the partner's answer."),
     )
     retry_max_attempts = models.PositiveSmallIntegerField(
         default=4,
         validators=[MinValueValidator(1), MaxValueValidator(10)],
-        help_text="Attempts per call, the first included; only transient failures are retried.",
+        help_text=_("Attempts per call, the first included; only transient failures are retried."),
     )
     retry_backoff_base = models.FloatField(
         default=0.5,
         validators=[MinValueValidator(0.01), MaxValueValidator(60)],
-        help_text="Seconds: the n-th retry waits a random time up to min(cap, base * 2^n).",
+        help_text=_("Seconds: the n-th retry waits a random time up to min(cap, base * 2^n)."),
     )
     retry_backoff_cap = models.FloatField(
         default=20.0,
         validators=[MinValueValidator(0.1), MaxValueValidator(600)],
-        help_text="Seconds: the longest single wait between two attempts.",
+        help_text=_("Seconds: the longest single wait between two attempts."),
     )
     retry_max_elapsed = models.FloatField(
         default=60.0,
         validators=[MinValueValidator(1), MaxValueValidator(3600)],
-        help_text="Seconds: the whole call, retries included, never takes longer than this.",
+        help_text=_("Seconds: the whole call, retries included, never takes longer than this."),
     )
     rate_limit_requests = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="At most this many requests per window, shared by every process. Empty: no "
-        "limit.",
+        help_text=_(
+            "At most this many requests per window, shared by every process. Empty: no limit."
+        ),
     )
     rate_limit_window_seconds = models.PositiveIntegerField(
         default=60,
         validators=[MinValueValidator(1)],
-        help_text="Length of the rate-limit window, in seconds.",
+        help_text=_("Length of the rate-limit window, in seconds."),
     )
     circuit_failure_threshold = models.PositiveSmallIntegerField(
         default=5,
         validators=[MinValueValidator(1), MaxValueValidator(100)],
-        help_text="Circuit breaker: after this many consecutive transient failures, calls stop "
-        "for the cooldown instead of piling up on a partner that is down.",
+        help_text=_(
+            "Circuit breaker: after this many consecutive transient failures, calls stop "
+            "for the cooldown instead of piling up on a partner that is down."
+        ),
     )
     circuit_cooldown_seconds = models.PositiveIntegerField(
         default=30,
         validators=[MinValueValidator(1), MaxValueValidator(3600)],
-        help_text="Circuit breaker: seconds the circuit stays open before one probe call decides.",
+        help_text=_(
+            "Circuit breaker: seconds the circuit stays open before one probe call decides."
+        ),
     )
     max_concurrent_calls = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         validators=[MaxValueValidator(1000)],
-        help_text="Calls to this partner in flight at once from the workers, across every "
-        "process and machine: a slow or hanging partner holds no more workers than this, and its "
-        "other work waits (retried shortly) while other connections flow. Empty: "
-        "HUB_CONNECTION_CONCURRENCY (half the workers of a cluster); 0: no limit. Calls made "
-        "by the site's own code are not limited.",
+        help_text=_(
+            "Calls to this partner in flight at once from the workers, across every "
+            "process and machine: a slow or hanging partner holds no more workers than this, and "
+            "its other work waits (retried shortly) while other connections flow. Empty: "
+            "HUB_CONNECTION_CONCURRENCY (half the workers of a cluster); 0: no limit. Calls made "
+            "by the site's own code are not limited."
+        ),
     )
     deprecation_seen_at = models.DateTimeField(
         null=True,
         blank=True,
         editable=False,
-        help_text="When the partner first answered with a Deprecation header (RFC 9745).",
+        help_text=_("When the partner first answered with a Deprecation header (RFC 9745)."),
     )
     deprecation_date = models.CharField(
         max_length=100,
         blank=True,
         editable=False,
-        help_text="The Deprecation header's value: when the API was (or will be) deprecated.",
+        help_text=_("The Deprecation header's value: when the API was (or will be) deprecated."),
     )
     sunset_date = models.CharField(
         max_length=100,
         blank=True,
         editable=False,
-        help_text="The Sunset header's value (RFC 8594): when the API stops answering.",
+        help_text=_("The Sunset header's value (RFC 8594): when the API stops answering."),
     )
     deprecation_link = models.URLField(
         max_length=500,
         blank=True,
         editable=False,
-        help_text="The Link (rel=deprecation or rel=sunset) the partner gave: migration notes.",
+        help_text=_("The Link (rel=deprecation or rel=sunset) the partner gave: migration notes."),
     )
     purpose = models.TextField(
         blank=True,
-        help_text="GDPR: why personal data goes to this service (the processing's purpose).",
+        help_text=_("GDPR: why personal data goes to this service (the processing's purpose)."),
     )
     retention_days = models.PositiveIntegerField(
         default=30,
         validators=[MinValueValidator(1)],
-        help_text="GDPR: days to keep call logs and events of this connection.",
+        help_text=_("GDPR: days to keep call logs and events of this connection."),
     )
     payload_retention_days = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="GDPR: days after which its processed events lose their body and headers and "
-        "keep their metadata (ids, hashes, statuses, attempts) until the retention above. "
-        "Empty: bodies are kept as long as the events.",
+        help_text=_(
+            "GDPR: days after which its processed events lose their body and headers and "
+            "keep their metadata (ids, hashes, statuses, attempts) until the retention above. "
+            "Empty: bodies are kept as long as the events."
+        ),
     )
     owner = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Who to contact about this connection (a person or a team, with an address).",
+        help_text=_("Who to contact about this connection (a person or a team, with an address)."),
     )
     status = models.CharField(
         max_length=20,
         choices=ConnectionStatus.choices,
         default=ConnectionStatus.ACTIVE,
-        help_text="Paused and disabled connections are not called; reauth required: an admin "
-        "must reconnect the account first. Failing is informational: calls still go out.",
+        help_text=_(
+            "Paused and disabled connections are not called; reauth required: an admin "
+            "must reconnect the account first. Failing is informational: calls still go out."
+        ),
     )
     status_reason = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Why the status is what it is, in words an operator can act on.",
+        help_text=_("Why the status is what it is, in words an operator can act on."),
     )
     status_changed_at = models.DateTimeField(
-        default=timezone.now, help_text="When the status last changed."
+        default=timezone.now, help_text=_("When the status last changed.")
     )
-    notes = models.TextField(blank=True, help_text="Free notes for the team. Never a secret.")
-    created_at = models.DateTimeField(auto_now_add=True, help_text="When this was created.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="When this was last changed.")
+    notes = models.TextField(blank=True, help_text=_("Free notes for the team. Never a secret."))
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("When this was created."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("When this was last changed."))
 
     class Meta:
         ordering = ["name"]

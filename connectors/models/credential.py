@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from connectors.choices import CredentialKind, CredentialState
 from connectors.fields import EncryptedSecretField
@@ -31,50 +32,55 @@ class Credential(models.Model):
         "connectors.Connection",
         on_delete=models.CASCADE,
         related_name="credentials",
-        help_text="The connection this secret belongs to.",
+        help_text=_("The connection this secret belongs to."),
     )
     kind = models.CharField(
         max_length=30,
         choices=CredentialKind.choices,
-        help_text="What the secret is for.",
+        help_text=_("What the secret is for."),
     )
     label = models.CharField(
         max_length=120,
         blank=True,
-        help_text="Optional note to tell two credentials apart, e.g. 'key created 2026-11'.",
+        help_text=_("Optional note to tell two credentials apart, e.g. 'key created 2026-11'."),
     )
     value = EncryptedSecretField(
-        help_text="The secret, Fernet-encrypted in the database. Write-only: never displayed."
+        help_text=_("The secret, Fernet-encrypted in the database. Write-only: never displayed.")
     )
     fingerprint = models.CharField(
         max_length=60,
         editable=False,
-        help_text="What can be shown of the secret: its length, and its last 4 characters when "
-        "it is long enough that they reveal nothing useful.",
+        help_text=_(
+            "What can be shown of the secret: its length, and its last 4 characters when "
+            "it is long enough that they reveal nothing useful."
+        ),
     )
     state = models.CharField(
         max_length=20,
         choices=CredentialState.choices,
         default=CredentialState.ACTIVE,
-        help_text="Active: in use. Retiring: still accepted during a rotation overlap. Revoked: "
-        "never used again.",
+        help_text=_(
+            "Active: in use. Retiring: still accepted during a rotation overlap. Revoked: "
+            "never used again."
+        ),
     )
     expires_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When the partner stops accepting it (empty: no known expiry). Alerts look "
-        "at this.",
+        help_text=_(
+            "When the partner stops accepting it (empty: no known expiry). Alerts look at this."
+        ),
     )
     rotate_by = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="Policy date by which the secret should be rotated.",
+        help_text=_("Policy date by which the secret should be rotated."),
     )
     rotated_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When the secret was last replaced."
+        null=True, blank=True, editable=False, help_text=_("When the secret was last replaced.")
     )
     revoked_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When it was revoked."
+        null=True, blank=True, editable=False, help_text=_("When it was revoked.")
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -83,10 +89,12 @@ class Credential(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         editable=False,
-        help_text="Who stored it.",
+        help_text=_("Who stored it."),
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False, help_text="Stored at.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+    created_at = models.DateTimeField(
+        default=timezone.now, editable=False, help_text=_("Stored at.")
+    )
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     objects = CredentialQuerySet.as_manager()
 

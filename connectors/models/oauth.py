@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from connectors.fields import EncryptedSecretField
 
@@ -55,54 +56,54 @@ class OAuthApp(models.Model):
     it. The client secret is encrypted at rest like every credential and never shown back."""
 
     class Grant(models.TextChoices):
-        AUTHORIZATION_CODE = "authorization_code", "Authorization code (+ PKCE): a user connects"
-        CLIENT_CREDENTIALS = "client_credentials", "Client credentials: machine to machine"
+        AUTHORIZATION_CODE = "authorization_code", _("Authorization code (+ PKCE): a user connects")
+        CLIENT_CREDENTIALS = "client_credentials", _("Client credentials: machine to machine")
 
     class TokenAuth(models.TextChoices):
-        BASIC = "client_secret_basic", "client_secret_basic (HTTP basic)"
-        POST = "client_secret_post", "client_secret_post (in the form body)"
+        BASIC = "client_secret_basic", _("client_secret_basic (HTTP basic)")
+        POST = "client_secret_post", _("client_secret_post (in the form body)")
 
-    name = models.CharField(max_length=120, unique=True, help_text="e.g. 'HubSpot app (prod)'.")
+    name = models.CharField(max_length=120, unique=True, help_text=_("e.g. 'HubSpot app (prod)'."))
     grant_type = models.CharField(
         max_length=30,
         choices=Grant.choices,
         default=Grant.AUTHORIZATION_CODE,
-        help_text="How tokens are obtained.",
+        help_text=_("How tokens are obtained."),
     )
     authorization_url = models.URLField(
-        max_length=500, blank=True, help_text="The partner's authorization (consent) endpoint."
+        max_length=500, blank=True, help_text=_("The partner's authorization (consent) endpoint.")
     )
-    token_url = models.URLField(max_length=500, help_text="The partner's token endpoint.")
+    token_url = models.URLField(max_length=500, help_text=_("The partner's token endpoint."))
     revocation_url = models.URLField(
-        max_length=500, blank=True, help_text="Token revocation endpoint (RFC 7009), if any."
+        max_length=500, blank=True, help_text=_("Token revocation endpoint (RFC 7009), if any.")
     )
     userinfo_url = models.URLField(
-        max_length=500, blank=True, help_text="Optional: tells which account was connected."
+        max_length=500, blank=True, help_text=_("Optional: tells which account was connected.")
     )
-    client_id = models.CharField(max_length=300, help_text="The client id the partner gave.")
+    client_id = models.CharField(max_length=300, help_text=_("The client id the partner gave."))
     client_secret = EncryptedSecretField(
-        blank=True, help_text="The client secret, Fernet-encrypted. Write-only."
+        blank=True, help_text=_("The client secret, Fernet-encrypted. Write-only.")
     )
     client_secret_fingerprint = models.CharField(
-        max_length=60, blank=True, editable=False, help_text="What can be shown of the secret."
+        max_length=60, blank=True, editable=False, help_text=_("What can be shown of the secret.")
     )
     default_scopes = models.JSONField(
-        default=list, blank=True, help_text="Scopes to request (contacts.read …)."
+        default=list, blank=True, help_text=_("Scopes to request (contacts.read …).")
     )
-    use_pkce = models.BooleanField(default=True, help_text="PKCE (S256) on the code flow.")
+    use_pkce = models.BooleanField(default=True, help_text=_("PKCE (S256) on the code flow."))
     extra_authorize_params = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Extra authorization parameters, e.g. {"access_type": "offline"}.',
+        help_text=_('Extra authorization parameters, e.g. {"access_type": "offline"}.'),
     )
     token_endpoint_auth = models.CharField(
         max_length=30,
         choices=TokenAuth.choices,
         default=TokenAuth.BASIC,
-        help_text="How the client authenticates at the token endpoint.",
+        help_text=_("How the client authenticates at the token endpoint."),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
         verbose_name = "OAuth app"

@@ -7,6 +7,7 @@ import ipaddress
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 SCHEME_CHOICES = [
     ("github", "GitHub (X-Hub-Signature-256)"),
@@ -27,88 +28,106 @@ class WebhookEndpoint(models.Model):
         "connectors.Connection",
         on_delete=models.PROTECT,
         related_name="webhook_endpoints",
-        help_text="The partner account that posts here. Its credentials of kind 'webhook "
-        "signing secret' verify the deliveries.",
+        help_text=_(
+            "The partner account that posts here. Its credentials of kind 'webhook "
+            "signing secret' verify the deliveries."
+        ),
     )
     slug = models.SlugField(
         max_length=80,
         unique=True,
-        help_text="The URL is /webhooks/{slug}/, with this slug in place of {slug}. Give the "
-        "partner this URL. Make it hard to guess if you like, but the signature is what "
-        "protects it.",
+        help_text=_(
+            "The URL is /webhooks/{slug}/, with this slug in place of {slug}. Give the "
+            "partner this URL. Make it hard to guess if you like, but the signature is what "
+            "protects it."
+        ),
     )
     scheme = models.CharField(
         max_length=30,
         choices=SCHEME_CHOICES,
         blank=True,
-        help_text="How deliveries are signed. Empty only together with 'unsigned'.",
+        help_text=_("How deliveries are signed. Empty only together with 'unsigned'."),
     )
     unsigned = models.BooleanField(
         default=False,
-        help_text="DANGER: accept deliveries without any signature. Only for partners that "
-        "cannot sign, behind an IP allowlist.",
+        help_text=_(
+            "DANGER: accept deliveries without any signature. Only for partners that "
+            "cannot sign, behind an IP allowlist."
+        ),
     )
     scheme_options = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Generic HMAC only: {"header": "X-Signature", "algorithm": "sha256"|"sha512", '
-        '"encoding": "hex"|"base64", "prefix": "sha256=", "signed": "body"|"timestamp.body", '
-        '"timestamp_header": "X-Timestamp"}.',
+        help_text=_(
+            'Generic HMAC only: {"header": "X-Signature", "algorithm": "sha256"|"sha512", '
+            '"encoding": "hex"|"base64", "prefix": "sha256=", "signed": "body"|"timestamp.body", '
+            '"timestamp_header": "X-Timestamp"}.'
+        ),
     )
     timestamp_tolerance_seconds = models.PositiveIntegerField(
         default=300,
         validators=[MinValueValidator(1), MaxValueValidator(3600)],
-        help_text="Signed timestamps further than this from now, in the past or the future, "
-        "are refused (replay protection).",
+        help_text=_(
+            "Signed timestamps further than this from now, in the past or the future, "
+            "are refused (replay protection)."
+        ),
     )
     ip_allowlist = models.TextField(
         blank=True,
-        help_text="Optional: one CIDR per line (e.g. 192.30.252.0/22). Empty: any address.",
+        help_text=_("Optional: one CIDR per line (e.g. 192.30.252.0/22). Empty: any address."),
     )
     max_body_bytes = models.PositiveIntegerField(
         default=1024 * 1024,
         validators=[MinValueValidator(1024), MaxValueValidator(MAX_BODY_LIMIT)],
-        help_text="Larger deliveries are refused with 413 (at most 25 MiB).",
+        help_text=_("Larger deliveries are refused with 413 (at most 25 MiB)."),
     )
     event_id_source = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Where the partner's event id is: a header ('header:X-Event-Id') or a path "
-        "in the JSON body ('json:data.id'). Empty: the scheme's default; 'body-hash' only for "
-        "partners that send no id.",
+        help_text=_(
+            "Where the partner's event id is: a header ('header:X-Event-Id') or a path "
+            "in the JSON body ('json:data.id'). Empty: the scheme's default; 'body-hash' only for "
+            "partners that send no id."
+        ),
     )
     event_type_source = models.CharField(
         max_length=200,
         blank=True,
-        help_text="Where the event type is: a header ('header:X-Event-Type') or a path in the "
-        "JSON body ('json:type'). Empty: the scheme's default.",
+        help_text=_(
+            "Where the event type is: a header ('header:X-Event-Type') or a path in the "
+            "JSON body ('json:type'). Empty: the scheme's default."
+        ),
     )
     accepted_content_types = models.CharField(
         max_length=300,
         default="application/json",
-        help_text="Comma-separated media types accepted (parameters like charset are ignored).",
+        help_text=_("Comma-separated media types accepted (parameters like charset are ignored)."),
     )
     enabled = models.BooleanField(
-        default=True, help_text="Disabled endpoints answer 404, like unknown ones."
+        default=True, help_text=_("Disabled endpoints answer 404, like unknown ones.")
     )
     rejected_count = models.PositiveIntegerField(
-        default=0, editable=False, help_text="Deliveries refused (signature, timestamp, IP, size)."
+        default=0,
+        editable=False,
+        help_text=_("Deliveries refused (signature, timestamp, IP, size)."),
     )
     last_rejection_reason = models.CharField(
-        max_length=200, blank=True, editable=False, help_text="Why the last one was refused."
+        max_length=200, blank=True, editable=False, help_text=_("Why the last one was refused.")
     )
     last_rejection_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When the last one was refused."
+        null=True, blank=True, editable=False, help_text=_("When the last one was refused.")
     )
     bodies_dropped_before = models.DateTimeField(
         null=True,
         blank=True,
         editable=False,
-        help_text="Payload retention: the processed events received before this have lost "
-        "their body (each pass goes on from here, so it never reads them again).",
+        help_text=_(
+            "Payload retention: the processed events received before this have lost "
+            "their body (each pass goes on from here, so it never reads them again)."
+        ),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text="Created at.")
-    updated_at = models.DateTimeField(auto_now=True, help_text="Last changed at.")
+    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
+    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
         ordering = ["slug"]
@@ -171,12 +190,12 @@ ENDPOINT_SETTINGS: list[tuple[str | None, list[str]]] = [
 class RefusalKind(models.TextChoices):
     """Why deliveries were refused, as a few fixed classes (the words are on the endpoint)."""
 
-    SIGNATURE = "signature", "Signature or timestamp"
-    ADDRESS = "address", "Sender address not allowed"
-    SIZE = "size", "Body too large"
-    MALFORMED = "malformed", "Malformed request"
-    NOT_READY = "not_ready", "Endpoint not ready (its secret)"
-    OTHER = "other", "Other"
+    SIGNATURE = "signature", _("Signature or timestamp")
+    ADDRESS = "address", _("Sender address not allowed")
+    SIZE = "size", _("Body too large")
+    MALFORMED = "malformed", _("Malformed request")
+    NOT_READY = "not_ready", _("Endpoint not ready (its secret)")
+    OTHER = "other", _("Other")
 
 
 class EndpointRefusals(models.Model):
@@ -184,10 +203,10 @@ class EndpointRefusals(models.Model):
     as ``hub_webhook_refusals_total{endpoint, reason}``. Written with the endpoint's counter."""
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="refusals", help_text="Where."
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="refusals", help_text=_("Where.")
     )
-    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text="Why.")
-    count = models.PositiveBigIntegerField(default=0, help_text="Refusals of this kind.")
+    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text=_("Why."))
+    count = models.PositiveBigIntegerField(default=0, help_text=_("Refusals of this kind."))
 
     class Meta:
         verbose_name_plural = "endpoint refusals"
@@ -206,12 +225,12 @@ class RefusedDelivery(models.Model):
     endpoint (older ones are deleted as new ones come)."""
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="refused", help_text="Where."
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="refused", help_text=_("Where.")
     )
-    at = models.DateTimeField(help_text="When it was refused.")
-    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text="Why (class).")
-    reason = models.CharField(max_length=200, help_text="Why, as the sender was told.")
-    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Sender address.")
+    at = models.DateTimeField(help_text=_("When it was refused."))
+    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text=_("Why (class)."))
+    reason = models.CharField(max_length=200, help_text=_("Why, as the sender was told."))
+    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("Sender address."))
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -6,6 +6,7 @@ import json
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from webhooks.choices import AttemptOutcome, EventStatus, Redaction
 
@@ -21,56 +22,59 @@ class WebhookEvent(models.Model):
         "webhooks.WebhookEndpoint",
         on_delete=models.PROTECT,
         related_name="events",
-        help_text="Where it was delivered.",
+        help_text=_("Where it was delivered."),
     )
     event_id = models.CharField(
-        max_length=255, help_text="The partner's event id (or the body's SHA-256 if it sends none)."
+        max_length=255,
+        help_text=_("The partner's event id (or the body's SHA-256 if it sends none)."),
     )
-    event_type = models.CharField(max_length=200, blank=True, help_text="The partner's type.")
-    body = models.BinaryField(help_text="The raw body, byte for byte as received.")
-    headers = models.JSONField(default=dict, help_text="Request headers, secrets redacted.")
-    received_at = models.DateTimeField(default=timezone.now, help_text="When it arrived.")
+    event_type = models.CharField(max_length=200, blank=True, help_text=_("The partner's type."))
+    body = models.BinaryField(help_text=_("The raw body, byte for byte as received."))
+    headers = models.JSONField(default=dict, help_text=_("Request headers, secrets redacted."))
+    received_at = models.DateTimeField(default=timezone.now, help_text=_("When it arrived."))
     status = models.CharField(
         max_length=20,
         choices=EventStatus.choices,
         default=EventStatus.RECEIVED,
-        help_text="Where it is in its life.",
+        help_text=_("Where it is in its life."),
     )
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Processing attempts.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text=_("Processing attempts."))
     next_attempt_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the next attempt is due (retrying)."
+        null=True, blank=True, help_text=_("When the next attempt is due (retrying).")
     )
     lease_until = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="A worker holds it until then; past it, the sweeper takes it back.",
+        help_text=_("A worker holds it until then; past it, the sweeper takes it back."),
     )
     enqueued_at = models.DateTimeField(
-        null=True, blank=True, help_text="When its processing task was last queued."
+        null=True, blank=True, help_text=_("When its processing task was last queued.")
     )
-    last_error = models.TextField(blank=True, help_text="What went wrong last.")
+    last_error = models.TextField(blank=True, help_text=_("What went wrong last."))
     verified_by = models.CharField(
-        max_length=60, blank=True, help_text="Fingerprint of the secret that verified it."
+        max_length=60, blank=True, help_text=_("Fingerprint of the secret that verified it.")
     )
-    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text="Sender address.")
+    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("Sender address."))
     correlation_id = models.CharField(
-        max_length=100, db_index=True, help_text="Carried by every call made for this event."
+        max_length=100, db_index=True, help_text=_("Carried by every call made for this event.")
     )
-    processed_at = models.DateTimeField(null=True, blank=True, help_text="When it succeeded.")
+    processed_at = models.DateTimeField(null=True, blank=True, help_text=_("When it succeeded."))
     resolution_note = models.TextField(
-        blank=True, help_text="Why an operator resolved it by hand, and who."
+        blank=True, help_text=_("Why an operator resolved it by hand, and who.")
     )
     redaction = models.CharField(
         max_length=20,
         choices=Redaction.choices,
         blank=True,
         default="",
-        help_text="Empty: the body is as received. Otherwise it was dropped (payload retention) "
-        "or one person's data in it was erased (GDPR desk); it can no longer be retried or "
-        "replayed, and its metadata (ids, hashes, statuses) is kept.",
+        help_text=_(
+            "Empty: the body is as received. Otherwise it was dropped (payload retention) "
+            "or one person's data in it was erased (GDPR desk); it can no longer be retried or "
+            "replayed, and its metadata (ids, hashes, statuses) is kept."
+        ),
     )
     redacted_at = models.DateTimeField(
-        null=True, blank=True, help_text="When its body was dropped or redacted."
+        null=True, blank=True, help_text=_("When its body was dropped or redacted.")
     )
 
     class Meta:
@@ -117,15 +121,18 @@ class EventAttempt(models.Model):
     """One processing attempt of an event: when, how long, and how it ended."""
 
     event = models.ForeignKey(
-        WebhookEvent, on_delete=models.CASCADE, related_name="attempt_log", help_text="The event."
+        WebhookEvent,
+        on_delete=models.CASCADE,
+        related_name="attempt_log",
+        help_text=_("The event."),
     )
-    number = models.PositiveSmallIntegerField(help_text="1 for the first attempt.")
-    started_at = models.DateTimeField(default=timezone.now, help_text="Start.")
-    duration_ms = models.PositiveIntegerField(default=0, help_text="Duration.")
+    number = models.PositiveSmallIntegerField(help_text=_("1 for the first attempt."))
+    started_at = models.DateTimeField(default=timezone.now, help_text=_("Start."))
+    duration_ms = models.PositiveIntegerField(default=0, help_text=_("Duration."))
     outcome = models.CharField(
-        max_length=20, choices=AttemptOutcome.choices, help_text="How it ended."
+        max_length=20, choices=AttemptOutcome.choices, help_text=_("How it ended.")
     )
-    error = models.TextField(blank=True, help_text="Error summary, if any.")
+    error = models.TextField(blank=True, help_text=_("Error summary, if any."))
 
     class Meta:
         ordering = ["event", "number", "id"]
