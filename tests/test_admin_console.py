@@ -400,7 +400,8 @@ def test_the_french_catalogue_is_complete_and_compiled():
     assert len(entries) > 50
     compiled = gettext.GNUTranslations((folder / "django.mo").open("rb"))
     for msgid, msgstr in entries:
-        source = "".join(re.findall(r'"(.*)"', msgid)).encode().decode("unicode_escape")
+        quoted = "".join(re.findall(r'"(.*)"', msgid))  # its escapes (\", \n) undone
+        source = quoted.encode("latin-1", "backslashreplace").decode("unicode_escape")
         french = "".join(re.findall(r'"(.*)"', msgstr))
         assert french, f"no French for {source!r}"
         assert compiled.gettext(source) != source or source == french, source
