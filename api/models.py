@@ -60,7 +60,8 @@ class ApiToken(models.Model):
     )
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
         ordering = ["name"]
 
     def __str__(self) -> str:

@@ -1,13 +1,14 @@
 import os
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ConnectorsConfig(AppConfig):
     """Connections to partner services, their encrypted credentials and the outbound engine."""
 
     name = "connectors"
-    verbose_name = "Connections"
+    verbose_name = _("Connections")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

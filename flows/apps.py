@@ -1,11 +1,12 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class FlowsConfig(AppConfig):
     """Field mappings, flows (webhook, schedule or manual trigger → action) and flow runs."""
 
     name = "flows"
-    verbose_name = "Mappings and flows"
+    verbose_name = _("Mappings and flows")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

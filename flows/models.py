@@ -28,6 +28,8 @@ class Mapping(models.Model):
     updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
+        verbose_name = _("mapping")
+        verbose_name_plural = _("mappings")
         ordering = ["slug"]
 
     def __str__(self) -> str:
@@ -100,8 +102,9 @@ class MappingRule(models.Model):
     )
 
     class Meta:
+        verbose_name = _("mapping rule")
+        verbose_name_plural = _("mapping rules")
         ordering = ["mapping", "position", "pk"]
-        verbose_name = "mapping rule"
 
     def __str__(self) -> str:
         return f"{self.source or '—'} → {self.target}"
@@ -255,6 +258,8 @@ class Flow(models.Model):
     updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
+        verbose_name = _("flow")
+        verbose_name_plural = _("flows")
         ordering = ["slug"]
         permissions = [("run_flow", "Can run a flow by hand")]
 
@@ -409,6 +414,8 @@ class FlowRun(models.Model):
     )
 
     class Meta:
+        verbose_name = _("flow run")
+        verbose_name_plural = _("flow runs")
         ordering = ["-started_at", "-pk"]
         indexes = [
             models.Index(fields=["flow", "-started_at"]),

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class GovernanceConfig(AppConfig):
@@ -6,7 +7,7 @@ class GovernanceConfig(AppConfig):
     tag) and the per-connection checklist. It reads every app; none imports it."""
 
     name = "governance"
-    verbose_name = "Governance"
+    verbose_name = _("Governance")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

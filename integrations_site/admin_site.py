@@ -6,15 +6,16 @@ groups, the social-auth tables, the task queue's tables — sit in one *System* 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 ORDER = ["connectors", "webhooks", "flows", "syncs", "monitoring", "api", "sandbox"]
 SYSTEM = {"auth", "social_django", "django_q"}
 
 
 class HubAdminSite(admin.AdminSite):
-    site_header = "Integration hub"
-    site_title = "Integration hub"
-    index_title = "Operator console"
+    site_header = _("Integration hub")
+    site_title = _("Integration hub")
+    index_title = _("Operator console")
 
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
@@ -34,7 +35,7 @@ class HubAdminSite(admin.AdminSite):
             ]
             mine.append(
                 {
-                    "name": "System",
+                    "name": _("System"),
                     "app_label": "system",
                     "app_url": internals[0]["app_url"],
                     "has_module_perms": True,

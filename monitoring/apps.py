@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class MonitoringConfig(AppConfig):
@@ -6,7 +7,7 @@ class MonitoringConfig(AppConfig):
     dashboard, ``/metrics`` and the health endpoints. It reads every app; none imports it."""
 
     name = "monitoring"
-    verbose_name = "Monitoring"
+    verbose_name = _("Monitoring")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

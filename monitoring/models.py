@@ -76,6 +76,8 @@ class CallRollup(Rollup):
     )
 
     class Meta:
+        verbose_name = _("call rollup")
+        verbose_name_plural = _("call rollups")
         constraints = [
             models.UniqueConstraint(
                 fields=["connection", "resolution", "start"], name="callrollup_unique"
@@ -119,6 +121,8 @@ class EventRollup(Rollup):
     refused = models.PositiveIntegerField(default=0, help_text=_("Deliveries refused."))
 
     class Meta:
+        verbose_name = _("event rollup")
+        verbose_name_plural = _("event rollups")
         constraints = [
             models.UniqueConstraint(
                 fields=["endpoint", "resolution", "start"], name="eventrollup_unique"
@@ -137,6 +141,10 @@ class RunningTotal(models.Model):
     key = models.CharField(max_length=80, unique=True, help_text=_("connection:12, endpoint:3…"))
     data = models.JSONField(default=dict, help_text=_("The totals, by counter name."))
     updated_at = models.DateTimeField(auto_now=True, help_text=_("Last change."))
+
+    class Meta:
+        verbose_name = _("running total")
+        verbose_name_plural = _("running totals")
 
     def __str__(self) -> str:
         return self.key
@@ -236,6 +244,8 @@ class Incident(models.Model):
     )
 
     class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
         ordering = ["-opened_at", "-id"]
         indexes = [models.Index(fields=["state", "-opened_at"], name="incident_state")]
         permissions = [("manage_incident", "Can acknowledge, ignore and retry incidents")]
@@ -327,6 +337,8 @@ class Channel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
 
     class Meta:
+        verbose_name = _("notification channel")
+        verbose_name_plural = _("notification channels")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -383,6 +395,8 @@ class Notification(models.Model):
     )
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -421,6 +435,8 @@ class RuleSetting(models.Model):
     )
 
     class Meta:
+        verbose_name = _("rule setting")
+        verbose_name_plural = _("rule settings")
         ordering = ["rule", "id"]
 
     def __str__(self) -> str:

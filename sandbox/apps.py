@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SandboxConfig(AppConfig):
@@ -7,7 +8,7 @@ class SandboxConfig(AppConfig):
     Installed only when ``SANDBOX_ENABLED`` is true; never in production."""
 
     name = "sandbox"
-    verbose_name = "Sandbox partner"
+    verbose_name = _("Sandbox partner")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

@@ -35,8 +35,8 @@ class SandboxState(models.Model):
     )
 
     class Meta:
-        verbose_name = "sandbox settings and faults"
-        verbose_name_plural = "sandbox settings and faults"
+        verbose_name = _("sandbox settings and faults")
+        verbose_name_plural = _("sandbox settings and faults")
 
     def __str__(self) -> str:
         return "Sandbox CRM"
@@ -57,6 +57,8 @@ class SandboxContact(models.Model):
     updated_at = models.DateTimeField(auto_now=True, db_index=True, help_text=_("Updated at."))
 
     class Meta:
+        verbose_name = _("sandbox contact")
+        verbose_name_plural = _("sandbox contacts")
         ordering = ["pk"]
 
     def __str__(self) -> str:
@@ -77,6 +79,10 @@ class SandboxIdempotencyKey(models.Model):
     status = models.PositiveSmallIntegerField(default=0, help_text=_("0 while running."))
     body = models.JSONField(null=True, help_text=_("The answer replayed."))
 
+    class Meta:
+        verbose_name = _("sandbox idempotency key")
+        verbose_name_plural = _("sandbox idempotency keys")
+
     def __str__(self) -> str:
         return self.key
 
@@ -92,6 +98,8 @@ class SandboxRequest(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("sandbox request")
+        verbose_name_plural = _("sandbox requests")
         ordering = ["pk"]
 
     def __str__(self) -> str:

@@ -1,11 +1,12 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SyncsConfig(AppConfig):
     """Scheduled syncs: jobs with pagination and cursors, their runs, and the record mirror."""
 
     name = "syncs"
-    verbose_name = "Scheduled syncs"
+    verbose_name = _("Scheduled syncs")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):

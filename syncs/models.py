@@ -196,6 +196,8 @@ class SyncJob(models.Model):
     updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
+        verbose_name = _("sync job")
+        verbose_name_plural = _("sync jobs")
         ordering = ["slug"]
         permissions = [("run_syncjob", "Can run a sync job by hand")]
 
@@ -345,6 +347,8 @@ class SyncRun(models.Model):
     )
 
     class Meta:
+        verbose_name = _("sync run")
+        verbose_name_plural = _("sync runs")
         ordering = ["-started_at", "-pk"]
         indexes = [
             models.Index(fields=["job", "-started_at"]),
@@ -380,6 +384,8 @@ class MirrorRecord(models.Model):
     )
 
     class Meta:
+        verbose_name = _("mirrored record")
+        verbose_name_plural = _("mirrored records")
         ordering = ["connection", "object_type", "external_id"]
         constraints = [
             models.UniqueConstraint(
@@ -392,7 +398,6 @@ class MirrorRecord(models.Model):
             models.Index(fields=["external_id"], name="mirror_external_id"),
         ]
         permissions = [("view_pii", "Can see personal data in mirrored records")]
-        verbose_name = "mirrored record"
 
     def __str__(self) -> str:
         return f"{self.object_type} {self.external_id}"

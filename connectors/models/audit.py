@@ -59,9 +59,9 @@ class AuditEntry(models.Model):
     detail = models.TextField(blank=True, help_text=_("More about it (counts, reasons)."))
 
     class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit trail")
         ordering = ["-at", "-id"]
-        verbose_name = "audit entry"
-        verbose_name_plural = "audit trail"
         # the GDPR desk reads every stored payload and can erase: a permission of its own
         permissions = [("use_gdpr_desk", "Can find, export and erase one person's data")]
 

@@ -88,8 +88,9 @@ class ApiCall(models.Model):
     )
 
     class Meta:
+        verbose_name = _("API call")
+        verbose_name_plural = _("API calls")
         ordering = ["-created_at", "-id"]
-        verbose_name = "API call"
         indexes = [
             models.Index(fields=["connection", "-created_at"]),
             # the console at millions of rows: the list in its order, the error-kind and status
@@ -157,6 +158,8 @@ class IdempotencyRecord(models.Model):
     expires_at = models.DateTimeField(db_index=True, help_text=_("Purged after this."))
 
     class Meta:
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
         constraints = [
             models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key_unique")
         ]
@@ -176,6 +179,10 @@ class RateLimitBucket(models.Model):
     )
     tokens = models.FloatField(help_text=_("Tokens left at updated_at."))
     updated_at = models.FloatField(help_text=_("Unix time of the last refill."))
+
+    class Meta:
+        verbose_name = _("rate-limit bucket")
+        verbose_name_plural = _("rate-limit buckets")
 
     def __str__(self) -> str:
         return f"bucket of connection #{self.connection_id}"

@@ -268,6 +268,8 @@ class Connection(models.Model):
     updated_at = models.DateTimeField(auto_now=True, help_text=_("When this was last changed."))
 
     class Meta:
+        verbose_name = _("connection")
+        verbose_name_plural = _("connections")
         ordering = ["name"]
         indexes = [models.Index(fields=["status"])]
 

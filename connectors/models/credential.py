@@ -99,6 +99,8 @@ class Credential(models.Model):
     objects = CredentialQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("credential")
+        verbose_name_plural = _("credentials")
         ordering = ["connection", "kind", "-created_at"]
         indexes = [models.Index(fields=["connection", "kind", "state"])]
 

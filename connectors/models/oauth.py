@@ -106,7 +106,8 @@ class OAuthApp(models.Model):
     updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
-        verbose_name = "OAuth app"
+        verbose_name = _("OAuth app")
+        verbose_name_plural = _("OAuth apps")
         ordering = ["name"]
 
     def __str__(self) -> str:

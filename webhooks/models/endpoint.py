@@ -130,6 +130,8 @@ class WebhookEndpoint(models.Model):
     updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         ordering = ["slug"]
 
     def __str__(self) -> str:
@@ -209,7 +211,8 @@ class EndpointRefusals(models.Model):
     count = models.PositiveBigIntegerField(default=0, help_text=_("Refusals of this kind."))
 
     class Meta:
-        verbose_name_plural = "endpoint refusals"
+        verbose_name = _("endpoint refusals")
+        verbose_name_plural = _("endpoint refusals")
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "kind"], name="endpoint_refusals_unique")
         ]
@@ -233,8 +236,9 @@ class RefusedDelivery(models.Model):
     source_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("Sender address."))
 
     class Meta:
+        verbose_name = _("refused delivery")
+        verbose_name_plural = _("refused deliveries")
         ordering = ["-at", "-id"]
-        verbose_name_plural = "refused deliveries"
         indexes = [models.Index(fields=["endpoint", "-at"], name="refused_endpoint_at")]
 
     def __str__(self) -> str:

@@ -78,6 +78,8 @@ class WebhookEvent(models.Model):
     )
 
     class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -135,6 +137,8 @@ class EventAttempt(models.Model):
     error = models.TextField(blank=True, help_text=_("Error summary, if any."))
 
     class Meta:
+        verbose_name = _("processing attempt")
+        verbose_name_plural = _("processing attempts")
         ordering = ["event", "number", "id"]
         # monitoring's rollups count the attempts of the last minutes
         indexes = [models.Index(fields=["started_at"], name="eventattempt_started")]
