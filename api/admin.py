@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from api.models import SCOPES, ApiToken
 
@@ -58,11 +59,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # shown once, to the admin who created it; the hub keeps only its digest
         self.message_user(
             request,
-            f"Token for {row.name}: {token} — copy it now, it will not be shown again.",
+            _("Token for %(name)s: %(token)s — copy it now, it will not be shown again.")
+            % {"name": row.name, "token": token},
             messages.WARNING,
         )
 
     @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(n)s token revoked.", "%(n)s tokens revoked.", count) % {"n": count},
+            messages.SUCCESS,
+        )

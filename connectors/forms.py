@@ -39,7 +39,7 @@ class CredentialForm(forms.ModelForm):
         if self.instance.pk is None:
             self.fields["secret"].required = True
         else:
-            self.fields["secret"].label = "Replace secret"
+            self.fields["secret"].label = _("Replace secret")
 
     @sensitive_variables("secret")
     def clean_secret(self):

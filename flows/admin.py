@@ -158,14 +158,14 @@ class MappingAdmin(admin.ModelAdmin):
                 event = WebhookEvent.objects.filter(pk=form.cleaned_data["event"]).first()
                 payload = event.payload() if event else None
                 if payload is None:
-                    problem = "That event has no JSON body."
+                    problem = _("That event has no JSON body.")
             elif form.cleaned_data["payload"].strip():
                 try:
                     payload = json.loads(form.cleaned_data["payload"])
                 except ValueError as exc:
-                    problem = f"The sample is not valid JSON: {exc}"
+                    problem = _("The sample is not valid JSON: %(error)s") % {"error": exc}
             else:
-                problem = "Pick an event or paste a sample payload."
+                problem = _("Pick an event or paste a sample payload.")
             if not problem:
                 result = apply_rules(mapping.specs(), payload)
         return TemplateResponse(
@@ -175,7 +175,7 @@ class MappingAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "original": mapping,
-                "title": f"Preview of {mapping}",
+                "title": _("Preview of %(mapping)s") % {"mapping": mapping},
                 "form": form,
                 "result": result,
                 "output": json.dumps(result.output, indent=2, ensure_ascii=False) if result else "",
@@ -252,8 +252,10 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
         (
             _("Upsert without duplicates"),
             {
-                "description": "Name a match key to look the record up first, then update it "
-                "or create it (never twice).",
+                "description": _(
+                    "Name a match key to look the record up first, then update it "
+                    "or create it (never twice)."
+                ),
                 "fields": FLOW["Upsert without duplicates"],
             },
         ),
@@ -267,8 +269,8 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
         if obj.trigger == "schedule":
             return obj.cron
         if obj.trigger == "sync":
-            return "each record of its sync jobs"
-        return "by hand / API"
+            return _("each record of its sync jobs")
+        return _("by hand / API")
 
     def get_queryset(self, request):
         # the last run of each flow, in the list's one query (the index on flow, -started_at)
@@ -301,17 +303,17 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
         missing = [s for s in obj.required_scopes if s not in granted]
         if missing:
             return format_html(
-                '<strong class="hub-status hub-error">The connection was not granted: {}</strong>',
-                ", ".join(missing),
+                '<strong class="hub-status hub-error">{}</strong>',
+                _("The connection was not granted: %(scopes)s") % {"scopes": ", ".join(missing)},
             )
-        return "The connection holds every scope this flow needs."
+        return _("The connection holds every scope this flow needs.")
 
     @admin.display(description=_("Recent runs"))
     def recent_runs(self, obj):
         if obj is None or not obj.pk:
             return "—"
         url = reverse("admin:flows_flowrun_changelist") + f"?flow__id__exact={obj.pk}"
-        return format_html('<a href="{}">all runs of this flow</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("all runs of this flow"))
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -338,7 +340,7 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
             try:
                 payload = json.loads(form.cleaned_data["payload"])
             except ValueError as exc:
-                form.add_error("payload", f"Not valid JSON: {exc}")
+                form.add_error("payload", _("Not valid JSON: %(error)s") % {"error": exc})
             else:
                 ref = f"admin:{request.user.get_username()}:{request.POST.get('nonce', '')}"
                 try:
@@ -347,14 +349,15 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
                     run = getattr(exc, "flow_run", None)
                     self.message_user(
                         request,
-                        f"The run failed: {run.error if run else exc}",
+                        _("The run failed: %(error)s") % {"error": run.error if run else exc},
                         messages.ERROR,
                     )
                 else:
                     run = result.run
                     self.message_user(
                         request,
-                        f"Run #{run.pk}: {run.get_status_display()}"
+                        _("Run #%(pk)s: %(status)s")
+                        % {"pk": run.pk, "status": run.get_status_display()}
                         + (f", {run.get_outcome_display().lower()}" if run.outcome else "")
                         + (f" ({run.record_id})" if run.record_id else ""),
                         messages.SUCCESS,
@@ -370,7 +373,7 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "original": flow,
-                "title": f"Run {flow} now",
+                "title": _("Run %(flow)s now") % {"flow": flow},
                 "form": form,
                 "nonce": secrets.token_hex(8),
             },
@@ -397,7 +400,7 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         ("started_at", admin.DateFieldListFilter),
     ]
     search_exact = ["correlation_id", "record_id", "trigger_ref"]
-    search_help_text = (
+    search_help_text = _(
         "A correlation id, the partner's record id or the trigger's reference, exactly."
     )
     list_select_related = ["flow"]

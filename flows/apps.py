@@ -28,7 +28,7 @@ class FlowsConfig(AppConfig):
         from flows.services.runner import mark_interrupted
         from webhooks.services.processing import SWEEP_HOOKS
 
-        if not any(name == "interrupted_flow_runs" for name, _ in SWEEP_HOOKS):
+        if not any(name == "interrupted_flow_runs" for name, _hook in SWEEP_HOOKS):
             SWEEP_HOOKS.append(("interrupted_flow_runs", mark_interrupted))
         # the runner caches mapping rules, and dispatch an endpoint's flows, per process; a
         # change anywhere drops them everywhere

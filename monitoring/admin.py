@@ -9,6 +9,7 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.fields import StructuredFieldsMixin
@@ -93,7 +94,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def affected_events(self, obj):
         events = list(affected.affected_events(obj, limit=50))
         if not events:
-            return "None."
+            return _("None.")
         return format_html(
             "<ul>{}</ul>",
             format_html_join(
@@ -102,7 +103,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 (
                     (
                         reverse("admin:webhooks_webhookevent_change", args=[e.pk]),
-                        e.event_type or "event",
+                        e.event_type or _("event"),
                         e.event_id,
                         e.endpoint.slug,
                         e.get_status_display(),
@@ -117,7 +118,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def affected_calls(self, obj):
         calls = list(affected.affected_calls(obj))
         if not calls:
-            return "None."
+            return _("None.")
         return format_html(
             "<ul>{}</ul>",
             format_html_join(
@@ -141,7 +142,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def timeline(self, obj):
         rows = obj.notifications.select_related("channel")[:50]
         if not rows:
-            return "None sent."
+            return _("None sent.")
         return format_html(
             "<ul>{}</ul>",
             format_html_join(
@@ -165,7 +166,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         for incident in queryset:
             incidents.acknowledge(incident, request.user)
-        self.message_user(request, "Acknowledged.", messages.SUCCESS)
+        self.message_user(request, _("Acknowledged."), messages.SUCCESS)
 
     @admin.action(description=_("Ignore (known; do not notify if it returns)"))
     def ignore_selected(self, request, queryset):
@@ -173,7 +174,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         for incident in queryset:
             incidents.ignore(incident, request.user)
-        self.message_user(request, "Ignored.", messages.SUCCESS)
+        self.message_user(request, _("Ignored."), messages.SUCCESS)
 
     # -- buttons on the incident page ------------------------------------------------------
     def get_urls(self):
@@ -224,7 +225,7 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "monitoring/connection_charts.html",
             {
                 **self.admin_site.each_context(request),
-                "title": f"{connection.name}: calls, errors and latency",
+                "title": _("%(name)s: calls, errors and latency") % {"name": connection.name},
                 "connection": connection,
                 "day": day,
                 "week": week,
@@ -246,10 +247,10 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         incident = self._incident_or_403(request, object_id)
         if change == "acknowledge":
             incidents.acknowledge(incident, request.user)
-            self.message_user(request, "Acknowledged: it is yours.", messages.SUCCESS)
+            self.message_user(request, _("Acknowledged: it is yours."), messages.SUCCESS)
         else:
             incidents.ignore(incident, request.user)
-            self.message_user(request, "Ignored: no message if it returns.", messages.SUCCESS)
+            self.message_user(request, _("Ignored: no message if it returns."), messages.SUCCESS)
         return self._back(incident)
 
     def retry_all_view(self, request, object_id):
@@ -261,14 +262,25 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 request,
                 Incident.objects.filter(pk=incident.pk),
                 action="",
-                title="Retry every event of this incident?",
-                explanation=f"{len(events)} event(s) will be queued at once. Their effects are "
-                "idempotent: what already reached a partner is not done twice.",
-                button="Retry them",
-                items=[f"{e.event_type or 'event'} {e.event_id}" for e in events[:100]],
+                title=_("Retry every event of this incident?"),
+                explanation=ngettext(
+                    "%(n)s event will be queued at once. Its effects are idempotent: what "
+                    "already reached a partner is not done twice.",
+                    "%(n)s events will be queued at once. Their effects are idempotent: what "
+                    "already reached a partner is not done twice.",
+                    len(events),
+                )
+                % {"n": len(events)},
+                button=_("Retry them"),
+                items=[f"{e.event_type or _('event')} {e.event_id}" for e in events[:100]],
             )
         count = affected.retry_all(incident, actor=request.user)
-        self.message_user(request, f"{count} event(s) queued for retry.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(n)s event queued for retry.", "%(n)s events queued for retry.", count)
+            % {"n": count},
+            messages.SUCCESS,
+        )
         return self._back(incident)
 
 
@@ -300,7 +312,7 @@ class ChannelAdmin(StructuredFieldsMixin, admin.ModelAdmin):
     def recent_notifications(self, obj):
         rows = obj.notifications.all()[:20] if obj.pk else []
         if not rows:
-            return "None yet."
+            return _("None yet.")
         return format_html(
             "<ul>{}</ul>",
             format_html_join(
@@ -320,9 +332,16 @@ class ChannelAdmin(StructuredFieldsMixin, admin.ModelAdmin):
 
     def _report(self, request, channel, notification):
         if notification.status == "sent":
-            self.message_user(request, f"{channel}: test sent.", messages.SUCCESS)
+            self.message_user(
+                request, _("%(channel)s: test sent.") % {"channel": channel}, messages.SUCCESS
+            )
         else:
-            self.message_user(request, f"{channel}: not sent: {notification.error}", messages.ERROR)
+            self.message_user(
+                request,
+                _("%(channel)s: not sent: %(error)s")
+                % {"channel": channel, "error": notification.error},
+                messages.ERROR,
+            )
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

@@ -43,7 +43,7 @@ class SandboxState(models.Model):
 
     @classmethod
     def get(cls) -> SandboxState:
-        state, _ = cls.objects.get_or_create(pk=1)
+        state, _created = cls.objects.get_or_create(pk=1)
         return state
 
 

@@ -108,7 +108,7 @@ class SyncJobAdmin(StructuredFieldsMixin, admin.ModelAdmin):
         if obj is None or not obj.pk:
             return "—"
         url = reverse("admin:syncs_syncrun_changelist") + f"?job__id__exact={obj.pk}"
-        return format_html('<a href="{}">run history</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("run history"))
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -133,7 +133,9 @@ class SyncJobAdmin(StructuredFieldsMixin, admin.ModelAdmin):
             raise PermissionDenied
         async_task("syncs.services.runner.run_job", job.slug, "manual")
         self.message_user(
-            request, f"{job} queued; its run appears in the history.", messages.SUCCESS
+            request,
+            _("%(job)s queued; its run appears in the history.") % {"job": job},
+            messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:syncs_syncjob_change", args=[job.pk]))
 
@@ -156,7 +158,7 @@ class SyncRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["status", "trigger", "job", ("started_at", admin.DateFieldListFilter)]
     search_exact = ["correlation_id"]
-    search_help_text = "A correlation id, exactly."
+    search_help_text = _("A correlation id, exactly.")
     list_defer = ["cursor_before", "cursor_after", "page_state", "errors"]
     list_select_related = ["job"]
     fields = [
@@ -238,12 +240,12 @@ class MirrorRecordAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "disappeared_at",
     ]
     list_filter = [
-        distinct_values_filter("object_type", "object type"),
+        distinct_values_filter("object_type", _("object type")),
         "connection",
         "disappeared_at",
     ]
     search_exact = ["external_id"]
-    search_help_text = "The partner's record id, exactly."
+    search_help_text = _("The partner's record id, exactly.")
     list_defer = ["data"]
     fields = [
         "connection",

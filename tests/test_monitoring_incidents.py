@@ -213,10 +213,10 @@ def test_the_incident_page_acknowledges_and_retries_all_its_events_after_confirm
     assert incident.acknowledged_by.username == "operators" and incident.acknowledged_at
     # and asks to retry all: a confirmation first, nothing queued yet
     confirm = operator_client.post(retry)
-    assert "2 event(s) will be queued at once" in confirm.content.decode()
+    assert "2 events will be queued at once" in confirm.content.decode()
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"dead"}
     done = operator_client.post(retry, {"confirmed": "yes"}, follow=True)
-    assert "2 event(s) queued for retry." in done.content.decode()
+    assert "2 events queued for retry." in done.content.decode()
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"retrying"}
 
 

@@ -119,7 +119,7 @@ def test_disconnect_revokes_at_the_provider(
     listing = integration_admin_client.get(
         reverse("admin:connectors_connection_changelist")
     ).content.decode()
-    assert "1 connection(s) need their account reconnected: crm-oauth" in listing
+    assert "1 connection needs its account reconnected: crm-oauth" in listing
 
 
 def test_the_schedule_refreshes_tokens_that_expire_soon(

@@ -11,9 +11,12 @@ from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from connectors.admin.calls import calls_link
 from connectors.admin.depends import DependentFieldsMixin
@@ -42,10 +45,10 @@ RETRY_PERMISSION = "webhooks.retry_webhookevent"
 def why_not(event: WebhookEvent) -> str:
     """Why an event cannot run again, in words."""
     if event.redaction == Redaction.RETENTION:
-        return "its body was dropped by the connection's payload retention."
+        return _("its body was dropped by the connection's payload retention.")
     if event.redaction == Redaction.ERASURE:
-        return "the personal data in its body was erased (GDPR desk)."
-    return f"the event is {event.get_status_display().lower()}."
+        return _("the personal data in its body was erased (GDPR desk).")
+    return _("the event is %(status)s.") % {"status": event.get_status_display().lower()}
 
 
 @admin.register(WebhookEndpoint)
@@ -103,17 +106,21 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
             return "—"
         rows = obj.refused.all()[:RECENT_REFUSALS]
         if not rows:
-            return "None refused."
+            return _("None refused.")
         return format_html(
-            '<table><thead><tr><th scope="col">When</th><th scope="col">Why</th>'
-            '<th scope="col">Reason</th><th scope="col">From</th></tr></thead><tbody>{}</tbody>'
+            '<table><thead><tr><th scope="col">{}</th><th scope="col">{}</th>'
+            '<th scope="col">{}</th><th scope="col">{}</th></tr></thead><tbody>{}</tbody>'
             "</table>",
+            _("When"),
+            _("Why"),
+            _("Reason"),
+            _("From"),
             format_html_join(
                 "",
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        f"{r.at:%Y-%m-%d %H:%M:%S}",
+                        date_format(localtime(r.at), "DATETIME_FORMAT"),
                         r.get_kind_display(),
                         r.reason,
                         r.source_ip or "?",
@@ -132,7 +139,7 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
         if obj.unsigned:
             return format_html(
                 '<strong class="hub-status hub-error">{}</strong>',
-                "UNSIGNED: anyone who knows the URL can post",
+                _("UNSIGNED: anyone who knows the URL can post"),
             )
         return obj.get_scheme_display()
 
@@ -151,32 +158,35 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
         """The list's view: counted in the list's one query, never decrypted per row (the
         endpoint's page checks that each can be read)."""
         if obj.unsigned:
-            return "not used (unsigned)"
+            return _("not used (unsigned)")
         if not obj.enabled:
-            return "endpoint disabled"
+            return _("endpoint disabled")
         if not obj.usable_secrets:
             return format_html(
                 '<strong class="hub-status hub-error">{}</strong>',
-                "none usable: every delivery gets 503",
+                _("none usable: every delivery gets 503"),
             )
-        return f"{obj.usable_secrets} usable"
+        return _("%(n)s usable") % {"n": obj.usable_secrets}
 
     @admin.display(description=_("Signing secret"))
     def secret_status(self, obj):
         if obj is None or obj.pk is None:
             return "-"
         if obj.unsigned:
-            return "not used (unsigned)"
+            return _("not used (unsigned)")
         config = load_endpoint_config(obj.slug) if obj.enabled else None
         if config is None:
-            return "endpoint disabled"
+            return _("endpoint disabled")
         if config.secret_problem:
             return format_html(
-                '<strong class="hub-status hub-error">{}: every delivery gets 503</strong>',
-                config.secret_problem,
+                '<strong class="hub-status hub-error">{}</strong>',
+                _("%(problem)s: every delivery gets 503") % {"problem": config.secret_problem},
             )
-        fingerprints = ", ".join(fp for _, fp in config.secrets)
-        return f"{len(config.secrets)} usable ({fingerprints})"
+        fingerprints = ", ".join(fp for _kind, fp in config.secrets)
+        return _("%(n)s usable (%(fingerprints)s)") % {
+            "n": len(config.secrets),
+            "fingerprints": fingerprints,
+        }
 
 
 class EventAttemptInline(admin.TabularInline):
@@ -209,11 +219,11 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = [
         "status",
         "endpoint",
-        distinct_values_filter("event_type", "event type"),
+        distinct_values_filter("event_type", _("event type")),
         ("received_at", admin.DateFieldListFilter),
     ]
     search_exact = ["event_id", "correlation_id"]
-    search_help_text = (
+    search_help_text = _(
         "An event id or a correlation id, exactly as the partner or the hub wrote it."
     )
     list_defer = ["body", "headers", "resolution_note", "verified_by", "source_ip"]
@@ -263,10 +273,9 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("Body"))
     def pretty_body(self, obj):
         if obj.redaction == Redaction.RETENTION:
-            return format_html(
-                "Dropped on {} by the connection's payload retention (its metadata is kept).",
-                obj.redacted_at,
-            )
+            return _(
+                "Dropped on %(date)s by the connection's payload retention (its metadata is kept)."
+            ) % {"date": date_format(localtime(obj.redacted_at), "DATETIME_FORMAT")}
         payload = obj.payload()
         text = (
             json.dumps(payload, indent=2, ensure_ascii=False)
@@ -291,12 +300,16 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         with transaction.atomic():
             count = sum(processing.retry_now(e, actor=request.user) for e in queryset)
         skipped = queryset.count() - count
-        self.message_user(
-            request,
-            f"{count} event(s) queued for retry"
-            + (f"; {skipped} skipped (processed, processing or rejected)" if skipped else "."),
-            messages.SUCCESS,
-        )
+        queued = ngettext(
+            "%(n)s event queued for retry.", "%(n)s events queued for retry.", count
+        ) % {"n": count}
+        if skipped:
+            queued += " " + ngettext(
+                "%(n)s skipped (processed, processing or rejected).",
+                "%(n)s skipped (processed, processing or rejected).",
+                skipped,
+            ) % {"n": skipped}
+        self.message_user(request, queued, messages.SUCCESS)
 
     @admin.action(description=_("Mark resolved (a person dealt with it)"), permissions=["retry"])
     def resolve_selected(self, request, queryset):
@@ -308,17 +321,22 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                     **self.admin_site.each_context(request),
                     "events": queryset,
                     "opts": self.opts,
-                    "title": "Mark events resolved",
+                    "title": _("Mark events resolved"),
                 },
             )
         reason = request.POST["reason"].strip()
         if not reason:
-            self.message_user(request, "Give a reason to resolve events.", messages.ERROR)
+            self.message_user(request, _("Give a reason to resolve events."), messages.ERROR)
             return None
         count = sum(
             processing.mark_resolved(e, reason=reason, actor=request.user) for e in queryset
         )
-        self.message_user(request, f"{count} event(s) marked resolved.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(n)s event marked resolved.", "%(n)s events marked resolved.", count)
+            % {"n": count},
+            messages.SUCCESS,
+        )
         return None
 
     # -- buttons on the event page ---------------------------------------------------------
@@ -343,9 +361,11 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def retry_view(self, request, object_id):
         event = self._event_or_403(request, object_id)
         if processing.retry_now(event, actor=request.user):
-            self.message_user(request, "Queued for retry now.", messages.SUCCESS)
+            self.message_user(request, _("Queued for retry now."), messages.SUCCESS)
         else:
-            self.message_user(request, f"Not retried: {why_not(event)}", messages.WARNING)
+            self.message_user(
+                request, _("Not retried: %(why)s") % {"why": why_not(event)}, messages.WARNING
+            )
         return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
 
     def replay_view(self, request, object_id):
@@ -358,17 +378,17 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
                     **self.admin_site.each_context(request),
                     "event": event,
                     "opts": self.opts,
-                    "title": "Replay this event?",
+                    "title": _("Replay this event?"),
                 },
             )
         if processing.replay(event, actor=request.user):
-            self.message_user(request, "Replay queued.", messages.SUCCESS)
+            self.message_user(request, _("Replay queued."), messages.SUCCESS)
         else:
             self.message_user(
                 request,
                 why_not(event)
                 if event.redaction
-                else "Only processed or resolved events can be replayed.",
+                else _("Only processed or resolved events can be replayed."),
                 messages.WARNING,
             )
         return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin
@@ -63,7 +64,7 @@ class ApiCallAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     # exact, indexed lookups: the log holds millions of rows (connectors.admin.scale)
     search_exact = ["correlation_id", "idempotency_key"]
-    search_help_text = "A correlation id or an idempotency key, exactly."
+    search_help_text = _("A correlation id or an idempotency key, exactly.")
     list_select_related = ["connection"]
 
     @admin.display(description=_("Status"), ordering="status_code")
@@ -78,7 +79,11 @@ def calls_link(correlation_id: str):
     from django.utils.html import format_html
 
     url = reverse("admin:connectors_apicall_changelist") + f"?q={correlation_id}"
-    return format_html('<a href="{}">calls with correlation id {}</a>', url, correlation_id)
+    return format_html(
+        '<a href="{}">{}</a>',
+        url,
+        _("calls with correlation id %(id)s") % {"id": correlation_id},
+    )
 
 
 def run_calls_link(run_ref: str, count: int):
@@ -87,4 +92,5 @@ def run_calls_link(run_ref: str, count: int):
     from django.utils.html import format_html
 
     url = reverse("admin:connectors_apicall_changelist") + f"?run_ref={run_ref}"
-    return format_html('<a href="{}">{} call(s) made by this run</a>', url, count)
+    words = ngettext("%(n)s call made by this run", "%(n)s calls made by this run", count)
+    return format_html('<a href="{}">{}</a>', url, words % {"n": count})

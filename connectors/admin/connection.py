@@ -7,9 +7,12 @@ from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.depends import DependentFieldsMixin
@@ -63,13 +66,13 @@ def credential_condition(credential: Credential, now=None) -> tuple[str, str]:
     is gone) and expired come first: the hub cannot use it, whatever its state says."""
     now = now or timezone.now()
     if not credential.readable:
-        return "unreadable", "Unreadable: its encryption key is missing"
+        return "unreadable", _("Unreadable: its encryption key is missing")
     if credential.state == CredentialState.REVOKED:
         return "revoked", credential.get_state_display()
     if credential.expires_at and credential.expires_at <= now:
-        return "expired", f"Expired {credential.expires_at:%Y-%m-%d}"
+        return "expired", _("Expired %(date)s") % {"date": f"{credential.expires_at:%Y-%m-%d}"}
     if credential.expires_at and credential.expires_at - now <= EXPIRY_WARNING:
-        return "expiring", f"Expires {credential.expires_at:%Y-%m-%d}"
+        return "expiring", _("Expires %(date)s") % {"date": f"{credential.expires_at:%Y-%m-%d}"}
     if credential.state == CredentialState.RETIRING:
         return "retiring", credential.get_state_display()
     return "active", credential.get_state_display()
@@ -189,10 +192,10 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         credentials = list(obj.credentials.all())
         if not credentials and obj.auth_method == AuthMethod.NONE:
             return status(
-                "credential", "revoked", "None needed: the API asks for no authentication"
+                "credential", "not_needed", _("None needed: the API asks for no authentication")
             )
         if not credentials:
-            return status("credential", "missing", "None yet: calls cannot authenticate")
+            return status("credential", "missing", _("None yet: calls cannot authenticate"))
         return format_html_join(
             " ",
             "{}",
@@ -211,12 +214,13 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
     @admin.display(description=_("Add"))
     def credentials_link(self, obj):
         if obj is None or obj.pk is None:
-            return "Save the connection first, then add its credentials."
+            return _("Save the connection first, then add its credentials.")
         url = reverse("admin:connectors_credential_add") + f"?connection={obj.pk}"
         return format_html(
-            '<a href="{}">Add a credential</a> (secrets are write-only: only their '
-            "fingerprint is ever shown)",
+            '<a href="{}">{}</a> {}',
             url,
+            _("Add a credential"),
+            _("(secrets are write-only: only their fingerprint is ever shown)"),
         )
 
     @admin.display(description=_("Circuit breaker"))
@@ -235,21 +239,26 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             .first()
         )
         if row is None:
-            return "not reported"
-        reset = f", resets {row.quota_reset_at:%Y-%m-%d %H:%M:%S} UTC" if row.quota_reset_at else ""
-        return f"{row.quota_remaining} left at {row.created_at:%Y-%m-%d %H:%M:%S} UTC{reset}"
+            return _("not reported")
+        left = _("%(count)s left at %(time)s") % {
+            "count": row.quota_remaining,
+            "time": date_format(localtime(row.created_at), "DATETIME_FORMAT"),
+        }
+        if row.quota_reset_at:
+            reset = date_format(localtime(row.quota_reset_at), "DATETIME_FORMAT")
+            left += ", " + _("resets %(time)s") % {"time": reset}
+        return left
 
     @admin.display(description=_("API lifecycle (Deprecation / Sunset)"))
     def api_lifecycle(self, obj):
         if obj is None or not obj.deprecation_seen_at:
-            return "no deprecation signalled"
+            return _("no deprecation signalled")
         return format_html(
-            '<strong class="hub-status hub-error">Deprecated: {} · Sunset: {}</strong> '
-            "(first seen {}) {}",
-            obj.deprecation_date or "-",
-            obj.sunset_date or "-",
-            f"{obj.deprecation_seen_at:%Y-%m-%d}",
-            format_html('<a href="{}" rel="noreferrer">notes</a>', obj.deprecation_link)
+            '<strong class="hub-status hub-error">{}</strong> {} {}',
+            _("Deprecated: %(deprecation)s · Sunset: %(sunset)s")
+            % {"deprecation": obj.deprecation_date or "-", "sunset": obj.sunset_date or "-"},
+            _("(first seen %(date)s)") % {"date": f"{obj.deprecation_seen_at:%Y-%m-%d}"},
+            format_html('<a href="{}" rel="noreferrer">{}</a>', obj.deprecation_link, _("notes"))
             if obj.deprecation_link
             else "",
         )
@@ -297,21 +306,28 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
     def reset_circuits(self, request, queryset):
         for connection in queryset:
             reset_circuit(connection)
-        self.message_user(request, f"{queryset.count()} circuit(s) closed.", messages.SUCCESS)
+        count = queryset.count()
+        self.message_user(
+            request,
+            ngettext("%(n)s circuit closed.", "%(n)s circuits closed.", count) % {"n": count},
+            messages.SUCCESS,
+        )
 
     @admin.display(description=_("OAuth account"))
     def oauth_connect(self, obj):
         if obj is None or obj.pk is None or obj.auth_method != "oauth2" or obj.oauth_app is None:
             return "-"
         if obj.oauth_app.grant_type != "authorization_code":
-            return "client credentials: tokens are fetched on demand"
+            return _("client credentials: tokens are fetched on demand")
         url = reverse("oauth:connect", args=[obj.pk])
-        label = "Reconnect account" if obj.oauth_account else "Connect account"
+        label = _("Reconnect account") if obj.oauth_account else _("Connect account")
         return format_html(
             '<a class="button" href="{}">{}</a> {}',
             url,
             label,
-            f"connected as {obj.oauth_account}" if obj.oauth_account else "",
+            _("connected as %(account)s") % {"account": obj.oauth_account}
+            if obj.oauth_account
+            else "",
         )
 
     @admin.display(description=_("Scopes: requested / granted"))
@@ -330,9 +346,9 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
                         (
                             format_html(
                                 '<strong class="hub-status hub-error" title="{}">{}</strong>',
-                                "looks like full access"
+                                _("looks like full access")
                                 if s in broad
-                                else "granted but not requested",
+                                else _("granted but not requested"),
                                 s,
                             )
                             if s in broad or s in extra
@@ -345,7 +361,11 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             )
 
         return format_html(
-            "requested: {}<br>granted: {}", show(obj.requested_scopes), show(obj.granted_scopes)
+            "{} {}<br>{} {}",
+            _("requested:"),
+            show(obj.requested_scopes),
+            _("granted:"),
+            show(obj.granted_scopes),
         )
 
     @admin.action(
@@ -355,7 +375,7 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
     def disconnect_accounts(self, request, queryset):
         oauth = [c for c in queryset.select_related("oauth_app") if c.auth_method == "oauth2"]
         if not oauth:
-            self.message_user(request, "None of these connections uses OAuth.", messages.WARNING)
+            self.message_user(request, _("None of these connections uses OAuth."), messages.WARNING)
             return None
         if not confirmed(request):
             return confirmation(
@@ -363,17 +383,27 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
                 request,
                 oauth,
                 action="disconnect_accounts",
-                title=f"Disconnect {len(oauth)} OAuth account(s)?",
-                explanation="The hub asks each provider to revoke the tokens, then forgets them. "
-                "Calls on these connections fail until someone connects the account again "
-                "(Connections → Connect account), which needs the account owner.",
-                button="Yes, disconnect and revoke",
+                title=ngettext(
+                    "Disconnect %(n)s OAuth account?",
+                    "Disconnect %(n)s OAuth accounts?",
+                    len(oauth),
+                )
+                % {"n": len(oauth)},
+                explanation=_(
+                    "The hub asks each provider to revoke the tokens, then forgets them. "
+                    "Calls on these connections fail until someone connects the account again "
+                    "(Connections → Connect account), which needs the account owner."
+                ),
+                button=_("Yes, disconnect and revoke"),
                 items=[f"{c.name} ({c.slug})" for c in oauth],
             )
         for connection in oauth:
             outcome = disconnect(connection, actor=request.user)
             self.message_user(
-                request, f"{connection.slug}: disconnected; {outcome}.", messages.SUCCESS
+                request,
+                _("%(slug)s: disconnected; %(outcome)s.")
+                % {"slug": connection.slug, "outcome": outcome},
+                messages.SUCCESS,
             )
 
     def get_list_display(self, request):
@@ -395,8 +425,14 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         if waiting and request.method == "GET":
             self.message_user(
                 request,
-                f"{len(waiting)} connection(s) need their account reconnected: "
-                f"{', '.join(waiting)}. Calls on them fail until then.",
+                ngettext(
+                    "%(n)s connection needs its account reconnected: %(slugs)s. Calls on it "
+                    "fail until then.",
+                    "%(n)s connections need their account reconnected: %(slugs)s. Calls on them "
+                    "fail until then.",
+                    len(waiting),
+                )
+                % {"n": len(waiting), "slugs": ", ".join(waiting)},
                 messages.ERROR,
             )
         return super().changelist_view(request, extra_context)
@@ -406,7 +442,8 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
         if connection is not None and connection.status == "reauth_required":
             self.message_user(
                 request,
-                f"This connection needs its account reconnected: {connection.status_reason}.",
+                _("This connection needs its account reconnected: %(reason)s.")
+                % {"reason": connection.status_reason},
                 messages.ERROR,
             )
         return super().change_view(request, object_id, form_url, extra_context)

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from connectors.admin.confirm import confirmation, confirmed
@@ -91,9 +92,10 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.display(description=_("Readable"))
     def readability(self, obj):
         if obj.readable:
-            return "yes"
+            return _("yes")
         return format_html(
-            '<strong class="hub-status hub-error">{}</strong>', "unreadable: encryption key missing"
+            '<strong class="hub-status hub-error">{}</strong>',
+            _("unreadable: encryption key missing"),
         )
 
     @method_decorator(sensitive_variables("secret"))
@@ -139,11 +141,16 @@ class CredentialAdmin(admin.ModelAdmin):
                 request,
                 credentials,
                 action="revoke_selected",
-                title=f"Revoke {len(credentials)} credential(s)?",
-                explanation="A revoked credential is never used again and cannot be restored: "
-                "calls that need it fail until a new one is added. Revoke it at the partner "
-                "too if it may have leaked.",
-                button="Yes, revoke",
+                title=ngettext(
+                    "Revoke %(n)s credential?", "Revoke %(n)s credentials?", len(credentials)
+                )
+                % {"n": len(credentials)},
+                explanation=_(
+                    "A revoked credential is never used again and cannot be restored: "
+                    "calls that need it fail until a new one is added. Revoke it at the partner "
+                    "too if it may have leaked."
+                ),
+                button=_("Yes, revoke"),
                 items=[
                     f"{c.connection.slug}: {c.get_kind_display()} {c.fingerprint}"
                     for c in credentials
@@ -153,4 +160,9 @@ class CredentialAdmin(admin.ModelAdmin):
         for credential in credentials:
             revoke_credential(credential, actor=request.user, reason="revoked from the console")
             count += 1
-        self.message_user(request, f"{count} credential(s) revoked.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("%(n)s credential revoked.", "%(n)s credentials revoked.", count)
+            % {"n": count},
+            messages.SUCCESS,
+        )

@@ -9,6 +9,8 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 __all__ = ["ScopesField", "StructuredFieldsMixin"]
 
@@ -40,17 +42,20 @@ class ScopesField(forms.CharField):
                 parsed = json.loads(text)
             except ValueError:
                 raise ValidationError(
-                    "Not a JSON list: type the scopes one per line instead."
+                    _("Not a JSON list: type the scopes one per line instead.")
                 ) from None
             if not isinstance(parsed, list) or not all(isinstance(s, str) for s in parsed):
-                raise ValidationError("A JSON list of scopes holds strings only.")
+                raise ValidationError(_("A JSON list of scopes holds strings only."))
             text = "\n".join(parsed)
         scopes = [s for s in re.split(r"[\s,]+", text) if s]
         for scope in scopes:
             if not SCOPE.match(scope):
                 raise ValidationError(
-                    f'"{scope}" is not a scope: letters, digits and punctuation, no quotes or '
-                    "backslashes (one per line, or separated by spaces or commas)."
+                    _(
+                        '"%(scope)s" is not a scope: letters, digits and punctuation, no quotes '
+                        "or backslashes (one per line, or separated by spaces or commas)."
+                    )
+                    % {"scope": scope}
                 )
         return list(dict.fromkeys(scopes))  # in order, each once
 
@@ -67,7 +72,9 @@ class StructuredFieldsMixin:
         if db_field.name in self.scope_fields:
             return ScopesField(
                 label=db_field.verbose_name.capitalize(),
-                help_text=f"{db_field.help_text} One per line, or separated by spaces.",
+                help_text=format_lazy(
+                    "{} {}", db_field.help_text, _("One per line, or separated by spaces.")
+                ),
             )
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         example = self.json_examples.get(db_field.name)

@@ -17,6 +17,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 __all__ = ["CAP", "BoundedListMixin", "CappedPaginator", "distinct_values_filter"]
 
@@ -107,14 +108,14 @@ def distinct_values_filter(field_name: str, title: str, *, limit: int = 100):
                 field_name, flat=True
             )
             found, last = [], None
-            for _ in range(limit):
+            for _step in range(limit):
                 step = values if last is None else values.filter(**{f"{field_name}__gt": last})
                 value = step.first()
                 if value is None:
                     break
                 found.append(value)
                 last = value
-            return [(value, value or "(none)") for value in found]
+            return [(value, value or _("(none)")) for value in found]
 
         def queryset(self, request, queryset):
             value = self.value()
