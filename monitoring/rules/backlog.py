@@ -3,6 +3,8 @@ slow queue shows here before anyone notices that nothing is happening."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from monitoring.choices import Severity
 from monitoring.rules import Rule, fmt_duration, register
 from webhooks.choices import EventStatus
@@ -34,7 +36,7 @@ def backlog(now, cap: int = 100_000) -> tuple[int, float]:
 @register
 class Backlog(Rule):
     key = "backlog"
-    title = "Backlog"
+    title = _("Backlog")
     defaults = {"max_age_minutes": 10, "max_pending": 1000}
 
     def evaluate(self, ctx):
@@ -49,11 +51,15 @@ class Backlog(Rule):
         return [
             self.hub_signal(
                 severity=Severity.CRITICAL if too_old else Severity.WARNING,
-                summary=f"{count} event(s) wait to be processed; the oldest due one has waited "
-                f"{fmt_duration(age)}",
-                advice="Check that the workers run (manage.py monitor status, /ready/) and are "
-                "not all waiting for a slow partner; start more workers (Q_WORKERS) or more "
-                "machines if the volume grew.",
+                summary=_(
+                    "%(count)s event(s) wait to be processed; the oldest due one has waited %(age)s"
+                )
+                % {"count": count, "age": fmt_duration(age)},
+                advice=_(
+                    "Check that the workers run (manage.py monitor status, /ready/) and are "
+                    "not all waiting for a slow partner; start more workers (Q_WORKERS) or more "
+                    "machines if the volume grew."
+                ),
                 details={"pending": count, "oldest_seconds": int(age)},
             )
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from connectors.engine.circuit import open_windows
 from monitoring.choices import Severity
 from monitoring.rules import Rule, fmt_time, register
@@ -10,7 +12,7 @@ from monitoring.rules import Rule, fmt_time, register
 @register
 class CircuitOpen(Rule):
     key = "circuit"
-    title = "Circuit opened (and closed)"
+    title = _("Circuit opened (and closed)")
     defaults = {}
 
     def evaluate(self, ctx):
@@ -27,11 +29,20 @@ class CircuitOpen(Rule):
                 self.connection_signal(
                     connection,
                     severity=Severity.CRITICAL,
-                    summary=f"The circuit of {connection} is open since {fmt_time(opened)}: no "
-                    f"call is made until a probe succeeds (next probe after {fmt_time(until)})",
-                    advice="The partner failed repeatedly. Calls resume by themselves after a "
-                    "successful probe; events wait and are retried. To try now, use Test "
-                    "connection, then Reset circuit on the connection's page.",
+                    summary=_(
+                        "The circuit of %(connection)s is open since %(opened)s: no call is "
+                        "made until a probe succeeds (next probe after %(probe)s)"
+                    )
+                    % {
+                        "connection": connection,
+                        "opened": fmt_time(opened),
+                        "probe": fmt_time(until),
+                    },
+                    advice=_(
+                        "The partner failed repeatedly. Calls resume by themselves after a "
+                        "successful probe; events wait and are retried. To try now, use Test "
+                        "connection, then Reset circuit on the connection's page."
+                    ),
                     details={"opened_at": opened.isoformat(), "probe_after": until.isoformat()},
                 )
             )

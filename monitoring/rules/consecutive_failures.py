@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from connectors.models import ApiCall
 from monitoring.choices import Severity
@@ -34,7 +35,7 @@ def leading_failures(connection, limit: int) -> int:
 @register
 class ConsecutiveFailures(Rule):
     key = "consecutive_failures"
-    title = "Consecutive failures"
+    title = _("Consecutive failures")
     defaults = {"threshold": 10}
 
     def evaluate(self, ctx):
@@ -65,11 +66,21 @@ class ConsecutiveFailures(Rule):
                     connection,
                     level=level,
                     severity=Severity.CRITICAL if level == 100 else Severity.WARNING,
-                    summary=f"{streak} calls of {connection} failed in a row ({level} % of the "
-                    f"threshold of {threshold})",
-                    advice="Open the connection's latest calls: their status and error say "
-                    "whether the key, the partner or the network is at fault. Test the "
-                    "connection from its page once fixed.",
+                    summary=_(
+                        "%(streak)s calls of %(connection)s failed in a row (%(level)s %% of "
+                        "the threshold of %(threshold)s)"
+                    )
+                    % {
+                        "streak": streak,
+                        "connection": connection,
+                        "level": level,
+                        "threshold": threshold,
+                    },
+                    advice=_(
+                        "Open the connection's latest calls: their status and error say "
+                        "whether the key, the partner or the network is at fault. Test the "
+                        "connection from its page once fixed."
+                    ),
                     details={"streak": streak, "threshold": threshold},
                 )
             )

@@ -3,18 +3,28 @@ endpoint (default: at least 20 % of at least 10 in 15 min)."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from monitoring.choices import Severity
 from monitoring.rules import Rule, register
 
 ADVICE = {
-    "5xx": "The partner is failing on its side: check its status page. Calls are retried and "
-    "the circuit breaker spares it; nothing to replay by hand once it recovers.",
-    "network": "The hub cannot reach the partner (timeouts, refused connections, DNS): check "
-    "the base URL, the partner's status and the network between them.",
-    "429": "The partner's quota is exhausted: lower the connection's rate limit, spread the "
-    "syncs, or ask the partner for a larger quota.",
-    "4xx": "The partner refuses the requests: open the failed calls. 401/403: replace the "
-    "credential or grant the scope; 400/422: fix the mapping, then retry the events.",
+    "5xx": _(
+        "The partner is failing on its side: check its status page. Calls are retried and "
+        "the circuit breaker spares it; nothing to replay by hand once it recovers."
+    ),
+    "network": _(
+        "The hub cannot reach the partner (timeouts, refused connections, DNS): check "
+        "the base URL, the partner's status and the network between them."
+    ),
+    "429": _(
+        "The partner's quota is exhausted: lower the connection's rate limit, spread the "
+        "syncs, or ask the partner for a larger quota."
+    ),
+    "4xx": _(
+        "The partner refuses the requests: open the failed calls. 401/403: replace the "
+        "credential or grant the scope; 400/422: fix the mapping, then retry the events."
+    ),
 }
 CLASSES = (
     ("5xx", "server_errors"),
@@ -27,7 +37,7 @@ CLASSES = (
 @register
 class ErrorRate(Rule):
     key = "error_rate"
-    title = "Error rate"
+    title = _("Error rate")
     defaults = {"percent": 20, "min_count": 10, "window_minutes": 15, "critical_percent": 50}
 
     def evaluate(self, ctx):
@@ -40,15 +50,24 @@ class ErrorRate(Rule):
             if not totals:
                 continue
             sent = totals.calls - totals.not_sent
-            failed = sum(totals.get(field, 0) for _, field in CLASSES)
+            failed = sum(totals.get(field, 0) for _class, field in CLASSES)
             if sent < params["min_count"] or failed * 100 < params["percent"] * sent:
                 continue
             worst = max(CLASSES, key=lambda pair: totals.get(pair[1], 0))[0]
             found.append(
                 self.connection_signal(
                     connection,
-                    summary=f"{failed} of the last {sent} calls of {connection} failed (mostly "
-                    f"{worst}) in {params['window_minutes']} min",
+                    summary=_(
+                        "%(failed)s of the last %(sent)s calls of %(connection)s failed (mostly "
+                        "%(worst)s) in %(minutes)s min"
+                    )
+                    % {
+                        "failed": failed,
+                        "sent": sent,
+                        "connection": connection,
+                        "worst": worst,
+                        "minutes": params["window_minutes"],
+                    },
                     advice=ADVICE[worst],
                     severity=Severity.CRITICAL
                     if failed * 100 >= params["critical_percent"] * sent
@@ -71,11 +90,21 @@ class ErrorRate(Rule):
                 self.endpoint_signal(
                     endpoint,
                     error_class="processing",
-                    summary=f"{failed} of the last {attempts} processing attempts on endpoint "
-                    f"{endpoint.slug} failed in {params['window_minutes']} min",
-                    advice="Open the failing events: their attempts and API calls say why. Fix "
-                    "the cause (credential, mapping, partner), then retry them from this "
-                    "incident.",
+                    summary=_(
+                        "%(failed)s of the last %(attempts)s processing attempts on endpoint "
+                        "%(endpoint)s failed in %(minutes)s min"
+                    )
+                    % {
+                        "failed": failed,
+                        "attempts": attempts,
+                        "endpoint": endpoint.slug,
+                        "minutes": params["window_minutes"],
+                    },
+                    advice=_(
+                        "Open the failing events: their attempts and API calls say why. Fix "
+                        "the cause (credential, mapping, partner), then retry them from this "
+                        "incident."
+                    ),
                     severity=Severity.CRITICAL
                     if failed * 100 >= params["critical_percent"] * attempts
                     else Severity.WARNING,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
 
 from monitoring.choices import Severity
 from monitoring.rules import Rule, register
@@ -28,7 +29,7 @@ def waiting_counts():
 @register
 class EventsWaiting(Rule):
     key = "events_waiting"
-    title = "Events waiting for a person"
+    title = _("Events waiting for a person")
     defaults = {"min_count": 1, "critical_count": 100}
 
     def evaluate(self, ctx):
@@ -51,11 +52,21 @@ class EventsWaiting(Rule):
                     severity=Severity.CRITICAL
                     if waiting >= params["critical_count"]
                     else Severity.WARNING,
-                    summary=f"{waiting} event(s) of endpoint {endpoint.slug} wait for a person "
-                    f"({row['failed']} failed, {row['dead']} dead)",
-                    advice="Open them from this incident: each says why it failed. Fix the "
-                    "cause, then Retry all (the upserts do not create duplicates), or resolve "
-                    "them by hand with a note.",
+                    summary=_(
+                        "%(waiting)s event(s) of endpoint %(endpoint)s wait for a person "
+                        "(%(failed)s failed, %(dead)s dead)"
+                    )
+                    % {
+                        "waiting": waiting,
+                        "endpoint": endpoint.slug,
+                        "failed": row["failed"],
+                        "dead": row["dead"],
+                    },
+                    advice=_(
+                        "Open them from this incident: each says why it failed. Fix the "
+                        "cause, then Retry all (the upserts do not create duplicates), or "
+                        "resolve them by hand with a note."
+                    ),
                     details={"failed": row["failed"], "dead": row["dead"]},
                 )
             )

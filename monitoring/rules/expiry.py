@@ -9,20 +9,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from django.utils.translation import gettext_lazy as _
+
 from connectors.choices import ConnectionStatus, CredentialKind, CredentialState
 from connectors.models import Connection, Credential
 from monitoring.choices import Severity
 from monitoring.rules import Rule, fmt_duration, fmt_time, register
 
 ADVICE = {
-    CredentialKind.REFRESH_TOKEN: "Reconnect the account (Connect on the connection's page) "
-    "before the refresh token expires, or the hub can no longer renew its access.",
-    CredentialKind.WEBHOOK_SIGNING_SECRET: "The old signing secret stops being accepted then: "
-    "make sure the partner signs with the new one (the refusals counter stays at 0).",
-    "sunset": "The partner retires this API version then: move the connection to the version "
-    "its deprecation notice names, and test the flows on the sandbox first.",
+    CredentialKind.REFRESH_TOKEN: _(
+        "Reconnect the account (Connect on the connection's page) before the refresh token "
+        "expires, or the hub can no longer renew its access."
+    ),
+    CredentialKind.WEBHOOK_SIGNING_SECRET: _(
+        "The old signing secret stops being accepted then: make sure the partner signs with "
+        "the new one (the refusals counter stays at 0)."
+    ),
+    "sunset": _(
+        "The partner retires this API version then: move the connection to the version its "
+        "deprecation notice names, and test the flows on the sandbox first."
+    ),
 }
-DEFAULT_ADVICE = (
+DEFAULT_ADVICE = _(
     "Create the new secret at the partner, then Replace it on the credential's page (the old "
     "one keeps working until then); the rotation date moves with it."
 )
@@ -102,7 +110,7 @@ def calendar(now: datetime, horizon_days: int = 30) -> list[Expiry]:
 @register
 class ExpiryCalendar(Rule):
     key = "expiry"
-    title = "Expiry calendar"
+    title = _("Expiry calendar")
     defaults = {"days": [30, 7, 1]}
 
     def evaluate(self, ctx):
@@ -118,10 +126,15 @@ class ExpiryCalendar(Rule):
                     error_class="reauth_required",
                     severity=Severity.CRITICAL,
                     level=100,
-                    summary=f"{connection} needs reauthorisation: "
-                    f"{connection.status_reason or 'the partner refused its token'}",
-                    advice="Reconnect the account (Connect on the connection's page) or replace "
-                    "the credential; then retry the failed events from this incident.",
+                    summary=_("%(connection)s needs reauthorisation: %(reason)s")
+                    % {
+                        "connection": connection,
+                        "reason": connection.status_reason or _("the partner refused its token"),
+                    },
+                    advice=_(
+                        "Reconnect the account (Connect on the connection's page) or replace "
+                        "the credential; then retry the failed events from this incident."
+                    ),
                 )
             )
         params_by_connection = {}
@@ -136,7 +149,11 @@ class ExpiryCalendar(Rule):
             left = (entry.at - ctx.now).total_seconds()
             if left <= 0:
                 level, severity = 100, Severity.CRITICAL
-                summary = f"The {entry.what} of {connection} expired at {fmt_time(entry.at)}"
+                summary = _("The %(what)s of %(connection)s expired at %(time)s") % {
+                    "what": entry.what,
+                    "connection": connection,
+                    "time": fmt_time(entry.at),
+                }
             else:
                 passed = [d for d in days if left <= d * 86400]
                 if not passed:
@@ -144,10 +161,12 @@ class ExpiryCalendar(Rule):
                 # the level grows as the date nears: 30 days → 1, 7 → 2, 1 → 3
                 level = len(passed)
                 severity = Severity.CRITICAL if passed[-1] == days[-1] else Severity.WARNING
-                summary = (
-                    f"The {entry.what} of {connection} expires in {fmt_duration(left)} "
-                    f"({fmt_time(entry.at)})"
-                )
+                summary = _("The %(what)s of %(connection)s expires in %(left)s (%(time)s)") % {
+                    "what": entry.what,
+                    "connection": connection,
+                    "left": fmt_duration(left),
+                    "time": fmt_time(entry.at),
+                }
             found.append(
                 self.connection_signal(
                     connection,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from django.core.cache import cache
+from django.utils.translation import gettext_lazy as _
 
 from connectors.models import Credential
 from connectors.secrets import SecretUnreadable
@@ -43,15 +44,20 @@ def workers_problem(limit_seconds: float) -> tuple[str, str] | None:
     age = heartbeat_age()
     if age is not None and age <= limit_seconds:
         return None
-    since = "yet" if age is None else f"for {fmt_duration(age)}"
+    since = _("yet") if age is None else _("for %(age)s") % {"age": fmt_duration(age)}
     clusters = running_clusters()
     if clusters:
         return (
             "scheduler",
-            f"{clusters} worker cluster(s) run, but no scheduled task ran {since}: the "
-            "scheduler does not run the schedules",
+            _(
+                "%(n)s worker cluster(s) run, but no scheduled task ran %(since)s: the "
+                "scheduler does not run the schedules"
+            )
+            % {"n": clusters, "since": since},
         )
-    return "heartbeat", f"No worker heartbeat {since}: no worker cluster runs"
+    return "heartbeat", _("No worker heartbeat %(since)s: no worker cluster runs") % {
+        "since": since
+    }
 
 
 def unreadable_credential() -> Credential | None:
@@ -69,7 +75,7 @@ def unreadable_credential() -> Credential | None:
 @register
 class HubItself(Rule):
     key = "hub"
-    title = "The hub itself"
+    title = _("The hub itself")
     defaults = {"heartbeat_minutes": 3}
 
     def evaluate(self, ctx):
@@ -86,9 +92,11 @@ class HubItself(Rule):
                     error_class=error_class,
                     severity=Severity.CRITICAL,
                     summary=words,
-                    advice="Start the workers (manage.py qcluster, or make run); if they run, "
-                    "check the schedules in Task queue → Scheduled tasks (next run, repeats) "
-                    "and the cluster's log; /ready/ names what is missing.",
+                    advice=_(
+                        "Start the workers (manage.py qcluster, or make run); if they run, "
+                        "check the schedules in Task queue → Scheduled tasks (next run, repeats) "
+                        "and the cluster's log; /ready/ names what is missing."
+                    ),
                 )
             )
         credential = unreadable_credential()
@@ -98,9 +106,11 @@ class HubItself(Rule):
                     error_class="fernet",
                     severity=Severity.CRITICAL,
                     connection_id=credential.connection_id,
-                    summary="A credential cannot be decrypted with the configured FERNET_KEYS",
-                    advice="Put the key it was encrypted with back in FERNET_KEYS (new key "
-                    "first, old keys after), then run manage.py rotate_fernet_keys.",
+                    summary=_("A credential cannot be decrypted with the configured FERNET_KEYS"),
+                    advice=_(
+                        "Put the key it was encrypted with back in FERNET_KEYS (new key "
+                        "first, old keys after), then run manage.py rotate_fernet_keys."
+                    ),
                 )
             )
         return found
@@ -109,7 +119,7 @@ class HubItself(Rule):
 @register
 class ChannelFailing(Rule):
     key = "channel"
-    title = "A notification channel fails"
+    title = _("A notification channel fails")
     defaults = {"min_failures": 1}
 
     def evaluate(self, ctx):
@@ -122,9 +132,12 @@ class ChannelFailing(Rule):
                 target_id=channel.pk,
                 target_label=f"channel {channel.slug}",
                 severity=Severity.CRITICAL,
-                summary=f"Notification channel {channel.name} fails: {channel.last_error}",
-                advice="Open the channel: its last notifications and API calls say why. Fix "
-                "its connection or credential, then Send test.",
+                summary=_("Notification channel %(name)s fails: %(error)s")
+                % {"name": channel.name, "error": channel.last_error},
+                advice=_(
+                    "Open the channel: its last notifications and API calls say why. Fix "
+                    "its connection or credential, then Send test."
+                ),
                 details={"failures": channel.consecutive_failures},
             )
             for channel in Channel.objects.filter(

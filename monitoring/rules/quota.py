@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db.models import Max
+from django.utils.translation import gettext_lazy as _
 
 from connectors.models import ApiCall
 from monitoring.choices import Severity
@@ -42,7 +43,7 @@ def latest_quotas(now, *, hours: int = 1) -> dict[int, tuple]:
 @register
 class Quota(Rule):
     key = "quota"
-    title = "Quota"
+    title = _("Quota")
     defaults = {"warn_percent": 75, "critical_percent": 90, "burst_429": 3, "burst_minutes": 5}
 
     def evaluate(self, ctx):
@@ -54,7 +55,7 @@ class Quota(Rule):
                 continue
             reading = readings.get(connection.pk)
             if reading and reading[1]:
-                remaining, limit, reset_at, _ = reading
+                remaining, limit, reset_at, _reported = reading
                 used = round(100 * (limit - remaining) / limit)
                 level = (
                     90
@@ -64,18 +65,33 @@ class Quota(Rule):
                     else 0
                 )
                 if level:
-                    resets = f"; it resets at {fmt_time(reset_at)}" if reset_at else ""
+                    resets = (
+                        _("; it resets at %(time)s") % {"time": fmt_time(reset_at)}
+                        if reset_at
+                        else ""
+                    )
                     found.append(
                         self.connection_signal(
                             connection,
                             error_class="used",
                             level=level,
                             severity=Severity.CRITICAL if level == 90 else Severity.WARNING,
-                            summary=f"{used} % of the partner's quota for {connection} is used "
-                            f"({remaining} of {limit} requests left{resets})",
-                            advice="Spread or slow the calls (the connection's rate limit, the "
-                            "syncs' schedules), or ask the partner for a larger quota before it "
-                            "runs out.",
+                            summary=_(
+                                "%(used)s %% of the partner's quota for %(connection)s is used "
+                                "(%(remaining)s of %(limit)s requests left%(resets)s)"
+                            )
+                            % {
+                                "used": used,
+                                "connection": connection,
+                                "remaining": remaining,
+                                "limit": limit,
+                                "resets": resets,
+                            },
+                            advice=_(
+                                "Spread or slow the calls (the connection's rate limit, the "
+                                "syncs' schedules), or ask the partner for a larger quota "
+                                "before it runs out."
+                            ),
                             details={"remaining": remaining, "limit": limit, "used": used},
                         )
                     )
@@ -86,11 +102,19 @@ class Quota(Rule):
                         connection,
                         error_class="429",
                         severity=Severity.WARNING,
-                        summary=f"The partner answered 429 (too many requests) "
-                        f"{burst.rate_limited} times to {connection} in "
-                        f"{params['burst_minutes']} min",
-                        advice="The hub waits as the partner asks (Retry-After) and retries. "
-                        "Lower the connection's rate limit to stay under the partner's.",
+                        summary=_(
+                            "The partner answered 429 (too many requests) %(n)s times to "
+                            "%(connection)s in %(minutes)s min"
+                        )
+                        % {
+                            "n": burst.rate_limited,
+                            "connection": connection,
+                            "minutes": params["burst_minutes"],
+                        },
+                        advice=_(
+                            "The hub waits as the partner asks (Retry-After) and retries. "
+                            "Lower the connection's rate limit to stay under the partner's."
+                        ),
                         details={"rate_limited": burst.rate_limited},
                     )
                 )

@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.db.models import OuterRef, Subquery
+from django.utils.translation import gettext_lazy as _
 
 from monitoring.choices import Severity
 from monitoring.models import EventRollup
@@ -46,7 +47,7 @@ def usual_rates(endpoint_id: int, until: datetime, weeks: int) -> tuple[dict[int
 @register
 class Silence(Rule):
     key = "silence"
-    title = "Silence"
+    title = _("Silence")
     defaults = {
         "min_history_days": 14,
         "weeks": 4,
@@ -88,17 +89,30 @@ class Silence(Rule):
                 continue
             if usual_gap is not None and silent < params["factor"] * usual_gap:
                 continue
-            usually = f"usually every {fmt_duration(usual_gap)}" if usual_gap else "usually busy"
+            usually = (
+                _("usually every %(gap)s") % {"gap": fmt_duration(usual_gap)}
+                if usual_gap
+                else _("usually busy")
+            )
             found.append(
                 self.endpoint_signal(
                     endpoint,
                     severity=Severity.WARNING,
-                    summary=f"No event received on endpoint {endpoint.slug} for "
-                    f"{fmt_duration(silent)}, {usually} at this hour (about {round(expected)} "
-                    "expected)",
-                    advice="Check the webhook's configuration at the partner (URL, events "
-                    "subscribed, disabled after failures?) and the endpoint's refusals; the "
-                    "partner's own delivery log says what it tried.",
+                    summary=_(
+                        "No event received on endpoint %(endpoint)s for %(silent)s, %(usually)s "
+                        "at this hour (about %(expected)s expected)"
+                    )
+                    % {
+                        "endpoint": endpoint.slug,
+                        "silent": fmt_duration(silent),
+                        "usually": usually,
+                        "expected": round(expected),
+                    },
+                    advice=_(
+                        "Check the webhook's configuration at the partner (URL, events "
+                        "subscribed, disabled after failures?) and the endpoint's refusals; the "
+                        "partner's own delivery log says what it tried."
+                    ),
                     details={"silent_seconds": int(silent), "expected": round(expected, 1)},
                 )
             )

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from croniter import croniter
 from django.db.models import Max
+from django.utils.translation import gettext_lazy as _
 
 from monitoring.choices import Severity, TargetType
 from monitoring.rules import Rule, fmt_duration, fmt_time, register
@@ -45,7 +46,7 @@ def freshness(jobs, now: datetime) -> list[tuple[SyncJob, str, datetime, timedel
 @register
 class SyncFreshness(Rule):
     key = "sync_freshness"
-    title = "Sync freshness"
+    title = _("Sync freshness")
     defaults = {}
 
     def evaluate(self, ctx):
@@ -64,11 +65,21 @@ class SyncFreshness(Rule):
                     connection_id=job.source_connection_id,
                     level=2 if state == ERROR else 1,
                     severity=Severity.CRITICAL if state == ERROR else Severity.WARNING,
-                    summary=f"Sync {job.slug} is {state}: no successful run since "
-                    f"{fmt_time(since)} ({fmt_duration((ctx.now - since).total_seconds())}; "
-                    f"it runs every {fmt_duration(every.total_seconds())})",
-                    advice="Open its latest runs: the first errors say why. Fix the cause, then "
-                    "Run now; the cursor resumes where the last good page ended.",
+                    summary=_(
+                        "Sync %(job)s is %(state)s: no successful run since %(since)s "
+                        "(%(ago)s; it runs every %(every)s)"
+                    )
+                    % {
+                        "job": job.slug,
+                        "state": state,
+                        "since": fmt_time(since),
+                        "ago": fmt_duration((ctx.now - since).total_seconds()),
+                        "every": fmt_duration(every.total_seconds()),
+                    },
+                    advice=_(
+                        "Open its latest runs: the first errors say why. Fix the cause, then "
+                        "Run now; the cursor resumes where the last good page ended."
+                    ),
                     details={"state": state, "since": since.isoformat()},
                 )
             )
