@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.status import status
 from connectors.choices import Environment
@@ -22,13 +23,13 @@ def checklist_panel(connection) -> str:
     for category in CATEGORIES:
         mine = [f for f in found if f.category == category]
         if not mine:
-            rows.append((category, status("level", "ok", "ok"), ""))
+            rows.append((category, status("level", "ok", _("ok")), ""))
             continue
         detail = format_html_join(
             "", "<br>hub.{}: {} <em>{}</em>", ((f.id, f.message, f.hint) for f in mine)
         )
         level = "error" if any(f.level == "error" for f in mine) else "warning"
-        rows.append((category, status("level", level, "to fix"), detail))
+        rows.append((category, status("level", level, _("to fix")), detail))
     twins = Connection.objects.filter(
         environment=Environment.SANDBOX, service_kind=connection.service_kind
     ).order_by("slug")[:5]
@@ -45,15 +46,17 @@ def checklist_panel(connection) -> str:
         ),
     )
     return format_html(
-        "<strong>Before production</strong> (manage.py check --deploy --tag integrations "
-        "--database default)"
+        "<strong>{}</strong> (manage.py check --deploy --tag integrations --database default)"
         '<table class="hub-checklist">{}</table>{}',
+        _("Before production"),
         format_html_join(
             "",
             '<tr><th scope="row">{}</th><td>{}{}</td></tr>',
             rows,
         ),
-        format_html("Works in test, not in prod? Compare with {}.", compare) if twins else "",
+        format_html("{} {}.", _("Works in test, not in prod? Compare with"), compare)
+        if twins
+        else "",
     )
 
 

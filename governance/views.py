@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
 
 from connectors.models import Connection
 from governance.diff import compare
@@ -21,7 +22,8 @@ def diff_view(request):
         "governance/diff.html",
         {
             **admin.site.each_context(request),
-            "title": f"Works in test, not in prod? {sandbox.slug} against {production.slug}",
+            "title": _("Works in test, not in prod? %(sandbox)s against %(production)s")
+            % {"sandbox": sandbox.slug, "production": production.slug},
             "sandbox": sandbox,
             "production": production,
             "differences": compare(sandbox, production),
@@ -60,7 +62,7 @@ def gdpr_desk_view(request):
     action = request.POST.get("action", "find")
     if action == "erase":
         if request.POST.get("confirm") != "yes":
-            context["error"] = "Tick the confirmation to erase: it cannot be undone."
+            context["error"] = _("Tick the confirmation to erase: it cannot be undone.")
         else:
             receipt, counts = gdpr.erase(subject, actor=request.user)
             context |= {"receipt": receipt, "erased": counts, "erased_total": sum(counts.values())}
@@ -86,11 +88,11 @@ def gdpr_desk_view(request):
 
 
 DELIVERABLE_TITLES = {
-    "flow-diagram.md": "Flow diagram",
-    "mapping-sheet.md": "Field mapping sheet",
-    "secrets.md": "Secrets inventory and policy",
-    "troubleshooting.md": "Troubleshooting guide",
-    "processing-register.md": "Processing register (GDPR art. 30)",
+    "flow-diagram.md": _("Flow diagram"),
+    "mapping-sheet.md": _("Field mapping sheet"),
+    "secrets.md": _("Secrets inventory and policy"),
+    "troubleshooting.md": _("Troubleshooting guide"),
+    "processing-register.md": _("Processing register (GDPR art. 30)"),
 }
 # the secrets inventory names credentials (fingerprints, never values): for who may see them
 DELIVERABLE_PERMISSIONS = {"secrets.md": "connectors.view_credential"}
@@ -127,7 +129,7 @@ def deliverables_view(request, name: str = ""):
         "governance/deliverables.html",
         {
             **admin.site.each_context(request),
-            "title": f"Deliverables: {DELIVERABLE_TITLES[name]}",
+            "title": _("Deliverables: %(name)s") % {"name": DELIVERABLE_TITLES[name]},
             "current": name,
             "tabs": [(n, DELIVERABLE_TITLES[n]) for n in readable],
             "html": to_html(text),

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext_lazy as _
+
 from connectors.registry import Registry
 from monitoring.choices import Severity, TargetType
 
@@ -133,4 +135,5 @@ def fmt_duration(seconds: float) -> str:
         return f"{seconds // 60} min"
     if seconds < 3 * 86400:
         return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
+    # Translators: a number of days, abbreviated as "3 d" (French: "3 j")
+    return _("%(n)s d") % {"n": seconds // 86400}
