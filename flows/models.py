@@ -275,24 +275,26 @@ class Flow(models.Model):
 
         errors: dict[str, str] = {}
         if self.trigger == TriggerKind.WEBHOOK and not self.endpoint_id:
-            errors["endpoint"] = "A webhook flow needs its endpoint."
+            errors["endpoint"] = _("A webhook flow needs its endpoint.")
         if self.trigger == TriggerKind.SCHEDULE:
             from croniter import croniter
 
             if not croniter.is_valid(self.cron or ""):
-                errors["cron"] = f'"{self.cron}" is not a cron expression (e.g. "0 2 * * *").'
+                errors["cron"] = _('"%(cron)s" is not a cron expression (e.g. "0 2 * * *").') % {
+                    "cron": self.cron
+                }
         problems = check_condition(self.condition)
         if problems:
             errors["condition"] = "; ".join(problems)
         self.method = (self.method or "").upper()
         self.update_method = (self.update_method or "").upper()
         if self.method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-            errors["method"] = "One of GET, POST, PUT, PATCH, DELETE."
+            errors["method"] = _("One of GET, POST, PUT, PATCH, DELETE.")
         if self.is_upsert:
             if not self.lookup_path:
-                errors["lookup_path"] = "An upsert needs a lookup path to find the record first."
+                errors["lookup_path"] = _("An upsert needs a lookup path to find the record first.")
             if not self.update_path:
-                errors["update_path"] = "An upsert needs an update path (e.g. /contacts/{id})."
+                errors["update_path"] = _("An upsert needs an update path (e.g. /contacts/{id}).")
         if self.mapping_id:
             targets = self.mapping.target_paths()
             for name, extra in (
@@ -302,12 +304,13 @@ class Flow(models.Model):
             ):
                 unknown = self.unknown_placeholders(getattr(self, name), targets | extra)
                 if unknown:
-                    errors[name] = (
-                        f'unknown field "{unknown[0]}" (the mapping produces: '
-                        f"{', '.join(sorted(targets)) or 'nothing'})"
-                    )
+                    errors[name] = _(
+                        'unknown field "%(field)s" (the mapping produces: %(targets)s)'
+                    ) % {"field": unknown[0], "targets": ", ".join(sorted(targets)) or _("nothing")}
             if self.is_upsert and self.match_key not in targets:
-                errors["match_key"] = f'unknown field "{self.match_key}": not a mapped target'
+                errors["match_key"] = _('unknown field "%(field)s": not a mapped target') % {
+                    "field": self.match_key
+                }
         if errors:
             raise ValidationError(errors)
 

@@ -8,6 +8,7 @@ format it matched.
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from connectors.choices import CredentialKind
 from connectors.secrets import SecretUnreadable
@@ -35,9 +36,9 @@ def http_base_url(ctx):
         if is_http(connection.base_url):
             yield (
                 connection,
-                f"Production connection {connection.slug} calls {connection.base_url} over "
-                "plain http.",
-                "Use the partner's https URL: over http the key and the data travel in clear.",
+                _("Production connection %(slug)s calls %(url)s over plain http.")
+                % {"slug": connection.slug, "url": connection.base_url},
+                _("Use the partner's https URL: over http the key and the data travel in clear."),
             )
 
 
@@ -59,10 +60,19 @@ def test_key_in_production(ctx):
             if match:
                 yield (
                     connection,
-                    f"Production connection {connection.slug} uses what looks like a "
-                    f"{match} (credential '{credential.label or credential.kind}').",
-                    "Replace it with the live key from the partner's dashboard, or set the "
-                    "connection's environment to sandbox.",
+                    _(
+                        "Production connection %(slug)s uses what looks like a %(match)s "
+                        "(credential '%(credential)s')."
+                    )
+                    % {
+                        "slug": connection.slug,
+                        "match": match,
+                        "credential": credential.label or credential.kind,
+                    },
+                    _(
+                        "Replace it with the live key from the partner's dashboard, or set the "
+                        "connection's environment to sandbox."
+                    ),
                 )
 
 
@@ -72,10 +82,15 @@ def unsigned_endpoint(ctx):
         if endpoint.unsigned:
             yield (
                 endpoint.connection,
-                f"Webhook endpoint {endpoint.slug} of production connection "
-                f"{endpoint.connection.slug} accepts unsigned deliveries.",
-                "Choose the partner's verification scheme and add its signing secret; anyone "
-                "who knows the URL can post to an unsigned endpoint.",
+                _(
+                    "Webhook endpoint %(endpoint)s of production connection %(slug)s accepts "
+                    "unsigned deliveries."
+                )
+                % {"endpoint": endpoint.slug, "slug": endpoint.connection.slug},
+                _(
+                    "Choose the partner's verification scheme and add its signing secret; "
+                    "anyone who knows the URL can post to an unsigned endpoint."
+                ),
             )
 
 
@@ -85,10 +100,13 @@ def wide_tolerance(ctx):
         if endpoint.timestamp_tolerance_seconds > MAX_TOLERANCE:
             yield (
                 endpoint.connection,
-                f"Webhook endpoint {endpoint.slug} accepts timestamps "
-                f"{endpoint.timestamp_tolerance_seconds} s old.",
-                f"Keep the tolerance at {MAX_TOLERANCE} s or less: a longer window lets a "
-                "captured delivery be replayed later.",
+                _("Webhook endpoint %(endpoint)s accepts timestamps %(seconds)s s old.")
+                % {"endpoint": endpoint.slug, "seconds": endpoint.timestamp_tolerance_seconds},
+                _(
+                    "Keep the tolerance at %(max)s s or less: a longer window lets a captured "
+                    "delivery be replayed later."
+                )
+                % {"max": MAX_TOLERANCE},
             )
 
 
@@ -100,10 +118,17 @@ def timeouts(ctx):
             if not value or value > MAX_TIMEOUT:
                 yield (
                     connection,
-                    f"Production connection {connection.slug} has a {name.replace('_', ' ')} "
-                    f"of {value or 'none'} s.",
-                    f"Set it between 1 and {MAX_TIMEOUT:.0f} s: a hanging partner then holds a "
-                    "worker for seconds, not minutes.",
+                    _("Production connection %(slug)s has a %(name)s of %(value)s s.")
+                    % {
+                        "slug": connection.slug,
+                        "name": name.replace("_", " "),
+                        "value": value or _("none"),
+                    },
+                    _(
+                        "Set it between 1 and %(max)s s: a hanging partner then holds a worker "
+                        "for seconds, not minutes."
+                    )
+                    % {"max": f"{MAX_TIMEOUT:.0f}"},
                 )
 
 
@@ -118,18 +143,20 @@ def broad_or_unneeded_scopes(ctx):
         if flagged:
             yield (
                 connection,
-                f"Production connection {connection.slug} was granted broad scopes: "
-                f"{', '.join(sorted(flagged))}.",
-                "Ask only for the scopes its flows need (least privilege); a leaked token "
-                "then opens less.",
+                _("Production connection %(slug)s was granted broad scopes: %(scopes)s.")
+                % {"slug": connection.slug, "scopes": ", ".join(sorted(flagged))},
+                _(
+                    "Ask only for the scopes its flows need (least privilege); a leaked token "
+                    "then opens less."
+                ),
             )
         extra = granted - needed.get(connection.pk, set())
         if needed.get(connection.pk) and extra:
             yield (
                 connection,
-                f"Production connection {connection.slug} holds scopes no flow needs: "
-                f"{', '.join(sorted(extra))}.",
-                "Remove them from the requested scopes and reconnect the account.",
+                _("Production connection %(slug)s holds scopes no flow needs: %(scopes)s.")
+                % {"slug": connection.slug, "scopes": ", ".join(sorted(extra))},
+                _("Remove them from the requested scopes and reconnect the account."),
             )
 
 
@@ -139,9 +166,11 @@ def no_purpose(ctx):
         if not (connection.purpose or "").strip():
             yield (
                 connection,
-                f"Production connection {connection.slug} has no purpose.",
-                "Write why personal data goes to this partner (GDPR art. 5 and 30): the "
-                "processing register is built from it.",
+                _("Production connection %(slug)s has no purpose.") % {"slug": connection.slug},
+                _(
+                    "Write why personal data goes to this partner (GDPR art. 5 and 30): the "
+                    "processing register is built from it."
+                ),
             )
 
 
@@ -151,8 +180,8 @@ def no_retention(ctx):
         if not connection.retention_days:
             yield (
                 connection,
-                f"Production connection {connection.slug} has no retention.",
-                "Set how many days its events, calls and runs are kept; they are then purged.",
+                _("Production connection %(slug)s has no retention.") % {"slug": connection.slug},
+                _("Set how many days its events, calls and runs are kept; they are then purged."),
             )
 
 
@@ -162,8 +191,8 @@ def no_owner(ctx):
         if not (connection.owner or "").strip():
             yield (
                 connection,
-                f"Production connection {connection.slug} has no owner.",
-                "Name who answers for it (an email address receives its alerts).",
+                _("Production connection %(slug)s has no owner.") % {"slug": connection.slug},
+                _("Name who answers for it (an email address receives its alerts)."),
             )
 
 
@@ -172,11 +201,19 @@ def expiring_soon(ctx):
     for credential in expiring(ctx):
         yield (
             credential.connection,
-            f"A credential of production connection {credential.connection.slug} "
-            f"('{credential.label or credential.kind}') expires on "
-            f"{credential.expires_at:%Y-%m-%d}.",
-            "Rotate it now: create the new secret at the partner and Replace it on the "
-            "credential's page (docs/secrets.md).",
+            _(
+                "A credential of production connection %(slug)s ('%(credential)s') expires on "
+                "%(date)s."
+            )
+            % {
+                "slug": credential.connection.slug,
+                "credential": credential.label or credential.kind,
+                "date": f"{credential.expires_at:%Y-%m-%d}",
+            },
+            _(
+                "Rotate it now: create the new secret at the partner and Replace it on the "
+                "credential's page (docs/secrets.md)."
+            ),
         )
 
 
@@ -192,17 +229,24 @@ def oauth_over_http(ctx):
             connection = next(c for c in ctx.connections if c.oauth_app_id == app.pk)
             yield (
                 connection,
-                f"OAuth app {app.name} of production connection {connection.slug} has an "
-                "endpoint over plain http.",
-                "Use the provider's https endpoints: codes, tokens and the client secret "
-                "cross them.",
+                _(
+                    "OAuth app %(app)s of production connection %(slug)s has an endpoint over "
+                    "plain http."
+                )
+                % {"app": app.name, "slug": connection.slug},
+                _(
+                    "Use the provider's https endpoints: codes, tokens and the client secret "
+                    "cross them."
+                ),
             )
     if allowed and apps:
         yield (
             None,
-            "HUB_OAUTH_ALLOW_HTTP is on in production: OAuth redirects and token calls may "
-            "use plain http.",
-            "Unset HUB_OAUTH_ALLOW_HTTP (it is for a local provider in development).",
+            _(
+                "HUB_OAUTH_ALLOW_HTTP is on in production: OAuth redirects and token calls may "
+                "use plain http."
+            ),
+            _("Unset HUB_OAUTH_ALLOW_HTTP (it is for a local provider in development)."),
         )
 
 
@@ -212,9 +256,11 @@ def create_without_key(ctx):
         if flow.method.upper() == "POST" and not (flow.idempotency_key_template or "").strip():
             yield (
                 flow.connection,
-                f"Flow {flow.slug} creates (POST) without an idempotency key.",
-                "Set its idempotency key (the default, flow:{flow}:{trigger}, is safe): a retry "
-                "then never creates twice.",
+                _("Flow %(flow)s creates (POST) without an idempotency key.") % {"flow": flow.slug},
+                _(
+                    "Set its idempotency key (the default, flow:{flow}:{trigger}, is safe): a "
+                    "retry then never creates twice."
+                ),
             )
 
 
@@ -227,9 +273,12 @@ def pii_without_purpose(ctx):
         if pii:
             yield (
                 flow.connection,
-                f"Flow {flow.slug} sends personal data ({', '.join(pii)}) to "
-                f"{flow.connection.slug}, which has no purpose.",
-                "Write the connection's purpose, or stop mapping these fields.",
+                _(
+                    "Flow %(flow)s sends personal data (%(fields)s) to %(slug)s, which has no "
+                    "purpose."
+                )
+                % {"flow": flow.slug, "fields": ", ".join(pii), "slug": flow.connection.slug},
+                _("Write the connection's purpose, or stop mapping these fields."),
             )
 
 
@@ -239,15 +288,20 @@ def endpoint_without_work(ctx):
 
     with_flows = {flow.endpoint_id for flow in ctx.flows if flow.endpoint_id}
     # the flows app's own catch-all handler is not work: only a handler for this slug is
-    handled = {slug for slug, _, _ in registry.values() if slug != "*"}
+    handled = {slug for slug, _type, _func in registry.values() if slug != "*"}
     for endpoint in ctx.endpoints:
         if endpoint.pk not in with_flows and endpoint.slug not in handled:
             yield (
                 endpoint.connection,
-                f"Webhook endpoint {endpoint.slug} has no flow and no handler: its events are "
-                "stored and marked processed, and nothing happens.",
-                "Add a flow triggered by it, register a handler for it (HUB_HANDLER_MODULES), "
-                "or disable it.",
+                _(
+                    "Webhook endpoint %(endpoint)s has no flow and no handler: its events are "
+                    "stored and marked unhandled, and nothing happens."
+                )
+                % {"endpoint": endpoint.slug},
+                _(
+                    "Add a flow triggered by it, register a handler for it "
+                    "(HUB_HANDLER_MODULES), or disable it."
+                ),
             )
 
 
@@ -256,9 +310,11 @@ def development_settings(ctx):
     for name in debug_or_sandbox():
         yield (
             None,
-            f"{name} is on.",
-            "DEBUG shows tracebacks and settings to visitors; the sandbox answers whoever holds "
-            "its demo key. Neither belongs in production.",
+            _("%(name)s is on.") % {"name": name},
+            _(
+                "DEBUG shows tracebacks and settings to visitors; the sandbox answers whoever "
+                "holds its demo key. Neither belongs in production."
+            ),
         )
 
 
@@ -267,9 +323,11 @@ def debug_logs(ctx):
     if settings.LOG_LEVEL.upper() == "DEBUG":
         yield (
             None,
-            "LOG_LEVEL is DEBUG.",
-            "Use INFO in production: debug lines of the libraries below the hub may carry "
-            "request details.",
+            _("LOG_LEVEL is DEBUG."),
+            _(
+                "Use INFO in production: debug lines of the libraries below the hub may carry "
+                "request details."
+            ),
         )
 
 
@@ -290,7 +348,10 @@ def no_alert_channel(ctx):
         if not any(takes(channel, connection) for channel in channels):
             yield (
                 connection,
-                f"No alert channel takes the incidents of production connection {connection.slug}.",
-                "Add a channel (Monitoring → Channels) routed to it, or to every connection; "
-                "otherwise its failures reach nobody.",
+                _("No alert channel takes the incidents of production connection %(slug)s.")
+                % {"slug": connection.slug},
+                _(
+                    "Add a channel (Monitoring → Notification channels) routed to it, or to "
+                    "every connection; otherwise its failures reach nobody."
+                ),
             )

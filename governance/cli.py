@@ -4,6 +4,7 @@ one service, worst first; exits non-zero when something would break production."
 from __future__ import annotations
 
 from django.core.management.base import CommandError
+from django.utils.translation import gettext as _
 
 from connectors.models import Connection
 from governance.diff import compare
@@ -22,10 +23,10 @@ class DiffAction:
             try:
                 pair.append(Connection.objects.get(slug=slug))
             except Connection.DoesNotExist:
-                raise CommandError(f'no connection "{slug}"') from None
+                raise CommandError(_('no connection "%(slug)s"') % {"slug": slug}) from None
         differences = compare(*pair)
         if not differences:
-            command.stdout.write("No difference found that could explain a failure.")
+            command.stdout.write(_("No difference found that could explain a failure."))
             return
         for d in differences:
             command.stdout.write(
@@ -34,4 +35,6 @@ class DiffAction:
             command.stdout.write(f"    {d.why}")
         errors = sum(d.level == "error" for d in differences)
         if errors:
-            raise CommandError(f"{errors} difference(s) would break production.")
+            raise CommandError(
+                _("%(errors)s difference(s) would break production.") % {"errors": errors}
+            )

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from django.db.models import Max
 from django.db.models.functions import Length
+from django.utils.translation import gettext_lazy as _
 
 from connectors.choices import CredentialState
 from connectors.models import ApiCall, Connection, Credential
@@ -46,37 +47,43 @@ def _connection_level(a: Connection, b: Connection) -> list[Difference]:
     if urlsplit(b.base_url).scheme != "https":
         out.append(
             Difference(
-                "base URL",
+                _("base URL"),
                 a.base_url,
                 b.base_url,
                 "error",
-                "production calls the partner without https: the partner may refuse it, and "
-                "the key travels in clear",
+                _(
+                    "production calls the partner without https: the partner may refuse it, and "
+                    "the key travels in clear"
+                ),
             )
         )
     elif a.base_url != b.base_url:
         out.append(
-            Difference("base URL", a.base_url, b.base_url, "info", "different hosts, as expected")
+            Difference(
+                _("base URL"), a.base_url, b.base_url, "info", _("different hosts, as expected")
+            )
         )
     if a.auth_method != b.auth_method:
         out.append(
             Difference(
-                "auth method",
+                _("auth method"),
                 a.get_auth_method_display(),
                 b.get_auth_method_display(),
                 "warning",
-                "the two environments authenticate differently: what works in test proves "
-                "little for production",
+                _(
+                    "the two environments authenticate differently: what works in test proves "
+                    "little for production"
+                ),
             )
         )
     if (a.api_version or "") != (b.api_version or ""):
         out.append(
             Difference(
-                "API version",
-                a.api_version or "(default)",
-                b.api_version or "(default)",
+                _("API version"),
+                a.api_version or _("(default)"),
+                b.api_version or _("(default)"),
                 "warning",
-                "the partner may answer differently (fields, validation) per version",
+                _("the partner may answer differently (fields, validation) per version"),
             )
         )
     for name in ("connect_timeout", "read_timeout", "retry_max_attempts"):
@@ -87,15 +94,19 @@ def _connection_level(a: Connection, b: Connection) -> list[Difference]:
                     str(getattr(a, name)),
                     str(getattr(b, name)),
                     "info",
-                    "a production partner is often slower; a shorter timeout there fails "
-                    "calls that pass in test",
+                    _(
+                        "a production partner is often slower; a shorter timeout there fails "
+                        "calls that pass in test"
+                    ),
                 )
             )
     limit_a = f"{a.rate_limit_requests or '-'} / {a.rate_limit_window_seconds} s"
     limit_b = f"{b.rate_limit_requests or '-'} / {b.rate_limit_window_seconds} s"
     if limit_a != limit_b:
         out.append(
-            Difference("rate limit", limit_a, limit_b, "info", "the hub paces the two differently")
+            Difference(
+                _("rate limit"), limit_a, limit_b, "info", _("the hub paces the two differently")
+            )
         )
     return out
 
@@ -109,11 +120,11 @@ def _credentials_level(a, b) -> list[Difference]:
         if y is None:
             out.append(
                 Difference(
-                    f"credential: {label}",
+                    _("credential: %(kind)s") % {"kind": label},
                     x.fingerprint,
-                    "missing",
+                    _("missing"),
                     "error",
-                    "production has no such secret: its calls (or its webhook checks) fail",
+                    _("production has no such secret: its calls (or its webhook checks) fail"),
                 )
             )
         elif x is None:
@@ -121,22 +132,24 @@ def _credentials_level(a, b) -> list[Difference]:
         elif x.fingerprint == y.fingerprint:
             out.append(
                 Difference(
-                    f"credential: {label}",
+                    _("credential: %(kind)s") % {"kind": label},
                     x.fingerprint,
                     y.fingerprint,
                     "error",
-                    "the same secret in both environments: production uses a test key, or "
-                    "the sandbox a live one",
+                    _(
+                        "the same secret in both environments: production uses a test key, or "
+                        "the sandbox a live one"
+                    ),
                 )
             )
         else:
             out.append(
                 Difference(
-                    f"credential: {label}",
+                    _("credential: %(kind)s") % {"kind": label},
                     x.fingerprint,
                     y.fingerprint,
                     "info",
-                    "different secrets, as they should be",
+                    _("different secrets, as they should be"),
                 )
             )
     return out
@@ -149,23 +162,26 @@ def _scopes(a, b) -> list[Difference]:
     if missing:
         out.append(
             Difference(
-                "scopes granted",
-                ", ".join(sorted(granted_a)) or "none",
-                ", ".join(sorted(granted_b)) or "none",
+                _("scopes granted"),
+                ", ".join(sorted(granted_a)) or _("none"),
+                ", ".join(sorted(granted_b)) or _("none"),
                 "error",
-                f"production lacks {', '.join(sorted(missing))}: calls that need them are "
-                "refused (403) there",
+                _("production lacks %(scopes)s: calls that need them are refused (403) there")
+                % {"scopes": ", ".join(sorted(missing))},
             )
         )
     requested_b = set(b.requested_scopes or [])
     if requested_b - granted_b and b.granted_scopes is not None:
         out.append(
             Difference(
-                "scopes requested vs granted (production)",
+                _("scopes requested vs granted (production)"),
                 "",
                 ", ".join(sorted(requested_b - granted_b)),
                 "warning",
-                "asked for and not granted: the account owner declined them or the app lacks them",
+                _(
+                    "asked for and not granted: the account owner declined them or the app "
+                    "lacks them"
+                ),
             )
         )
     return out
@@ -180,38 +196,40 @@ def _endpoints(a, b) -> list[Difference]:
     if ea and not eb:
         out.append(
             Difference(
-                "webhook endpoint",
+                _("webhook endpoint"),
                 ", ".join(f"/webhooks/{e.slug}/" for e in ea),
-                "none",
+                _("none"),
                 "error",
-                "production has no endpoint: configure one and give its URL to the partner's "
-                "live account",
+                _(
+                    "production has no endpoint: configure one and give its URL to the partner's "
+                    "live account"
+                ),
             )
         )
     for x, y in zip(ea, eb, strict=False):
         for name, what in (
-            ("enabled", "enabled"),
-            ("unsigned", "unsigned"),
-            ("scheme", "verification scheme"),
+            ("enabled", _("enabled")),
+            ("unsigned", _("unsigned")),
+            ("scheme", _("verification scheme")),
         ):
             if getattr(x, name) != getattr(y, name):
                 out.append(
                     Difference(
-                        f"endpoint {what}",
+                        _("endpoint %(what)s") % {"what": what},
                         str(getattr(x, name)),
                         str(getattr(y, name)),
                         "error" if name in ("enabled", "scheme") else "warning",
-                        "deliveries are refused or not verified the same way",
+                        _("deliveries are refused or not verified the same way"),
                     )
                 )
         if bool(x.ip_allowlist.strip()) != bool(y.ip_allowlist.strip()):
             out.append(
                 Difference(
-                    "endpoint IP allowlist",
-                    x.ip_allowlist or "none",
-                    y.ip_allowlist or "none",
+                    _("endpoint IP allowlist"),
+                    x.ip_allowlist or _("none"),
+                    y.ip_allowlist or _("none"),
                     "warning",
-                    "the partner's live servers send from other addresses than its sandbox",
+                    _("the partner's live servers send from other addresses than its sandbox"),
                 )
             )
     out.extend(_data_seen(ea, eb))
@@ -247,34 +265,38 @@ def _data_seen(ea, eb) -> list[Difference]:
     if only_b:
         out.append(
             Difference(
-                "event types seen",
-                ", ".join(sorted(types_a)) or "none",
+                _("event types seen"),
+                ", ".join(sorted(types_a)) or _("none"),
                 ", ".join(sorted(types_b)),
                 "warning",
-                f"production receives {', '.join(sorted(only_b))}, never seen in test: no "
-                "flow was tried on them",
+                _("production receives %(types)s, never seen in test: no flow was tried on them")
+                % {"types": ", ".join(sorted(only_b))},
             )
         )
     if largest_b > 2 * max(largest_a, 1):
         out.append(
             Difference(
-                "largest payload",
-                f"{largest_a} bytes",
-                f"{largest_b} bytes",
+                _("largest payload"),
+                _("%(n)s bytes") % {"n": largest_a},
+                _("%(n)s bytes") % {"n": largest_b},
                 "warning",
-                "production sends much larger events (long lists, notes): check the "
-                "endpoint's size limit and the partner's limits on what the flows send",
+                _(
+                    "production sends much larger events (long lists, notes): check the "
+                    "endpoint's size limit and the partner's limits on what the flows send"
+                ),
             )
         )
     if non_ascii_b and not non_ascii_a:
         out.append(
             Difference(
-                "non-ASCII characters",
-                f"0 of {n_a} events",
-                f"{non_ascii_b} of {n_b} events",
+                _("non-ASCII characters"),
+                _("%(n)s of %(total)s events") % {"n": 0, "total": n_a},
+                _("%(n)s of %(total)s events") % {"n": non_ascii_b, "total": n_b},
                 "warning",
-                "real names and addresses carry accents and other scripts that test data "
-                "did not: check the transforms and the partner's field limits",
+                _(
+                    "real names and addresses carry accents and other scripts that test data "
+                    "did not: check the transforms and the partner's field limits"
+                ),
             )
         )
     return out
@@ -296,23 +318,25 @@ def _flows(a, b) -> list[Difference]:
     for name in sorted(set(fa) - set(fb)):
         out.append(
             Difference(
-                "flow",
+                _("flow"),
                 name,
-                "missing",
+                _("missing"),
                 "error",
-                "the flow tried in test does not exist in production",
+                _("the flow tried in test does not exist in production"),
             )
         )
     for name in sorted(set(fa) & set(fb)):
         if signature(fa[name]) != signature(fb[name]):
             out.append(
                 Difference(
-                    "flow",
+                    _("flow"),
                     f"{name}: {fa[name].method} {fa[name].path}",
                     f"{name}: {fb[name].method} {fb[name].path}",
                     "warning",
-                    "the two flows differ (trigger, path, enabled or mapping rules): what was "
-                    "tested is not what runs",
+                    _(
+                        "the two flows differ (trigger, path, enabled or mapping rules): what was "
+                        "tested is not what runs"
+                    ),
                 )
             )
     return out
@@ -326,11 +350,15 @@ def _quota(a, b) -> list[Difference]:
             .values_list("quota_remaining", "quota_limit")
             .first()
         )
-        return "not reported" if row is None else f"{row[0]} of {row[1] or '?'} left"
+        if row is None:
+            return _("not reported")
+        return _("%(n)s of %(limit)s left") % {"n": row[0], "limit": row[1] or "?"}
 
     qa, qb = last(a), last(b)
     if qa != qb:
-        return [Difference("observed quota", qa, qb, "info", "the partner's live quotas differ")]
+        return [
+            Difference(_("observed quota"), qa, qb, "info", _("the partner's live quotas differ"))
+        ]
     return []
 
 

@@ -120,8 +120,8 @@ def findings(connections=None) -> list[Finding]:
                     item.id,
                     item.level,
                     item.category,
-                    message,
-                    hint,
+                    str(message),  # in the active language, now
+                    str(hint),
                     connection.pk if connection is not None else None,
                 )
             )

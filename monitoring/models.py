@@ -351,19 +351,24 @@ class Channel(models.Model):
         from monitoring.rules import RULES
 
         if not isinstance(self.rules, list) or not all(isinstance(r, str) for r in self.rules):
-            raise ValidationError({"rules": 'a list of rule keys, e.g. ["error_rate", "expiry"]'})
+            raise ValidationError(
+                {"rules": _('a list of rule keys, e.g. ["error_rate", "expiry"]')}
+            )
         unknown = sorted(set(self.rules) - set(RULES))
         if unknown:
             known = ", ".join(sorted(RULES))
             raise ValidationError(
-                {"rules": f"unknown rule(s) {', '.join(unknown)} (known: {known})"}
+                {
+                    "rules": _("unknown rule(s) %(rules)s (known: %(known)s)")
+                    % {"rules": ", ".join(unknown), "known": known}
+                }
             )
         if self.kind in CHANNELS and self.kind != "email" and self.connection_id is None:
             raise ValidationError(
-                {"connection": "Slack, Teams and webhook channels send through a connection."}
+                {"connection": _("Slack, Teams and webhook channels send through a connection.")}
             )
         if self.kind == "webhook" and not self.path:
-            raise ValidationError({"path": "The path on the connection to post to."})
+            raise ValidationError({"path": _("The path on the connection to post to.")})
 
 
 class Notification(models.Model):
@@ -453,10 +458,13 @@ class RuleSetting(models.Model):
         except UnknownKey as exc:
             raise ValidationError({"rule": str(exc)}) from None
         if not isinstance(self.params, dict):
-            raise ValidationError({"params": "an object of parameter names and values"})
+            raise ValidationError({"params": _("an object of parameter names and values")})
         unknown = sorted(set(self.params) - set(rule.defaults))
         if unknown:
             known = ", ".join(sorted(rule.defaults)) or "none"
             raise ValidationError(
-                {"params": f"unknown parameter(s) {', '.join(unknown)} (known: {known})"}
+                {
+                    "params": _("unknown parameter(s) %(params)s (known: %(known)s)")
+                    % {"params": ", ".join(unknown), "known": known}
+                }
             )

@@ -214,40 +214,40 @@ class SyncJob(models.Model):
             from croniter import croniter
 
             if not croniter.is_valid(self.cron):
-                errors["cron"] = f'"{self.cron}" is not a cron expression (e.g. "0 2 * * *").'
+                errors["cron"] = _('"%(cron)s" is not a cron expression (e.g. "0 2 * * *").') % {
+                    "cron": self.cron
+                }
         if self.source_kind == SourceKind.CONNECTION:
             if not self.source_connection_id:
-                errors["source_connection"] = "A connection source needs its connection."
+                errors["source_connection"] = _("A connection source needs its connection.")
             if not self.source_path:
-                errors["source_path"] = "A connection source needs its list path."
+                errors["source_path"] = _("A connection source needs its list path.")
             if self.pagination not in strategies:
-                errors["pagination"] = (
-                    f'unknown pagination "{self.pagination}" '
-                    f"(known: {', '.join(sorted(strategies))})"
-                )
+                errors["pagination"] = _('unknown pagination "%(key)s" (known: %(known)s)') % {
+                    "key": self.pagination,
+                    "known": ", ".join(sorted(strategies)),
+                }
             elif problems := check_pagination_options(self.pagination, self.pagination_options):
                 errors["pagination_options"] = "; ".join(problems) + "."
         elif self.source_python not in sources:
-            errors["source_python"] = (
-                f'no Python source registered as "{self.source_python}" '
-                f"(registered: {', '.join(sorted(sources)) or 'none'})"
-            )
+            errors["source_python"] = _(
+                'no Python source registered as "%(name)s" (registered: %(known)s)'
+            ) % {"name": self.source_python, "known": ", ".join(sorted(sources)) or _("none")}
         if self.target_kind == TargetKind.MIRROR:
             if not self.mapping_id:
-                errors["mapping"] = "The mirror keeps mapped fields only: give a mapping."
+                errors["mapping"] = _("The mirror keeps mapped fields only: give a mapping.")
             if not self.object_type:
-                errors["object_type"] = "Name the kind of record (contact, invoice…)."
+                errors["object_type"] = _("Name the kind of record (contact, invoice…).")
             if not self.source_connection_id:
-                errors["source_connection"] = "Mirrored records belong to the source connection."
+                errors["source_connection"] = _("Mirrored records belong to the source connection.")
         elif self.target_kind == TargetKind.FLOW and not self.target_flow_id:
-            errors["target_flow"] = "A flow target needs its flow."
+            errors["target_flow"] = _("A flow target needs its flow.")
         elif self.target_kind == TargetKind.PYTHON and self.target_python not in targets:
-            errors["target_python"] = (
-                f'no Python target registered as "{self.target_python}" '
-                f"(registered: {', '.join(sorted(targets)) or 'none'})"
-            )
+            errors["target_python"] = _(
+                'no Python target registered as "%(name)s" (registered: %(known)s)'
+            ) % {"name": self.target_python, "known": ", ".join(sorted(targets)) or _("none")}
         if not 1 <= self.page_size <= 1000:
-            errors["page_size"] = "Between 1 and 1000."
+            errors["page_size"] = _("Between 1 and 1000.")
         if problems := check_cursor(self.cursor):
             errors["cursor"] = "; ".join(problems) + "."
         if errors:

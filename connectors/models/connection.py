@@ -289,7 +289,7 @@ class Connection(models.Model):
             value = getattr(self, field)
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
                 raise ValidationError(
-                    {field: 'Give a JSON list of strings, e.g. ["contacts.read"].'}
+                    {field: _('Give a JSON list of strings, e.g. ["contacts.read"].')}
                 )
 
     def set_status(self, status: str, reason: str = "") -> None:

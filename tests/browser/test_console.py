@@ -97,7 +97,7 @@ def test_an_operator_opens_the_incident_on_the_home_page_and_retries_its_events(
     page.get_by_role("link", name=re.compile("wait for a person")).first.click()
     page.get_by_role("button", name="Retry all its events…").click()
     page.get_by_role("button", name="Retry them").click()
-    page.get_by_text("1 event(s) queued for retry.").wait_for()
+    page.get_by_text("1 event queued for retry.").wait_for()
     assert WebhookEvent.objects.get(status="retrying").last_error.startswith("HandlerPermanent")
 
 

@@ -141,10 +141,10 @@ class WebhookEndpoint(models.Model):
         super().clean()
         if not self.scheme and not self.unsigned:
             raise ValidationError(
-                {"scheme": "Choose a verification scheme, or tick 'unsigned' explicitly."}
+                {"scheme": _("Choose a verification scheme, or tick 'unsigned' explicitly.")}
             )
         if self.scheme and self.unsigned:
-            raise ValidationError({"unsigned": "An endpoint with a scheme is not unsigned."})
+            raise ValidationError({"unsigned": _("An endpoint with a scheme is not unsigned.")})
         try:
             self.allowed_networks()
         except ValueError as exc:

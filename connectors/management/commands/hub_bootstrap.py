@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 
 class Command(BaseCommand):
@@ -14,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        self.stdout.write("Database migrated.")
+        self.stdout.write(_("Database migrated."))
         call_command("createcachetable", verbosity=0)
         if not settings.DEBUG:
             return
@@ -26,9 +27,11 @@ class Command(BaseCommand):
         # Printed once, on the terminal of the person who ran `make run`, never logged.
         self.stdout.write(
             self.style.SUCCESS(
-                "\nCreated the first admin account (DEBUG only, shown this once):\n"
-                "  user:     admin\n"
-                f"  password: {password}\n"
-                "Change it with: .venv/bin/python manage.py changepassword admin\n"
+                _(
+                    "\nCreated the first admin account (DEBUG only, shown this once):\n  user:   "
+                    "  admin\n  password: %(password)s\nChange it with: .venv/bin/python "
+                    "manage.py changepassword admin\n"
+                )
+                % {"password": password}
             )
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
 
 GRACE_SECONDS = 30
 
@@ -48,7 +49,10 @@ class Command(BaseCommand):
             name: subprocess.Popen(argv, start_new_session=True)  # noqa: S603
             for name, argv in commands.items()
         }
-        self.stdout.write(f"Web server on http://{addrport}/ and workers started. Ctrl-C stops.")
+        self.stdout.write(
+            _("Web server on http://%(addrport)s/ and workers started. Ctrl-C stops.")
+            % {"addrport": addrport}
+        )
         stopping = False
 
         def request_stop(signum, frame):
@@ -61,7 +65,10 @@ class Command(BaseCommand):
         while not stopping:
             for name, child in children.items():
                 if child.poll() is not None:
-                    self.stderr.write(f"{name} exited with status {child.returncode}; stopping.")
+                    self.stderr.write(
+                        _("%(name)s exited with status %(returncode)s; stopping.")
+                        % {"name": name, "returncode": child.returncode}
+                    )
                     exit_code = child.returncode or 1
                     stopping = True
             time.sleep(0.2)
@@ -83,8 +90,11 @@ class Command(BaseCommand):
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} did not stop in {GRACE_SECONDS}s; killing it.")
+                self.stderr.write(
+                    _("%(name)s did not stop in %(seconds)ss; killing it.")
+                    % {"name": name, "seconds": GRACE_SECONDS}
+                )
                 _signal_group(child.pid, signal.SIGKILL)
                 child.wait()
             _signal_group(child.pid, signal.SIGKILL)  # anything the child left behind
-        self.stdout.write("Stopped.")
+        self.stdout.write(_("Stopped."))

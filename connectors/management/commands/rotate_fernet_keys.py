@@ -1,6 +1,7 @@
 """``manage.py rotate_fernet_keys``: re-encrypt every secret under the first key of FERNET_KEYS."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from connectors.choices import AuditAction
 from connectors.services.credentials import record_audit
@@ -18,12 +19,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, batch_size, **options):
         if batch_size < 1:
-            raise CommandError("--batch-size must be at least 1.")
+            raise CommandError(_("--batch-size must be at least 1."))
         report = rotate_fernet_keys(batch_size=batch_size)
         for column, counts in sorted(report.per_column.items()):
             self.stdout.write(
-                f"{column}: {counts['rotated']} re-encrypted, {counts['already_current']} "
-                f"already under the primary key, {counts['unreadable']} unreadable"
+                _(
+                    "%(column)s: %(rotated)s re-encrypted, %(already_current)s already under the "
+                    "primary key, %(unreadable)s unreadable"
+                )
+                % {
+                    "column": column,
+                    "rotated": counts["rotated"],
+                    "already_current": counts["already_current"],
+                    "unreadable": counts["unreadable"],
+                }
             )
         summary = (
             f"Total: {report.rotated} re-encrypted, {report.already_current} already current, "
@@ -34,11 +43,14 @@ class Command(BaseCommand):
         if report.unreadable:
             self.stderr.write(
                 self.style.WARNING(
-                    f"{report.unreadable} value(s) could not be decrypted with any configured key: "
-                    "do NOT remove old keys until these are replaced or their key is found."
+                    _(
+                        "%(unreadable)s value(s) could not be decrypted with any configured key: "
+                        "do NOT remove old keys until these are replaced or their key is found."
+                    )
+                    % {"unreadable": report.unreadable}
                 )
             )
         else:
             self.stdout.write(
-                self.style.SUCCESS("Every secret is under the first key; the others can go.")
+                self.style.SUCCESS(_("Every secret is under the first key; the others can go."))
             )

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from flows import iac
 from flows.commands import INTEGRATIONS_ACTIONS
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             text = iac.dump(iac.export_document())
             if options.get("file"):
                 Path(options["file"]).write_text(text, encoding="utf-8")
-                self.stderr.write(f"written to {options['file']}")
+                self.stderr.write(_("written to %(file)s") % {"file": options["file"]})
             else:
                 self.stdout.write(text, ending="")
             return
@@ -43,14 +44,18 @@ class Command(BaseCommand):
         try:
             text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
         except OSError as exc:
-            raise CommandError(f"cannot read {name}: {exc.strerror}") from None
+            raise CommandError(
+                _("cannot read %(name)s: %(strerror)s") % {"name": name, "strerror": exc.strerror}
+            ) from None
         try:
             report = iac.apply_document(iac.load(text), dry_run=options["dry_run"])
         except iac.InvalidDocument as exc:
             for error in exc.errors:
                 self.stderr.write(f"{name}: {error}")
-            raise CommandError(f"{len(exc.errors)} error(s); nothing was written.") from None
+            raise CommandError(
+                _("%(errors)s error(s); nothing was written.") % {"errors": len(exc.errors)}
+            ) from None
         for line in report.changes:
             self.stdout.write(line)
         if options["dry_run"]:
-            self.stdout.write("dry run: nothing was written.")
+            self.stdout.write(_("dry run: nothing was written."))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from governance.deliverables import render_all, without_live
 
@@ -40,12 +41,21 @@ class Command(BaseCommand):
                     drift.append(name)
             if drift:
                 raise CommandError(
-                    f"{len(drift)} deliverable(s) differ from the live configuration: "
-                    f"{', '.join(drift)}. Run manage.py deliverables --out {folder} and commit."
+                    _(
+                        "%(drift)s deliverable(s) differ from the live configuration: "
+                        "%(names)s. Run manage.py deliverables --out %(folder)s and commit."
+                    )
+                    % {"drift": len(drift), "names": ", ".join(drift), "folder": folder}
                 )
-            self.stdout.write(f"{len(rendered)} deliverables match the live configuration.")
+            self.stdout.write(
+                _("%(rendered)s deliverables match the live configuration.")
+                % {"rendered": len(rendered)}
+            )
             return
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in rendered.items():
             (folder / name).write_text(text, encoding="utf-8")
-        self.stdout.write(f"{len(rendered)} deliverables written to {folder}.")
+        self.stdout.write(
+            _("%(rendered)s deliverables written to %(folder)s.")
+            % {"rendered": len(rendered), "folder": folder}
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from connectors.models import Connection
 from monitoring.choices import ACTIVE_STATES, TargetType
@@ -38,19 +39,28 @@ class Command(BaseCommand):
             "Workers: "
             + ("no heartbeat yet" if beat is None else f"last heartbeat {fmt_duration(beat)} ago")
         )
-        self.stdout.write(f"Backlog: {pending} pending, oldest {fmt_duration(age)}")
+        self.stdout.write(
+            _("Backlog: %(pending)s pending, oldest %(age)s")
+            % {"pending": pending, "age": fmt_duration(age)}
+        )
         connections = list(Connection.objects.order_by("slug"))
         health = health_by_target(TargetType.CONNECTION, connections)
-        self.stdout.write("\nConnections:")
+        self.stdout.write(_("\nConnections:"))
         for connection in connections:
             state = health[connection.pk]
             self.stdout.write(f"  {connection.slug:30} {state.label:26} {state.reason}")
         incidents = Incident.objects.filter(state__in=ACTIVE_STATES).order_by("-opened_at")
-        self.stdout.write(f"\nOpen incidents: {incidents.count()}")
+        self.stdout.write(_("\nOpen incidents: %(count)s") % {"count": incidents.count()})
         for incident in incidents[:50]:
             self.stdout.write(
-                f"  #{incident.pk} [{incident.severity}] {incident.summary} "
-                f"(since {fmt_time(incident.opened_at)}, {incident.get_state_display()})"
+                _("  #%(pk)s [%(severity)s] %(summary)s (since %(opened_at)s, %(state)s)")
+                % {
+                    "pk": incident.pk,
+                    "severity": incident.severity,
+                    "summary": incident.summary,
+                    "opened_at": fmt_time(incident.opened_at),
+                    "state": incident.get_state_display(),
+                }
             )
 
     def evaluate(self, **options):
@@ -69,8 +79,13 @@ class Command(BaseCommand):
             channel = Channel.objects.get(slug=name)
         except Channel.DoesNotExist:
             known = ", ".join(Channel.objects.values_list("slug", flat=True)) or "none"
-            raise CommandError(f'no channel "{name}" (known: {known})') from None
+            raise CommandError(
+                _('no channel "%(name)s" (known: %(known)s)') % {"name": name, "known": known}
+            ) from None
         notification = send_test(channel)
         if notification.status != "sent":
-            raise CommandError(f"{channel.slug}: not sent: {notification.error}")
-        self.stdout.write(self.style.SUCCESS(f"{channel.slug}: test sent."))
+            raise CommandError(
+                _("%(slug)s: not sent: %(error)s")
+                % {"slug": channel.slug, "error": notification.error}
+            )
+        self.stdout.write(self.style.SUCCESS(_("%(slug)s: test sent.") % {"slug": channel.slug}))

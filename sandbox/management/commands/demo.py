@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import gettext as _
 
 from flows import iac
 from sandbox.emitter import emit, payment_event
@@ -64,7 +65,7 @@ class Command(BaseCommand):
     def handle(self, *args, no_scenario: bool, addrport: str, **options):
         self.base = f"http://{addrport}"
         if not settings.SANDBOX_ENABLED:
-            raise CommandError("The demo needs the sandbox: run it with SANDBOX_ENABLED=true.")
+            raise CommandError(_("The demo needs the sandbox: run it with SANDBOX_ENABLED=true."))
         from sandbox.models import SandboxState
 
         values = demo_secrets(Path(settings.VAR_DIR))
@@ -136,30 +137,45 @@ class Command(BaseCommand):
         for email, name in customers:
             event = payment_event(email=email, name=name)
             first = first or event
-            say(f"payment {event['id']} for {email}: {emit(url, secret, event).status_code}")
+            say(
+                _("payment %(id)s for %(email)s: %(status_code)s")
+                % {
+                    "id": event["id"],
+                    "email": email,
+                    "status_code": emit(url, secret, event).status_code,
+                }
+            )
         answer = emit(url, secret, first)
-        say(f"the same payment delivered again (duplicate): {answer.status_code} {answer.text}")
+        say(
+            _("the same payment delivered again (duplicate): %(status_code)s %(text)s")
+            % {"status_code": answer.status_code, "text": answer.text}
+        )
         again = payment_event(email="ada@example.test", name="Ada Lovelace", amount=990)
         status = emit(url, secret, again).status_code
-        say(f"a second payment by ada (an upsert, no new contact): {status}")
+        say(
+            _("a second payment by ada (an upsert, no new contact): %(status)s")
+            % {"status": status}
+        )
         # exactly as many failures as open the connection's circuit breaker (5): the burst's
         # first attempts fail, the breaker opens, and the retries ~10 s later find the CRM back
         SandboxState.objects.filter(pk=1).update(fail_next=5)
-        say("the CRM now fails its next 5 requests with 503; a burst of payments arrives…")
+        say(_("the CRM now fails its next 5 requests with 503; a burst of payments arrives…"))
         for index in range(5):
             event = payment_event(email=f"burst{index}@example.test", name=f"Burst Buyer{index}")
             emit(url, secret, event)
-        say("the burst is retried once the breaker lets calls through (watch Webhook events).")
+        say(_("the burst is retried once the breaker lets calls through (watch Webhook events)."))
 
     def _guide(self) -> None:
         self.stdout.write(
             self.style.SUCCESS(
-                f"\nDemo running on {self.base}/admin/ — log in with the admin account.\n"
-                "  Webhooks > Webhook events: processed, duplicate refused, retried, recovered\n"
-                "  Mappings and flows > Flow runs: created / unchanged, with their API calls\n"
-                "  Connections > API calls: lookups, creates, the 503s and the circuit breaker\n"
-                "  Sandbox partner > Sandbox contacts: one contact per customer, mapped fields "
-                "only\n"
-                "Ctrl-C stops the demo."
+                _(
+                    "\nDemo running on %(base)s/admin/ — log in with the admin account.\n  "
+                    "Webhooks > Webhook events: processed, duplicate refused, retried, "
+                    "recovered\n  Mappings and flows > Flow runs: created / unchanged, with "
+                    "their API calls\n  Connections > API calls: lookups, creates, the 503s and "
+                    "the circuit breaker\n  Sandbox partner > Sandbox contacts: one contact per "
+                    "customer, mapped fields only\nCtrl-C stops the demo."
+                )
+                % {"base": self.base}
             )
         )

@@ -7,6 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from syncs.models import RunState, SyncJob, SyncRun
 from syncs.services.runner import run_job
@@ -33,15 +34,29 @@ class Command(BaseCommand):
         slug = options["job"]
         if not SyncJob.objects.filter(slug=slug).exists():
             known = ", ".join(SyncJob.objects.values_list("slug", flat=True)) or "none"
-            raise CommandError(f'no sync job "{slug}" (jobs: {known})')
+            raise CommandError(
+                _('no sync job "%(slug)s" (jobs: %(known)s)') % {"slug": slug, "known": known}
+            )
         started = time.monotonic()
 
         def progress(run: SyncRun) -> None:
             elapsed = max(time.monotonic() - started, 0.001)
             self.stdout.write(
-                f"\r{slug}: page {run.pages}, {run.fetched} records "
-                f"({run.fetched / elapsed:.0f}/s), created {run.created}, updated {run.updated}, "
-                f"unchanged {run.unchanged}, failed {run.failed}",
+                "\r"
+                + _(
+                    "%(slug)s: page %(pages)s, %(fetched)s records (%(rate)s/s), created "
+                    "%(created)s, updated %(updated)s, unchanged %(unchanged)s, failed %(failed)s"
+                )
+                % {
+                    "slug": slug,
+                    "pages": run.pages,
+                    "fetched": run.fetched,
+                    "rate": f"{run.fetched / elapsed:.0f}",
+                    "created": run.created,
+                    "updated": run.updated,
+                    "unchanged": run.unchanged,
+                    "failed": run.failed,
+                },
                 ending="",
             )
             self.stdout.flush()
@@ -49,7 +64,10 @@ class Command(BaseCommand):
         run = run_job(slug, "manual", progress=progress)
         while run.status == RunState.PAUSED and not options["no_wait"]:
             wait = max(0.0, (run.next_attempt_at - timezone.now()).total_seconds())
-            self.stdout.write(f"\n{run.message}; retries waiting: continuing in {wait:.0f}s")
+            self.stdout.write(
+                _("\n%(message)s; retries waiting: continuing in %(wait)ss")
+                % {"message": run.message, "wait": f"{wait:.0f}"}
+            )
             time.sleep(wait)
             run = run_job(slug, "continuation", progress=progress)
         self.stdout.write("")
@@ -58,7 +76,9 @@ class Command(BaseCommand):
         for error in run.errors:
             self.stdout.write(f"  {error['record']}: {error['error']}")
         if run.status == RunState.FAILED:
-            raise CommandError(f"run #{run.pk} failed: {run.message}")
+            raise CommandError(
+                _("run #%(pk)s failed: %(message)s") % {"pk": run.pk, "message": run.message}
+            )
 
     def _status(self):
         rows = [("job", "enabled", "schedule", "last run", "status", "records", "message")]

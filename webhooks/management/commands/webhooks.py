@@ -8,6 +8,7 @@ from datetime import time as dtime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 
 from webhooks.choices import EventStatus
 from webhooks.models import WebhookEvent
@@ -21,7 +22,10 @@ def _since(value: str) -> datetime:
     if parsed is None:
         day = parse_date(value)
         if day is None:
-            raise CommandError(f"--since {value!r}: give a date (2026-11-29) or a datetime.")
+            raise CommandError(
+                _("--since %(value)s: give a date (2026-11-29) or a datetime.")
+                % {"value": f"{value!r}"}
+            )
         parsed = datetime.combine(day, dtime.min)
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed)
@@ -62,14 +66,14 @@ class Command(BaseCommand):
         if since:
             events = events.filter(received_at__gte=_since(since))
         if dry_run:
-            self.stdout.write(f"{events.count()} event(s) would be retried.")
+            self.stdout.write(_("%(count)s event(s) would be retried.") % {"count": events.count()})
             return
         count = sum(processing.retry_now(event) for event in events.iterator())
-        self.stdout.write(f"{count} event(s) queued for retry.")
+        self.stdout.write(_("%(count)s event(s) queued for retry.") % {"count": count})
 
     def _sweep(self, loop, every, **options):
         if every <= 0:
-            raise CommandError("--every must be positive.")
+            raise CommandError(_("--every must be positive."))
         stopping = []
         if loop:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,8 +87,8 @@ class Command(BaseCommand):
                     if name not in ("lost", "enqueued")
                 )
                 self.stdout.write(
-                    f"{result['lost']} lost event(s) taken back, {result['enqueued']} enqueued"
-                    f"{others}."
+                    _("%(lost)s lost event(s) taken back, %(enqueued)s enqueued%(others)s.")
+                    % {"lost": result["lost"], "enqueued": result["enqueued"], "others": others}
                 )
             if not loop:
                 return
