@@ -29,6 +29,7 @@ from django.apps import apps
 from django.db import transaction
 from django.db.models import F, Func, Q, TextField
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 __all__ = [
     "ERASED",
@@ -73,13 +74,16 @@ class Subject:
         """The subject, or a ``ValueError`` whose message says what to type."""
         value = (value or "").strip()
         if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+            raise ValueError(
+                _("unknown kind %(kind)s (known: %(known)s)")
+                % {"kind": f"{kind!r}", "known": ", ".join(KINDS)}
+            )
         if kind == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
-            raise ValueError("type one email address, such as ada@example.com")
+            raise ValueError(_("type one email address, such as ada@example.com"))
         if kind == "phone" and len(_digits(value)) < 8:
-            raise ValueError("type a phone number of at least 8 digits, in any format")
+            raise ValueError(_("type a phone number of at least 8 digits, in any format"))
         if kind == "external_id" and len(value) < 3:
-            raise ValueError("type the partner's id of the person (3 characters at least)")
+            raise ValueError(_("type the partner's id of the person (3 characters at least)"))
         return cls(kind, value.lower() if kind == "email" else value)
 
     # -- matching ---------------------------------------------------------------------------

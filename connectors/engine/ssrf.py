@@ -14,6 +14,7 @@ import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 __all__ = [
     "BlockedAddress",
@@ -88,27 +89,32 @@ def check_base_url(url: str, *, production: bool, allow_private: bool | None = N
     """Validate a connection's base URL; raise ``ValueError`` with a message a person can act on."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise ValueError("The base URL must start with https:// (or http:// outside production).")
+        raise ValueError(
+            _("The base URL must start with https:// (or http:// outside production).")
+        )
     if production and parts.scheme != "https":
-        raise ValueError("A production connection must use https (the secrets travel on it).")
+        raise ValueError(_("A production connection must use https (the secrets travel on it)."))
     if parts.username or parts.password:
         raise ValueError(
-            "Put no user name or password in the URL: store them as a credential instead."
+            _("Put no user name or password in the URL: store them as a credential instead.")
         )
     if not parts.hostname:
-        raise ValueError("The base URL has no host name.")
+        raise ValueError(_("The base URL has no host name."))
     if parts.query or parts.fragment:
-        raise ValueError("The base URL takes no query string or fragment; give them per call.")
+        raise ValueError(_("The base URL takes no query string or fragment; give them per call."))
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise ValueError("The base URL's port is not a number between 1 and 65535.") from None
+        raise ValueError(_("The base URL's port is not a number between 1 and 65535.")) from None
     try:
         resolve_allowed(parts.hostname, port, allow_private=allow_private)
     except BlockedAddress as exc:
         raise ValueError(str(exc)) from None
     except (socket.gaierror, UnicodeError) as exc:
-        raise ValueError(f"The host {parts.hostname!r} could not be resolved ({exc}).") from None
+        raise ValueError(
+            _("The host %(hostname)s could not be resolved (%(exc)s).")
+            % {"hostname": f"{parts.hostname!r}", "exc": exc}
+        ) from None
 
 
 def check_endpoint_url(url: str, *, require_https: bool, resolve: bool = True) -> None:
@@ -117,11 +123,11 @@ def check_endpoint_url(url: str, *, require_https: bool, resolve: bool = True) -
     ``resolve`` — a host that resolves only to allowed addresses. ``ValueError`` says why."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("Give a full http(s) URL, e.g. https://partner.example/oauth/token.")
+        raise ValueError(_("Give a full http(s) URL, e.g. https://partner.example/oauth/token."))
     if require_https and parts.scheme != "https":
-        raise ValueError("Use https: client secrets and tokens travel on this URL.")
+        raise ValueError(_("Use https: client secrets and tokens travel on this URL."))
     if parts.username or parts.password:
-        raise ValueError("Put no user name or password in the URL.")
+        raise ValueError(_("Put no user name or password in the URL."))
     if not resolve:
         return
     try:
@@ -130,4 +136,7 @@ def check_endpoint_url(url: str, *, require_https: bool, resolve: bool = True) -
     except BlockedAddress as exc:
         raise ValueError(str(exc)) from None
     except (socket.gaierror, UnicodeError) as exc:
-        raise ValueError(f"The host {parts.hostname!r} could not be resolved ({exc}).") from None
+        raise ValueError(
+            _("The host %(hostname)s could not be resolved (%(exc)s).")
+            % {"hostname": f"{parts.hostname!r}", "exc": exc}
+        ) from None

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from connectors.choices import AuditAction, ConnectionStatus, CredentialKind, CredentialState
@@ -47,9 +48,9 @@ def begin_authorization(request, connection: Connection, redirect_uri: str) -> s
     """Remember a new state in the session and return the provider's consent URL."""
     app = connection.oauth_app
     if app is None or app.grant_type != OAuthApp.Grant.AUTHORIZATION_CODE:
-        raise FlowError("This connection has no OAuth app using the authorization-code flow.")
+        raise FlowError(_("This connection has no OAuth app using the authorization-code flow."))
     if not app.authorization_url:
-        raise FlowError("The OAuth app has no authorization URL.")
+        raise FlowError(_("The OAuth app has no authorization URL."))
     session = oauth_session(app, redirect_uri=redirect_uri, scope=app.default_scopes or None)
     extra = dict(app.extra_authorize_params or {})
     verifier = ""
@@ -85,13 +86,15 @@ def _pop_state(request, state: str) -> dict:
     request.session[SESSION_KEY] = pending  # single use: gone whatever happens next
     if entry is None:
         raise FlowError(
-            "This authorization link is unknown or was already used. Start again "
-            "from the connection's page."
+            _(
+                "This authorization link is unknown or was already used. Start again "
+                "from the connection's page."
+            )
         )
     if time.time() - entry["created"] > STATE_TTL_SECONDS:
-        raise FlowError("This authorization link expired (10 minutes). Start again.")
+        raise FlowError(_("This authorization link expired (10 minutes). Start again."))
     if entry["user"] != request.user.pk:
-        raise FlowError("This authorization was started by another user.")
+        raise FlowError(_("This authorization was started by another user."))
     return entry
 
 
@@ -126,7 +129,7 @@ def complete_authorization(request, params) -> Connected:
         )
     code = params.get("code")
     if not code:
-        raise FlowError("The provider's answer has no authorization code. No token was stored.")
+        raise FlowError(_("The provider's answer has no authorization code. No token was stored."))
     connection = Connection.objects.select_related("oauth_app").get(pk=entry["connection"])
     app = connection.oauth_app
     session = oauth_session(app, redirect_uri=entry["redirect_uri"], state=params.get("state"))
@@ -140,18 +143,24 @@ def complete_authorization(request, params) -> Connected:
         )
     except OAuth2Error as exc:
         raise FlowError(
-            f"The provider refused the code: {exc.error}"
-            f"{' (' + exc.description + ')' if exc.description else ''}. "
-            "No token was stored."
+            _("The provider refused the code: %(error)s%(description)s. No token was stored.")
+            % {
+                "error": exc.error,
+                "description": f" ({exc.description})" if exc.description else "",
+            }
         ) from None
     except BlockedAddress as exc:
         raise FlowError(
-            f"The OAuth app's token URL is refused by the hub's address guard ({exc}). "
-            "No token was stored."
+            _(
+                "The OAuth app's token URL is refused by the hub's address guard (%(exc)s). No "
+                "token was stored."
+            )
+            % {"exc": exc}
         ) from None
     except OSError as exc:
         raise FlowError(
-            f"The token endpoint could not be reached ({exc}). No token was stored."
+            _("The token endpoint could not be reached (%(exc)s). No token was stored.")
+            % {"exc": exc}
         ) from None
     account = _account_label(app, token)
     with transaction.atomic():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from connectors.engine.client import call
 from connectors.engine.errors import (
     AuthError,
@@ -28,15 +30,15 @@ class HealthResult:
     correlation_id: str = ""
 
     def summary(self) -> str:
-        status = self.status if self.status is not None else "no answer"
+        status = self.status if self.status is not None else _("no answer")
         return f"{status}, {self.latency_ms} ms: {self.meaning}"
 
 
 MEANINGS = {
-    401: "the key or token is wrong, expired or revoked: replace the credential",
-    403: "the credential works but lacks a scope or permission for this endpoint",
-    404: "the health path does not exist at the partner: check the base URL and health path",
-    429: "the partner's quota is exhausted for now: wait, or lower the connection's rate limit",
+    401: _("the key or token is wrong, expired or revoked: replace the credential"),
+    403: _("the credential works but lacks a scope or permission for this endpoint"),
+    404: _("the health path does not exist at the partner: check the base URL and health path"),
+    429: _("the partner's quota is exhausted for now: wait, or lower the connection's rate limit"),
 }
 
 
@@ -46,34 +48,36 @@ def _explain_error(error: HubError, connection: Connection) -> str:
     ).first()
     kind = last.error_kind if last else ""
     if isinstance(error, BlockedURLError):
-        return f"the URL is refused by the SSRF guard: {error.message}"
+        return _("the URL is refused by the SSRF guard: %(message)s") % {"message": error.message}
     if isinstance(error, CircuitOpenError):
-        return "the circuit breaker is open after repeated failures; it will probe again soon"
+        return _("the circuit breaker is open after repeated failures; it will probe again soon")
     if isinstance(error, QuotaExceededError) and error.status is None:
-        return "the connection's own rate limit is reached; try again in a moment"
+        return _("the connection's own rate limit is reached; try again in a moment")
     if error.status in MEANINGS:
-        return MEANINGS[error.status]
+        return str(MEANINGS[error.status])
     if kind == ErrorKind.TIMEOUT:
-        return (
+        return _(
             "timeout: the partner did not answer in time; check the base URL, the network, or "
             "raise the read timeout"
         )
     if kind == ErrorKind.CONNECTION:
-        return (
+        return _(
             "cannot connect (DNS or refused): check the base URL's host and port, and the "
             "network between the hub and the partner"
         )
     if isinstance(error, AuthError):
         return f"{error.message}. {error.hint}"
     if isinstance(error, RetryableError) and error.status:
-        return f"the partner is failing ({error.status}); this is on their side, retry later"
+        return _("the partner is failing (%(status)s); this is on their side, retry later") % {
+            "status": error.status
+        }
     return error.message
 
 
 def check_connection(connection: Connection) -> HealthResult:
     """GET the health path once (no retries, the breaker bypassed) and say what it means."""
     if not connection.health_path:
-        return HealthResult(False, None, 0, "no health path is set on this connection")
+        return HealthResult(False, None, 0, _("no health path is set on this connection"))
     started = time.monotonic()
     try:
         response = call(
@@ -90,9 +94,11 @@ def check_connection(connection: Connection) -> HealthResult:
             False, error.status, latency, _explain_error(error, connection), error.correlation_id
         )
     latency = int((time.monotonic() - started) * 1000)
-    meaning = "the partner answered and accepted the credential"
+    meaning = _("the partner answered and accepted the credential")
     if response.status >= 300:
-        meaning = f"the partner answered with a redirect ({response.status}); check the base URL"
+        meaning = _("the partner answered with a redirect (%(status)s); check the base URL") % {
+            "status": response.status
+        }
     return HealthResult(
         response.status < 300, response.status, latency, meaning, response.correlation_id
     )
