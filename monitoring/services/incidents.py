@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from monitoring.choices import ACTIVE_STATES, IncidentState, NotificationKind, Severity
 from monitoring.models import Incident
@@ -151,7 +151,9 @@ def run_pass(now: datetime | None = None) -> PassReport:
 
     now = now or timezone.now()
     roll_up(now)
-    signals, ran, failed = evaluate(now)
+    # incidents are written for a team, in the hub's language, whoever runs the pass
+    with translation.override(settings.LANGUAGE_CODE):
+        signals, ran, failed = evaluate(now)
     changes = apply_signals(signals, ran, now)
     notify_changes(changes, now)
     for incident, kind in changes:
