@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from connectors.choices import AuditAction, CredentialKind
 from connectors.models import AuditEntry, Credential
@@ -421,3 +423,51 @@ def test_the_home_page_and_a_refusal_read_in_french(operator_client):
     refused = operator_client.get("/admin/connectors/credential/").content.decode()
     assert "Votre compte <strong>operators</strong> fait partie de : Operators" in refused
     assert "Retour à la console" in refused
+
+
+@pytest.mark.django_db
+def test_a_connection_page_its_messages_and_a_command_read_in_french(
+    integration_admin_client, connection, credential, settings
+):
+    """The hub's own words, not only Django's: field names, help texts, fieldsets, the
+    credentials' states, an action's message and validation errors; a command speaks the
+    hub's LANGUAGE_CODE, and so does a notification, whoever sends it."""
+    from monitoring.messages import test_message
+    from monitoring.models import Channel
+
+    client = integration_admin_client
+    client.post("/i18n/setlang/", {"language": "fr", "next": "/admin/"})
+    url = reverse("admin:connectors_connection_change", args=[connection.pk])
+    page = client.get(url).content.decode()
+    for french in (
+        "Identifiants",
+        "Fiabilité",
+        "Tester la connexion",
+        "Racine de l\u2019API du partenaire",  # a help text
+        "Cl\u00e9 d\u2019API dans un en-t\u00eate",  # a choice
+        "Ajouter un identifiant",  # a panel of the page
+    ):
+        assert french in page, french
+    assert "Reliability" not in page and "Root of the partner's API" not in page
+    # a validation error names the problem in French
+    form = client.post(
+        reverse("admin:connectors_connection_add"),
+        {
+            "name": "x",
+            "slug": "x",
+            "service_kind": "crm",
+            "environment": "production",
+            "base_url": "http://partner.example",
+            "auth_method": "none",
+        },
+    ).content.decode()
+    assert "Une connexion de production doit utiliser https" in form
+
+    settings.LANGUAGE_CODE = "fr"
+    out = io.StringIO()
+    call_command("webhooks", "retry", "--dry-run", stdout=out)
+    assert out.getvalue().strip() == "0 événement(s) seraient relancés."
+    channel = Channel.objects.create(slug="ops", name="Ops", kind="email", recipients="a@x.test")
+    with translation.override("en"):  # a person reading in English clicks Send test
+        message = test_message(channel)
+    assert message.subject == "[Test] Le hub d\u2019int\u00e9grations peut joindre le canal Ops"
