@@ -26,19 +26,27 @@ class ApiToken(models.Model):
     """A token for the hub's REST API. The token itself is shown once, when it is created;
     the hub keeps only its digest and its first characters (to recognise it in lists)."""
 
-    name = models.CharField(max_length=120, help_text=_("Who or what uses it, e.g. 'website'."))
+    name = models.CharField(
+        max_length=120, help_text=_("Who or what uses it, e.g. 'website'."), verbose_name=_("name")
+    )
     prefix = models.CharField(
         max_length=20,
         unique=True,
         editable=False,
         help_text=_("First characters, to recognise it."),
+        verbose_name=_("prefix"),
     )
     key_digest = models.CharField(
-        max_length=64, unique=True, editable=False, help_text=_("SHA-256 of the token.")
+        max_length=64,
+        unique=True,
+        editable=False,
+        help_text=_("SHA-256 of the token."),
+        verbose_name=_("key digest"),
     )
     scopes = models.JSONField(
         default=list,
         help_text="What the token may do: " + ", ".join(f"{k} ({v})" for k, v in SCOPES.items()),
+        verbose_name=_("scopes"),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -47,16 +55,29 @@ class ApiToken(models.Model):
         blank=True,
         editable=False,
         help_text=_("Who created it."),
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
     expires_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("After this, the token is refused. Empty: no expiry.")
+        null=True,
+        blank=True,
+        help_text=_("After this, the token is refused. Empty: no expiry."),
+        verbose_name=_("expires at"),
     )
     revoked_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When it was revoked (refused from then on).")
+        null=True,
+        blank=True,
+        help_text=_("When it was revoked (refused from then on)."),
+        verbose_name=_("revoked at"),
     )
     last_used_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text=_("Last successful use.")
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Last successful use."),
+        verbose_name=_("last used at"),
     )
 
     class Meta:

@@ -20,12 +20,21 @@ class Mapping(models.Model):
     the hub."""
 
     slug = models.SlugField(
-        max_length=80, unique=True, help_text=_("Stable name, used by flows and in files.")
+        max_length=80,
+        unique=True,
+        help_text=_("Stable name, used by flows and in files."),
+        verbose_name=_("slug"),
     )
-    name = models.CharField(max_length=120, help_text=_("Human name."))
-    description = models.TextField(blank=True, help_text=_("What it maps, for the team."))
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
+    name = models.CharField(max_length=120, help_text=_("Human name."), verbose_name=_("name"))
+    description = models.TextField(
+        blank=True, help_text=_("What it maps, for the team."), verbose_name=_("description")
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Last changed at."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("mapping")
@@ -53,10 +62,16 @@ def transform_choices():
 
 class MappingRule(models.Model):
     mapping = models.ForeignKey(
-        Mapping, on_delete=models.CASCADE, related_name="rules", help_text=_("The mapping.")
+        Mapping,
+        on_delete=models.CASCADE,
+        related_name="rules",
+        help_text=_("The mapping."),
+        verbose_name=_("mapping"),
     )
     position = models.PositiveIntegerField(
-        default=0, help_text=_("Rules apply in this order (and are named by it in errors).")
+        default=0,
+        help_text=_("Rules apply in this order (and are named by it in errors)."),
+        verbose_name=_("position"),
     )
     source = models.CharField(
         max_length=300,
@@ -65,6 +80,7 @@ class MappingRule(models.Model):
             "Dotted path in the incoming data, list indexes allowed: "
             "data.object.customer_details.email, items.0.sku. Empty for constant and template."
         ),
+        verbose_name=_("source"),
     )
     target = models.CharField(
         max_length=300,
@@ -72,6 +88,7 @@ class MappingRule(models.Model):
             "Dotted path in the data sent to the partner; nested objects are created: "
             "properties.email."
         ),
+        verbose_name=_("target"),
     )
     transform = models.CharField(
         max_length=40,
@@ -80,20 +97,24 @@ class MappingRule(models.Model):
         help_text=_(
             "How the value is changed on the way (docs/flows.md, section Transforms, lists them)."
         ),
+        verbose_name=_("transform"),
     )
     args = models.JSONField(
         default=dict,
         blank=True,
         help_text=_('The transform\'s arguments as JSON, e.g. {"region": "FR"} for phone_e164.'),
+        verbose_name=_("args"),
     )
     default = models.JSONField(
         null=True,
         blank=True,
         help_text=_('Used when the source is missing or empty (JSON: "text", 0, true…).'),
+        verbose_name=_("default"),
     )
     required = models.BooleanField(
         default=False,
         help_text=_("A missing required field fails the run (permanently: a person must look)."),
+        verbose_name=_("required"),
     )
     pii = models.BooleanField(
         "PII",
@@ -139,12 +160,21 @@ class Flow(models.Model):
     call an operation, or upsert a record without duplicates (look up by a match key, then
     update or create with an idempotency key)."""
 
-    slug = models.SlugField(max_length=80, unique=True, help_text=_("Stable name (API, files)."))
-    name = models.CharField(max_length=120, help_text=_("Human name."))
-    description = models.TextField(blank=True, help_text=_("What it does, for the team."))
-    enabled = models.BooleanField(default=True, help_text=_("A disabled flow never runs."))
+    slug = models.SlugField(
+        max_length=80, unique=True, help_text=_("Stable name (API, files)."), verbose_name=_("slug")
+    )
+    name = models.CharField(max_length=120, help_text=_("Human name."), verbose_name=_("name"))
+    description = models.TextField(
+        blank=True, help_text=_("What it does, for the team."), verbose_name=_("description")
+    )
+    enabled = models.BooleanField(
+        default=True, help_text=_("A disabled flow never runs."), verbose_name=_("enabled")
+    )
     trigger = models.CharField(
-        max_length=20, choices=TriggerKind.choices, help_text=_("What starts a run.")
+        max_length=20,
+        choices=TriggerKind.choices,
+        help_text=_("What starts a run."),
+        verbose_name=_("trigger"),
     )
     endpoint = models.ForeignKey(
         "webhooks.WebhookEndpoint",
@@ -153,12 +183,14 @@ class Flow(models.Model):
         blank=True,
         related_name="flows",
         help_text=_("Webhook trigger: the endpoint whose events start the flow."),
+        verbose_name=_("endpoint"),
     )
     event_type = models.CharField(
         max_length=200,
         blank=True,
         default="*",
         help_text=_('Webhook trigger: event type, "*" wildcards allowed (payment.*).'),
+        verbose_name=_("event type"),
     )
     cron = models.CharField(
         max_length=100,
@@ -167,6 +199,7 @@ class Flow(models.Model):
             "Schedule trigger: a cron expression (minute hour day month weekday), "
             "run by the workers."
         ),
+        verbose_name=_("cron"),
     )
     condition = models.JSONField(
         default=list,
@@ -176,21 +209,27 @@ class Flow(models.Model):
             '[{"path": "data.status", "op": "eq", "value": "succeeded"}]; ops: eq, ne, in, '
             "not_in, gt, gte, lt, lte, contains, exists, missing."
         ),
+        verbose_name=_("condition"),
     )
     connection = models.ForeignKey(
         "connectors.Connection",
         on_delete=models.PROTECT,
         related_name="flows",
         help_text=_("The connection the action calls."),
+        verbose_name=_("connection"),
     )
     mapping = models.ForeignKey(
         Mapping,
         on_delete=models.PROTECT,
         related_name="flows",
         help_text=_("Builds the body: only its fields are sent."),
+        verbose_name=_("mapping"),
     )
     method = models.CharField(
-        max_length=10, default="POST", help_text=_("The action's (or the create's) method.")
+        max_length=10,
+        default="POST",
+        help_text=_("The action's (or the create's) method."),
+        verbose_name=_("method"),
     )
     path = models.CharField(
         max_length=500,
@@ -198,6 +237,7 @@ class Flow(models.Model):
             "The action's (or the create's) path, relative to the connection's base "
             "URL; {field} is filled from the mapped data, URL-encoded."
         ),
+        verbose_name=_("path"),
     )
     match_key = models.CharField(
         max_length=200,
@@ -206,11 +246,13 @@ class Flow(models.Model):
             "Upsert: the mapped field that identifies the record (email, external id). "
             "Empty: the action is a plain call."
         ),
+        verbose_name=_("match key"),
     )
     lookup_path = models.CharField(
         max_length=500,
         blank=True,
         help_text=_("Upsert: GET path that finds the record, e.g. /contacts?email={email}."),
+        verbose_name=_("lookup path"),
     )
     lookup_results = models.CharField(
         max_length=200,
@@ -220,6 +262,7 @@ class Flow(models.Model):
             "Upsert: where the found records are in the lookup's answer (a list, or one "
             "object). Empty: the answer itself."
         ),
+        verbose_name=_("lookup results"),
     )
     record_id_field = models.CharField(
         max_length=100,
@@ -227,14 +270,19 @@ class Flow(models.Model):
         help_text=_(
             "Upsert: the partner's id field in a record (used as {id} in the update path)."
         ),
+        verbose_name=_("record ID field"),
     )
     update_method = models.CharField(
-        max_length=10, default="PATCH", help_text=_("Upsert: the method that updates a record.")
+        max_length=10,
+        default="PATCH",
+        help_text=_("Upsert: the method that updates a record."),
+        verbose_name=_("update method"),
     )
     update_path = models.CharField(
         max_length=500,
         blank=True,
         help_text=_("Upsert: the path that updates a record, e.g. /contacts/{id}."),
+        verbose_name=_("update path"),
     )
     idempotency_key_template = models.CharField(
         max_length=300,
@@ -245,6 +293,7 @@ class Flow(models.Model):
             "{data.email} (any mapped field). The same trigger gives the same key, so a retry "
             "never creates twice."
         ),
+        verbose_name=_("idempotency key template"),
     )
     required_scopes = models.JSONField(
         default=list,
@@ -253,9 +302,14 @@ class Flow(models.Model):
             "Scopes the action needs; the console warns when the connection was not "
             "granted them (least privilege)."
         ),
+        verbose_name=_("required scopes"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Last changed at."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("flow")
@@ -366,10 +420,17 @@ class FlowRun(models.Model):
     its API calls)."""
 
     flow = models.ForeignKey(
-        Flow, on_delete=models.CASCADE, related_name="runs", help_text=_("The flow.")
+        Flow,
+        on_delete=models.CASCADE,
+        related_name="runs",
+        help_text=_("The flow."),
+        verbose_name=_("flow"),
     )
     trigger = models.CharField(
-        max_length=20, choices=TriggerKind.choices, help_text=_("What started the run.")
+        max_length=20,
+        choices=TriggerKind.choices,
+        help_text=_("What started the run."),
+        verbose_name=_("trigger"),
     )
     trigger_ref = models.CharField(
         max_length=300,
@@ -378,6 +439,7 @@ class FlowRun(models.Model):
             "The event (endpoint:event id), the API request's idempotency key, or the "
             "scheduled time."
         ),
+        verbose_name=_("trigger ref"),
     )
     event = models.ForeignKey(
         "webhooks.WebhookEvent",
@@ -386,9 +448,14 @@ class FlowRun(models.Model):
         blank=True,
         related_name="flow_runs",
         help_text=_("The webhook event that started it."),
+        verbose_name=_("event"),
     )
     status = models.CharField(
-        max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING, help_text=_("Status.")
+        max_length=20,
+        choices=RunStatus.choices,
+        default=RunStatus.RUNNING,
+        help_text=_("Status."),
+        verbose_name=_("status"),
     )
     outcome = models.CharField(
         max_length=20,
@@ -396,11 +463,17 @@ class FlowRun(models.Model):
         blank=True,
         default="",
         help_text=_("What the action did at the partner."),
+        verbose_name=_("outcome"),
     )
     record_id = models.CharField(
-        max_length=200, blank=True, help_text=_("The partner's id of the record created/updated.")
+        max_length=200,
+        blank=True,
+        help_text=_("The partner's id of the record created/updated."),
+        verbose_name=_("record ID"),
     )
-    started_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("Start."))
+    started_at = models.DateTimeField(
+        default=timezone.now, db_index=True, help_text=_("Start."), verbose_name=_("started at")
+    )
     lease_until = models.DateTimeField(
         null=True,
         blank=True,
@@ -408,12 +481,24 @@ class FlowRun(models.Model):
             "While running: its worker holds it until then. A running run past it was "
             "lost (worker killed) and is marked interrupted."
         ),
+        verbose_name=_("lease until"),
     )
-    finished_at = models.DateTimeField(null=True, blank=True, help_text=_("End."))
-    duration_ms = models.PositiveIntegerField(default=0, help_text=_("Duration."))
-    error = models.TextField(blank=True, help_text=_("What went wrong (no secrets, no payload)."))
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("End."), verbose_name=_("finished at")
+    )
+    duration_ms = models.PositiveIntegerField(
+        default=0, help_text=_("Duration."), verbose_name=_("duration ms")
+    )
+    error = models.TextField(
+        blank=True,
+        help_text=_("What went wrong (no secrets, no payload)."),
+        verbose_name=_("error"),
+    )
     correlation_id = models.CharField(
-        max_length=100, db_index=True, help_text=_("Shared with the event and the API calls.")
+        max_length=100,
+        db_index=True,
+        help_text=_("Shared with the event and the API calls."),
+        verbose_name=_("correlation ID"),
     )
 
     class Meta:

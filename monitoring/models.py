@@ -28,13 +28,19 @@ LATENCY_BUCKETS_MS = (25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 class Rollup(models.Model):
     """What every rollup row has: its bucket, and whether it is still recounted."""
 
-    start = models.DateTimeField(help_text=_("Start of the minute (or hour)."))
+    start = models.DateTimeField(
+        help_text=_("Start of the minute (or hour)."), verbose_name=_("start")
+    )
     resolution = models.PositiveIntegerField(
-        choices=RESOLUTIONS, default=MINUTE, help_text=_("Length of the bucket, in seconds.")
+        choices=RESOLUTIONS,
+        default=MINUTE,
+        help_text=_("Length of the bucket, in seconds."),
+        verbose_name=_("resolution"),
     )
     final = models.BooleanField(
         default=False,
         help_text=_("No longer recomputed; its counts are in the metrics' running totals."),
+        verbose_name=_("final"),
     )
 
     class Meta:
@@ -50,14 +56,27 @@ class CallRollup(Rollup):
         on_delete=models.CASCADE,
         related_name="+",
         help_text=_("The connection that made the calls."),
+        verbose_name=_("connection"),
     )
-    calls = models.PositiveIntegerField(default=0, help_text=_("Attempts in the bucket."))
-    ok = models.PositiveIntegerField(default=0, help_text=_("Answered 1xx, 2xx or 3xx."))
-    client_errors = models.PositiveIntegerField(default=0, help_text=_("Answered 4xx but 429."))
-    rate_limited = models.PositiveIntegerField(default=0, help_text=_("Answered 429."))
-    server_errors = models.PositiveIntegerField(default=0, help_text=_("Answered 5xx."))
+    calls = models.PositiveIntegerField(
+        default=0, help_text=_("Attempts in the bucket."), verbose_name=_("calls")
+    )
+    ok = models.PositiveIntegerField(
+        default=0, help_text=_("Answered 1xx, 2xx or 3xx."), verbose_name=_("ok")
+    )
+    client_errors = models.PositiveIntegerField(
+        default=0, help_text=_("Answered 4xx but 429."), verbose_name=_("client errors")
+    )
+    rate_limited = models.PositiveIntegerField(
+        default=0, help_text=_("Answered 429."), verbose_name=_("rate limited")
+    )
+    server_errors = models.PositiveIntegerField(
+        default=0, help_text=_("Answered 5xx."), verbose_name=_("server errors")
+    )
     network_errors = models.PositiveIntegerField(
-        default=0, help_text=_("No answer: timeout, connection refused, DNS.")
+        default=0,
+        help_text=_("No answer: timeout, connection refused, DNS."),
+        verbose_name=_("network errors"),
     )
     not_sent = models.PositiveIntegerField(
         default=0,
@@ -65,14 +84,18 @@ class CallRollup(Rollup):
             "Refused by the hub before reaching the partner: circuit open, connection "
             "busy, URL blocked."
         ),
+        verbose_name=_("not sent"),
     )
-    duration_ms_sum = models.PositiveBigIntegerField(default=0, help_text=_("Sum of durations."))
+    duration_ms_sum = models.PositiveBigIntegerField(
+        default=0, help_text=_("Sum of durations."), verbose_name=_("duration ms sum")
+    )
     latency = models.JSONField(
         default=list,
         help_text=_(
             "Calls per latency bucket (upper bounds 25, 50, 100, 250, 500, 1000, 2500, "
             "5000, 10000 ms, then above)."
         ),
+        verbose_name=_("latency"),
     )
 
     class Meta:
@@ -103,22 +126,34 @@ class EventRollup(Rollup):
         on_delete=models.CASCADE,
         related_name="+",
         help_text=_("The endpoint."),
+        verbose_name=_("endpoint"),
     )
-    received = models.PositiveIntegerField(default=0, help_text=_("Events stored."))
+    received = models.PositiveIntegerField(
+        default=0, help_text=_("Events stored."), verbose_name=_("received")
+    )
     processed = models.PositiveIntegerField(
-        default=0, help_text=_("Attempts that processed one (a handler or a flow took it).")
+        default=0,
+        help_text=_("Attempts that processed one (a handler or a flow took it)."),
+        verbose_name=_("processed"),
     )
     unhandled = models.PositiveIntegerField(
         default=0,
         help_text=_("Attempts that ended with nothing to take the event (no handler, no flow)."),
+        verbose_name=_("unhandled"),
     )
     retried = models.PositiveIntegerField(
-        default=0, help_text=_("Attempts that failed transiently (a retry is scheduled).")
+        default=0,
+        help_text=_("Attempts that failed transiently (a retry is scheduled)."),
+        verbose_name=_("retried"),
     )
     failed = models.PositiveIntegerField(
-        default=0, help_text=_("Attempts that failed for good (failed, dead, lost worker).")
+        default=0,
+        help_text=_("Attempts that failed for good (failed, dead, lost worker)."),
+        verbose_name=_("failed"),
     )
-    refused = models.PositiveIntegerField(default=0, help_text=_("Deliveries refused."))
+    refused = models.PositiveIntegerField(
+        default=0, help_text=_("Deliveries refused."), verbose_name=_("refused")
+    )
 
     class Meta:
         verbose_name = _("event rollup")
@@ -138,9 +173,15 @@ class RunningTotal(models.Model):
     """Monotonic totals for ``/metrics`` (a counter must never go down when old rollups are
     compacted or purged): the finalised buckets are added here once, as they become final."""
 
-    key = models.CharField(max_length=80, unique=True, help_text=_("connection:12, endpoint:3…"))
-    data = models.JSONField(default=dict, help_text=_("The totals, by counter name."))
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last change."))
+    key = models.CharField(
+        max_length=80, unique=True, help_text=_("connection:12, endpoint:3…"), verbose_name=_("key")
+    )
+    data = models.JSONField(
+        default=dict, help_text=_("The totals, by counter name."), verbose_name=_("data")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Last change."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("running total")
@@ -160,13 +201,23 @@ class Incident(models.Model):
         help_text=_(
             "rule|target type:id|error class: one incident per problem, re-opened when it returns."
         ),
+        verbose_name=_("key"),
     )
-    rule = models.CharField(max_length=60, db_index=True, help_text=_("The rule that found it."))
+    rule = models.CharField(
+        max_length=60, db_index=True, help_text=_("The rule that found it."), verbose_name=_("rule")
+    )
     target_type = models.CharField(
-        max_length=20, choices=TargetType.choices, help_text=_("What is affected.")
+        max_length=20,
+        choices=TargetType.choices,
+        help_text=_("What is affected."),
+        verbose_name=_("target type"),
     )
-    target_id = models.BigIntegerField(null=True, blank=True, help_text=_("Its primary key."))
-    target_label = models.CharField(max_length=200, help_text=_("Its name, for messages."))
+    target_id = models.BigIntegerField(
+        null=True, blank=True, help_text=_("Its primary key."), verbose_name=_("target ID")
+    )
+    target_label = models.CharField(
+        max_length=200, help_text=_("Its name, for messages."), verbose_name=_("target label")
+    )
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
@@ -174,6 +225,7 @@ class Incident(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
         help_text=_("The connection concerned (routing, owner, affected calls)."),
+        verbose_name=_("connection"),
     )
     endpoint = models.ForeignKey(
         "webhooks.WebhookEndpoint",
@@ -182,9 +234,13 @@ class Incident(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
         help_text=_("The webhook endpoint concerned (affected events)."),
+        verbose_name=_("endpoint"),
     )
     error_class = models.CharField(
-        max_length=60, blank=True, help_text=_("The kind of failure (503, timeout, expiry…).")
+        max_length=60,
+        blank=True,
+        help_text=_("The kind of failure (503, timeout, expiry…)."),
+        verbose_name=_("error class"),
     )
     state = models.CharField(
         max_length=20,
@@ -195,9 +251,14 @@ class Incident(models.Model):
             "Open, acknowledged by a person, resolved (the signal cleared), or ignored "
             "(it may come back without notifying)."
         ),
+        verbose_name=_("state"),
     )
     severity = models.CharField(
-        max_length=10, choices=Severity.choices, default=Severity.WARNING, help_text=_("How bad.")
+        max_length=10,
+        choices=Severity.choices,
+        default=Severity.WARNING,
+        help_text=_("How bad."),
+        verbose_name=_("severity"),
     )
     level = models.PositiveSmallIntegerField(
         default=0,
@@ -205,15 +266,32 @@ class Incident(models.Model):
             "Graded rules: the highest level reached (50, 70, 90, 100 % of a threshold; "
             "30, 7, 1 days before an expiry)."
         ),
+        verbose_name=_("level"),
     )
-    summary = models.CharField(max_length=500, help_text=_("What happened, in words."))
-    advice = models.CharField(max_length=500, blank=True, help_text=_("What to do."))
-    details = models.JSONField(default=dict, blank=True, help_text=_("The figures behind it."))
-    first_seen_at = models.DateTimeField(default=timezone.now, help_text=_("When it first opened."))
-    opened_at = models.DateTimeField(default=timezone.now, help_text=_("When it last (re)opened."))
-    last_seen_at = models.DateTimeField(default=timezone.now, help_text=_("Last pass that saw it."))
-    occurrences = models.PositiveIntegerField(default=1, help_text=_("Passes that saw it."))
-    times_opened = models.PositiveIntegerField(default=1, help_text=_("Opened, then re-opened."))
+    summary = models.CharField(
+        max_length=500, help_text=_("What happened, in words."), verbose_name=_("summary")
+    )
+    advice = models.CharField(
+        max_length=500, blank=True, help_text=_("What to do."), verbose_name=_("advice")
+    )
+    details = models.JSONField(
+        default=dict, blank=True, help_text=_("The figures behind it."), verbose_name=_("details")
+    )
+    first_seen_at = models.DateTimeField(
+        default=timezone.now, help_text=_("When it first opened."), verbose_name=_("first seen at")
+    )
+    opened_at = models.DateTimeField(
+        default=timezone.now, help_text=_("When it last (re)opened."), verbose_name=_("opened at")
+    )
+    last_seen_at = models.DateTimeField(
+        default=timezone.now, help_text=_("Last pass that saw it."), verbose_name=_("last seen at")
+    )
+    occurrences = models.PositiveIntegerField(
+        default=1, help_text=_("Passes that saw it."), verbose_name=_("occurrences")
+    )
+    times_opened = models.PositiveIntegerField(
+        default=1, help_text=_("Opened, then re-opened."), verbose_name=_("times opened")
+    )
     clear_since = models.DateTimeField(
         null=True,
         blank=True,
@@ -221,9 +299,14 @@ class Incident(models.Model):
             "The signal has been absent since then; resolved once it stays absent long "
             "enough (hysteresis: a flapping signal does not storm)."
         ),
+        verbose_name=_("clear since"),
     )
-    resolved_at = models.DateTimeField(null=True, blank=True, help_text=_("When it resolved."))
-    acknowledged_at = models.DateTimeField(null=True, blank=True, help_text=_("When acknowledged."))
+    resolved_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When it resolved."), verbose_name=_("resolved at")
+    )
+    acknowledged_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When acknowledged."), verbose_name=_("acknowledged at")
+    )
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -231,16 +314,23 @@ class Incident(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_("Who acknowledged or ignored it."),
+        verbose_name=_("acknowledged by"),
     )
     notified_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the channels were last told (cooldown).")
+        null=True,
+        blank=True,
+        help_text=_("When the channels were last told (cooldown)."),
+        verbose_name=_("notified at"),
     )
     notified_level = models.PositiveSmallIntegerField(
-        default=0, help_text=_("The level the channels were last told of (escalation).")
+        default=0,
+        help_text=_("The level the channels were last told of (escalation)."),
+        verbose_name=_("notified level"),
     )
     notified_open = models.BooleanField(
         default=False,
         help_text=_("The channels were told it opened (so they are told it resolved)."),
+        verbose_name=_("notified open"),
     )
 
     class Meta:
@@ -263,12 +353,21 @@ class Channel(models.Model):
     own systems through a signed webhook. Calls out through a connection of the hub (timeouts,
     SSRF guard, call log)."""
 
-    slug = models.SlugField(max_length=60, unique=True, help_text=_("Stable name (CLI, files)."))
-    name = models.CharField(max_length=120, help_text=_("Human name, e.g. 'Ops on Slack'."))
-    kind = models.CharField(
-        max_length=20, choices=ChannelKind.choices, help_text=_("How it sends.")
+    slug = models.SlugField(
+        max_length=60, unique=True, help_text=_("Stable name (CLI, files)."), verbose_name=_("slug")
     )
-    enabled = models.BooleanField(default=True, help_text=_("A disabled channel sends nothing."))
+    name = models.CharField(
+        max_length=120, help_text=_("Human name, e.g. 'Ops on Slack'."), verbose_name=_("name")
+    )
+    kind = models.CharField(
+        max_length=20,
+        choices=ChannelKind.choices,
+        help_text=_("How it sends."),
+        verbose_name=_("kind"),
+    )
+    enabled = models.BooleanField(
+        default=True, help_text=_("A disabled channel sends nothing."), verbose_name=_("enabled")
+    )
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
@@ -281,6 +380,7 @@ class Channel(models.Model):
             "its credential of kind 'Other'; a signed webhook's key is its 'Webhook signing "
             "secret'."
         ),
+        verbose_name=_("connection"),
     )
     path = models.CharField(
         max_length=300,
@@ -289,6 +389,7 @@ class Channel(models.Model):
             "Signed webhook: the path on the connection to post to (e.g. /hub-alerts). "
             "Slack and Teams keep their path in the credential, since it is the secret."
         ),
+        verbose_name=_("path"),
     )
     recipients = models.TextField(
         blank=True,
@@ -296,45 +397,66 @@ class Channel(models.Model):
             "Email: addresses, one per line or comma-separated. The owner of the "
             "connection concerned is added when it is an email address."
         ),
+        verbose_name=_("recipients"),
     )
     rules = models.JSONField(
         default=list,
         blank=True,
         help_text=_('Rules routed here, e.g. ["error_rate", "expiry"]; empty: every rule.'),
+        verbose_name=_("rules"),
     )
     connections = models.ManyToManyField(
         "connectors.Connection",
         blank=True,
         related_name="+",
         help_text=_("Connections routed here; none selected: every connection (and the hub)."),
+        verbose_name=_("connections"),
     )
     min_severity = models.CharField(
         max_length=10,
         choices=Severity.choices,
         default=Severity.WARNING,
         help_text=_("Only incidents at least this severe."),
+        verbose_name=_("min severity"),
     )
     cooldown_minutes = models.PositiveIntegerField(
         default=60,
         help_text=_(
             "At most one message per incident in this time, unless it escalates or resolves."
         ),
+        verbose_name=_("cooldown minutes"),
     )
     digest = models.BooleanField(
         default=False,
         help_text=_("Send one daily digest of the day's incidents instead of a message each."),
+        verbose_name=_("digest"),
     )
-    last_sent_at = models.DateTimeField(null=True, blank=True, editable=False, help_text=_("Sent."))
+    last_sent_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text=_("Sent."), verbose_name=_("last sent at")
+    )
     last_failure_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text=_("Its last failure.")
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Its last failure."),
+        verbose_name=_("last failure at"),
     )
     last_error = models.CharField(
-        max_length=500, blank=True, editable=False, help_text=_("Why it last failed (no secret).")
+        max_length=500,
+        blank=True,
+        editable=False,
+        help_text=_("Why it last failed (no secret)."),
+        verbose_name=_("last error"),
     )
     consecutive_failures = models.PositiveIntegerField(
-        default=0, editable=False, help_text=_("Failures since its last success.")
+        default=0,
+        editable=False,
+        help_text=_("Failures since its last success."),
+        verbose_name=_("consecutive failures"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
 
     class Meta:
         verbose_name = _("notification channel")
@@ -376,7 +498,11 @@ class Notification(models.Model):
     sending went. The incident's timeline."""
 
     channel = models.ForeignKey(
-        Channel, on_delete=models.CASCADE, related_name="notifications", help_text=_("Where.")
+        Channel,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        help_text=_("Where."),
+        verbose_name=_("channel"),
     )
     incident = models.ForeignKey(
         Incident,
@@ -385,18 +511,37 @@ class Notification(models.Model):
         on_delete=models.CASCADE,
         related_name="notifications",
         help_text=_("About what (empty for a test or a digest)."),
+        verbose_name=_("incident"),
     )
     kind = models.CharField(
-        max_length=20, choices=NotificationKind.choices, help_text=_("Which state change.")
+        max_length=20,
+        choices=NotificationKind.choices,
+        help_text=_("Which state change."),
+        verbose_name=_("kind"),
     )
-    created_at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When."))
+    created_at = models.DateTimeField(
+        default=timezone.now, db_index=True, help_text=_("When."), verbose_name=_("created at")
+    )
     status = models.CharField(
-        max_length=10, choices=DeliveryStatus.choices, help_text=_("Whether it was sent.")
+        max_length=10,
+        choices=DeliveryStatus.choices,
+        help_text=_("Whether it was sent."),
+        verbose_name=_("status"),
     )
-    subject = models.CharField(max_length=300, help_text=_("The message's title."))
-    error = models.CharField(max_length=500, blank=True, help_text=_("Why it failed (no secret)."))
+    subject = models.CharField(
+        max_length=300, help_text=_("The message's title."), verbose_name=_("subject")
+    )
+    error = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_("Why it failed (no secret)."),
+        verbose_name=_("error"),
+    )
     correlation_id = models.CharField(
-        max_length=100, blank=True, help_text=_("Of the outbound call (its API call rows).")
+        max_length=100,
+        blank=True,
+        help_text=_("Of the outbound call (its API call rows)."),
+        verbose_name=_("correlation ID"),
     )
 
     class Meta:
@@ -412,7 +557,9 @@ class RuleSetting(models.Model):
     """A rule's parameters changed for the whole hub (no connection) or for one connection or
     endpoint, or the rule switched off there. Unknown parameter names are refused."""
 
-    rule = models.CharField(max_length=60, help_text=_("The rule's key (docs/monitoring.md)."))
+    rule = models.CharField(
+        max_length=60, help_text=_("The rule's key (docs/monitoring.md)."), verbose_name=_("rule")
+    )
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
@@ -420,6 +567,7 @@ class RuleSetting(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
         help_text=_("Only for this connection; empty: the hub's default."),
+        verbose_name=_("connection"),
     )
     endpoint = models.ForeignKey(
         "webhooks.WebhookEndpoint",
@@ -428,8 +576,11 @@ class RuleSetting(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
         help_text=_("Only for this endpoint; empty: the hub's default."),
+        verbose_name=_("endpoint"),
     )
-    enabled = models.BooleanField(default=True, help_text=_("Off: the rule never fires here."))
+    enabled = models.BooleanField(
+        default=True, help_text=_("Off: the rule never fires here."), verbose_name=_("enabled")
+    )
     params = models.JSONField(
         default=dict,
         blank=True,
@@ -437,6 +588,7 @@ class RuleSetting(models.Model):
             'Parameters to change, e.g. {"percent": 30, "min_count": 20}; others keep '
             "their defaults."
         ),
+        verbose_name=_("params"),
     )
 
     class Meta:

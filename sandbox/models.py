@@ -13,25 +13,44 @@ class SandboxState(models.Model):
         max_length=200,
         blank=True,
         help_text=_("The key clients send in X-API-Key. Empty: all 401."),
+        verbose_name=_("API key"),
     )
     fail_next = models.PositiveIntegerField(
-        default=0, help_text=_("The next N requests answer 503 (counts down).")
+        default=0,
+        help_text=_("The next N requests answer 503 (counts down)."),
+        verbose_name=_("fail next"),
     )
     error_rate = models.FloatField(
-        default=0.0, help_text=_("Share of requests (0 to 1) answered 503 at random.")
+        default=0.0,
+        help_text=_("Share of requests (0 to 1) answered 503 at random."),
+        verbose_name=_("error rate"),
     )
-    latency_ms = models.PositiveIntegerField(default=0, help_text=_("Added to every answer."))
+    latency_ms = models.PositiveIntegerField(
+        default=0, help_text=_("Added to every answer."), verbose_name=_("latency ms")
+    )
     rate_limit = models.PositiveIntegerField(
-        default=0, help_text=_("Requests allowed per window; more get 429. 0: no limit.")
+        default=0,
+        help_text=_("Requests allowed per window; more get 429. 0: no limit."),
+        verbose_name=_("rate limit"),
     )
-    rate_window_seconds = models.PositiveIntegerField(default=1, help_text=_("The window."))
+    rate_window_seconds = models.PositiveIntegerField(
+        default=1, help_text=_("The window."), verbose_name=_("rate window seconds")
+    )
     retry_after_seconds = models.PositiveIntegerField(
-        default=1, help_text=_("Retry-After sent with 429 and 503.")
+        default=1,
+        help_text=_("Retry-After sent with 429 and 503."),
+        verbose_name=_("retry after seconds"),
     )
-    window_started_at = models.FloatField(default=0.0, editable=False)
-    window_count = models.PositiveIntegerField(default=0, editable=False)
+    window_started_at = models.FloatField(
+        default=0.0, editable=False, verbose_name=_("window started at")
+    )
+    window_count = models.PositiveIntegerField(
+        default=0, editable=False, verbose_name=_("window count")
+    )
     log_requests = models.BooleanField(
-        default=True, help_text=_("Keep each request (method, path, body) for inspection.")
+        default=True,
+        help_text=_("Keep each request (method, path, body) for inspection."),
+        verbose_name=_("log requests"),
     )
 
     class Meta:
@@ -51,10 +70,18 @@ class SandboxContact(models.Model):
     """A contact of the sandbox CRM. Duplicates by email are allowed, as in many real CRMs:
     avoiding them is the hub's job."""
 
-    email = models.CharField(max_length=300, blank=True, db_index=True, help_text=_("Email."))
-    data = models.JSONField(default=dict, help_text=_("Every field the client sent."))
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
-    updated_at = models.DateTimeField(auto_now=True, db_index=True, help_text=_("Updated at."))
+    email = models.CharField(
+        max_length=300, blank=True, db_index=True, help_text=_("Email."), verbose_name=_("email")
+    )
+    data = models.JSONField(
+        default=dict, help_text=_("Every field the client sent."), verbose_name=_("data")
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, db_index=True, help_text=_("Updated at."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("sandbox contact")
@@ -74,10 +101,16 @@ class SandboxContact(models.Model):
 
 
 class SandboxIdempotencyKey(models.Model):
-    key = models.CharField(max_length=300, unique=True, help_text=_("The client's key."))
-    fingerprint = models.CharField(max_length=64, help_text=_("SHA-256 of the request."))
-    status = models.PositiveSmallIntegerField(default=0, help_text=_("0 while running."))
-    body = models.JSONField(null=True, help_text=_("The answer replayed."))
+    key = models.CharField(
+        max_length=300, unique=True, help_text=_("The client's key."), verbose_name=_("key")
+    )
+    fingerprint = models.CharField(
+        max_length=64, help_text=_("SHA-256 of the request."), verbose_name=_("fingerprint")
+    )
+    status = models.PositiveSmallIntegerField(
+        default=0, help_text=_("0 while running."), verbose_name=_("status")
+    )
+    body = models.JSONField(null=True, help_text=_("The answer replayed."), verbose_name=_("body"))
 
     class Meta:
         verbose_name = _("sandbox idempotency key")
@@ -90,12 +123,14 @@ class SandboxIdempotencyKey(models.Model):
 class SandboxRequest(models.Model):
     """A request the sandbox CRM received, to check what a client really sent."""
 
-    method = models.CharField(max_length=10)
-    path = models.CharField(max_length=500)
-    idempotency_key = models.CharField(max_length=300, blank=True)
-    body = models.JSONField(null=True)
-    status = models.PositiveSmallIntegerField(default=0)
-    received_at = models.DateTimeField(auto_now_add=True)
+    method = models.CharField(max_length=10, verbose_name=_("method"))
+    path = models.CharField(max_length=500, verbose_name=_("path"))
+    idempotency_key = models.CharField(
+        max_length=300, blank=True, verbose_name=_("idempotency key")
+    )
+    body = models.JSONField(null=True, verbose_name=_("body"))
+    status = models.PositiveSmallIntegerField(default=0, verbose_name=_("status"))
+    received_at = models.DateTimeField(auto_now_add=True, verbose_name=_("received at"))
 
     class Meta:
         verbose_name = _("sandbox request")

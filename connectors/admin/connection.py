@@ -44,6 +44,7 @@ class CredentialInline(admin.TabularInline):
     credentials (Django hides inlines without the view permission)."""
 
     model = Credential
+    verbose_name_plural = _("Secrets, by fingerprint")
     extra = 0
     can_delete = False
     show_change_link = True

@@ -18,7 +18,9 @@ class AuditEntry(models.Model):
     receipts); read-only in the console.
     """
 
-    at = models.DateTimeField(default=timezone.now, db_index=True, help_text=_("When it happened."))
+    at = models.DateTimeField(
+        default=timezone.now, db_index=True, help_text=_("When it happened."), verbose_name=_("at")
+    )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -26,14 +28,18 @@ class AuditEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_("The user who did it (empty: a command or the system)."),
+        verbose_name=_("actor"),
     )
     actor_name = models.CharField(
         max_length=150,
         help_text=_(
             "Name of the actor at the time, kept if the user is deleted ('system' for commands)."
         ),
+        verbose_name=_("actor name"),
     )
-    action = models.CharField(max_length=40, choices=AuditAction.choices, help_text=_("What."))
+    action = models.CharField(
+        max_length=40, choices=AuditAction.choices, help_text=_("What."), verbose_name=_("action")
+    )
     connection = models.ForeignKey(
         "connectors.Connection",
         null=True,
@@ -41,9 +47,13 @@ class AuditEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_("The connection concerned, if any."),
+        verbose_name=_("connection"),
     )
     connection_name = models.CharField(
-        max_length=200, blank=True, help_text=_("The connection's slug at the time.")
+        max_length=200,
+        blank=True,
+        help_text=_("The connection's slug at the time."),
+        verbose_name=_("connection name"),
     )
     credential = models.ForeignKey(
         "connectors.Credential",
@@ -52,11 +62,17 @@ class AuditEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text=_("The credential concerned, if any."),
+        verbose_name=_("credential"),
     )
     fingerprint = models.CharField(
-        max_length=60, blank=True, help_text=_("The credential's fingerprint (never its value).")
+        max_length=60,
+        blank=True,
+        help_text=_("The credential's fingerprint (never its value)."),
+        verbose_name=_("fingerprint"),
     )
-    detail = models.TextField(blank=True, help_text=_("More about it (counts, reasons)."))
+    detail = models.TextField(
+        blank=True, help_text=_("More about it (counts, reasons)."), verbose_name=_("detail")
+    )
 
     class Meta:
         verbose_name = _("audit entry")

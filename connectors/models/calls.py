@@ -28,46 +28,74 @@ class ApiCall(models.Model):
         on_delete=models.CASCADE,
         related_name="api_calls",
         help_text=_("The connection called."),
+        verbose_name=_("connection"),
     )
     created_at = models.DateTimeField(
-        default=timezone.now, db_index=True, help_text=_("When the attempt started.")
+        default=timezone.now,
+        db_index=True,
+        help_text=_("When the attempt started."),
+        verbose_name=_("created at"),
     )
-    method = models.CharField(max_length=10, help_text=_("HTTP method."))
+    method = models.CharField(max_length=10, help_text=_("HTTP method."), verbose_name=_("method"))
     path = models.CharField(
         max_length=1000,
         help_text=_("Path and query, relative to the base URL, with secret query values removed."),
+        verbose_name=_("path"),
     )
     status_code = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text=_("HTTP status (empty when no answer arrived).")
+        null=True,
+        blank=True,
+        help_text=_("HTTP status (empty when no answer arrived)."),
+        verbose_name=_("status code"),
     )
-    duration_ms = models.PositiveIntegerField(default=0, help_text=_("Duration of the attempt."))
-    attempt = models.PositiveSmallIntegerField(default=1, help_text=_("1 for the first attempt."))
+    duration_ms = models.PositiveIntegerField(
+        default=0, help_text=_("Duration of the attempt."), verbose_name=_("duration ms")
+    )
+    attempt = models.PositiveSmallIntegerField(
+        default=1, help_text=_("1 for the first attempt."), verbose_name=_("attempt")
+    )
     correlation_id = models.CharField(
         max_length=100,
         db_index=True,
         help_text=_("Sent as X-Request-ID (or the connection's name)."),
+        verbose_name=_("correlation ID"),
     )
     idempotency_key = models.CharField(
-        max_length=255, blank=True, help_text=_("The idempotency key the call carried, if any.")
+        max_length=255,
+        blank=True,
+        help_text=_("The idempotency key the call carried, if any."),
+        verbose_name=_("idempotency key"),
     )
     error_kind = models.CharField(
         max_length=30,
         choices=ErrorKind.choices,
         blank=True,
         help_text=_("Empty for a success."),
+        verbose_name=_("error kind"),
     )
     error_message = models.CharField(
-        max_length=500, blank=True, help_text=_("What went wrong, without secrets or bodies.")
+        max_length=500,
+        blank=True,
+        help_text=_("What went wrong, without secrets or bodies."),
+        verbose_name=_("error message"),
     )
-    request_bytes = models.PositiveIntegerField(default=0, help_text=_("Size of the request body."))
+    request_bytes = models.PositiveIntegerField(
+        default=0, help_text=_("Size of the request body."), verbose_name=_("request bytes")
+    )
     response_bytes = models.PositiveIntegerField(
-        default=0, help_text=_("Size of the response body.")
+        default=0, help_text=_("Size of the response body."), verbose_name=_("response bytes")
     )
     quota_remaining = models.IntegerField(
-        null=True, blank=True, help_text=_("Requests left that the partner reported, if it did.")
+        null=True,
+        blank=True,
+        help_text=_("Requests left that the partner reported, if it did."),
+        verbose_name=_("quota remaining"),
     )
     quota_reset_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the partner said the quota resets.")
+        null=True,
+        blank=True,
+        help_text=_("When the partner said the quota resets."),
+        verbose_name=_("quota reset at"),
     )
     quota_limit = models.IntegerField(
         null=True,
@@ -76,6 +104,7 @@ class ApiCall(models.Model):
             "The size of the partner's quota window, if it said (X-RateLimit-Limit, "
             "RateLimit-Policy): with the requests left, the share used."
         ),
+        verbose_name=_("quota limit"),
     )
     run_ref = models.CharField(
         max_length=40,
@@ -85,6 +114,7 @@ class ApiCall(models.Model):
             "The run that made the call (flow_run:12, sync_run:3); empty for a call made "
             "by site code."
         ),
+        verbose_name=_("run ref"),
     )
 
     class Meta:
@@ -124,38 +154,65 @@ class IdempotencyState(models.TextChoices):
 class IdempotencyRecord(models.Model):
     """Scope + key → request fingerprint, state and stored result: an effect happens once."""
 
-    scope = models.CharField(max_length=200, help_text=_("Namespace of the key (e.g. connection)."))
-    key = models.CharField(max_length=255, help_text=_("The idempotency key."))
+    scope = models.CharField(
+        max_length=200,
+        help_text=_("Namespace of the key (e.g. connection)."),
+        verbose_name=_("scope"),
+    )
+    key = models.CharField(
+        max_length=255, help_text=_("The idempotency key."), verbose_name=_("key")
+    )
     fingerprint = models.CharField(
         max_length=64,
         help_text=_("SHA-256 of the request (method, path, body) the key was used for."),
+        verbose_name=_("fingerprint"),
     )
     state = models.CharField(
         max_length=20,
         choices=IdempotencyState.choices,
         default=IdempotencyState.IN_FLIGHT,
         help_text=_("In flight: a call holds it. Completed: the stored result is replayed."),
+        verbose_name=_("state"),
     )
     locked_until = models.DateTimeField(
         null=True,
         blank=True,
         help_text=_("An in-flight record older than this was abandoned and may be taken over."),
+        verbose_name=_("locked until"),
     )
     response_status = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text=_("Stored result: HTTP status.")
+        null=True,
+        blank=True,
+        help_text=_("Stored result: HTTP status."),
+        verbose_name=_("response status"),
     )
     response_headers = models.JSONField(
-        default=dict, blank=True, help_text=_("Stored result: a few response headers.")
+        default=dict,
+        blank=True,
+        help_text=_("Stored result: a few response headers."),
+        verbose_name=_("response headers"),
     )
     response_body = models.BinaryField(
         null=True,
         blank=True,
         help_text=_("Stored result: the body, kept until the record expires."),
+        verbose_name=_("response body"),
     )
-    correlation_id = models.CharField(max_length=100, blank=True, help_text=_("Of the first call."))
-    created_at = models.DateTimeField(default=timezone.now, help_text=_("First use of the key."))
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last change."))
-    expires_at = models.DateTimeField(db_index=True, help_text=_("Purged after this."))
+    correlation_id = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text=_("Of the first call."),
+        verbose_name=_("correlation ID"),
+    )
+    created_at = models.DateTimeField(
+        default=timezone.now, help_text=_("First use of the key."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Last change."), verbose_name=_("updated at")
+    )
+    expires_at = models.DateTimeField(
+        db_index=True, help_text=_("Purged after this."), verbose_name=_("expires at")
+    )
 
     class Meta:
         verbose_name = _("idempotency record")
@@ -176,9 +233,12 @@ class RateLimitBucket(models.Model):
         on_delete=models.CASCADE,
         related_name="rate_limit_bucket",
         help_text=_("The connection whose calls this bucket meters."),
+        verbose_name=_("connection"),
     )
-    tokens = models.FloatField(help_text=_("Tokens left at updated_at."))
-    updated_at = models.FloatField(help_text=_("Unix time of the last refill."))
+    tokens = models.FloatField(help_text=_("Tokens left at updated_at."), verbose_name=_("tokens"))
+    updated_at = models.FloatField(
+        help_text=_("Unix time of the last refill."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("rate-limit bucket")

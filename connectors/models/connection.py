@@ -18,23 +18,30 @@ class Connection(models.Model):
     :class:`~connectors.models.Credential` rows. The slug is how site code and flows name it.
     """
 
-    name = models.CharField(max_length=120, help_text=_("Human name, e.g. 'HubSpot CRM (prod)'."))
+    name = models.CharField(
+        max_length=120,
+        help_text=_("Human name, e.g. 'HubSpot CRM (prod)'."),
+        verbose_name=_("name"),
+    )
     slug = models.SlugField(
         max_length=60,
         unique=True,
         help_text=_("Stable identifier used by site code and flows: hub.call('this-slug', …)."),
+        verbose_name=_("slug"),
     )
     service_kind = models.CharField(
         max_length=20,
         choices=ServiceKind.choices,
         default=ServiceKind.OTHER,
         help_text=_("What the partner is for; used for grouping and reporting."),
+        verbose_name=_("service kind"),
     )
     environment = models.CharField(
         max_length=20,
         choices=Environment.choices,
         default=Environment.SANDBOX,
         help_text=_("Sandbox or production account. Production connections must use https."),
+        verbose_name=_("environment"),
     )
     base_url = models.URLField(
         max_length=500,
@@ -43,6 +50,7 @@ class Connection(models.Model):
             "Root of the partner's API, e.g. https://api.example.com/v3. Paths are joined "
             "to it. Empty for a connection that only receives webhooks (it makes no calls)."
         ),
+        verbose_name=_("base URL"),
     )
     auth_method = models.CharField(
         max_length=30,
@@ -51,11 +59,13 @@ class Connection(models.Model):
         help_text=_(
             "How requests authenticate. The secret itself is a credential of this connection."
         ),
+        verbose_name=_("auth method"),
     )
     api_key_header_name = models.CharField(
         max_length=80,
         default="X-API-Key",
         help_text=_("Auth 'API key in a header': the header that carries the key."),
+        verbose_name=_("API key header name"),
     )
     api_key_query_param = models.CharField(
         max_length=80,
@@ -64,11 +74,13 @@ class Connection(models.Model):
             "Auth 'API key in the query string': the parameter name. Weaker (URLs end up "
             "in partner logs); the value is never written to the hub's logs."
         ),
+        verbose_name=_("API key query param"),
     )
     basic_username = models.CharField(
         max_length=200,
         blank=True,
         help_text=_("Auth 'HTTP basic': the user name (the password is a credential)."),
+        verbose_name=_("basic username"),
     )
     idempotency_header_name = models.CharField(
         max_length=80,
@@ -78,6 +90,7 @@ class Connection(models.Model):
             "has no such header (the local idempotency record still guards against repeats)."
         ),
         blank=True,
+        verbose_name=_("idempotency header name"),
     )
     correlation_header_name = models.CharField(
         max_length=80,
@@ -85,6 +98,7 @@ class Connection(models.Model):
         help_text=_(
             "Header carrying the correlation id, so the partner's logs can be matched to ours."
         ),
+        verbose_name=_("correlation header name"),
     )
     health_path = models.CharField(
         max_length=300,
@@ -93,6 +107,7 @@ class Connection(models.Model):
             "Path that 'Test connection' calls with GET, e.g. /me or /ping. Pick a cheap, "
             "read-only endpoint that needs authentication."
         ),
+        verbose_name=_("health path"),
     )
     oauth_app = models.ForeignKey(
         "connectors.OAuthApp",
@@ -101,15 +116,18 @@ class Connection(models.Model):
         on_delete=models.PROTECT,
         related_name="connections",
         help_text=_("Auth 'OAuth 2.0': the partner app whose tokens this connection holds."),
+        verbose_name=_("OAuth app"),
     )
     oauth_account = models.CharField(
         max_length=200,
         blank=True,
         help_text=_("Which account at the partner was connected (from the token or userinfo)."),
+        verbose_name=_("OAuth account"),
     )
     token_refresh_margin_seconds = models.PositiveIntegerField(
         default=60,
         help_text=_("OAuth: an access token expiring within this many seconds is refreshed first."),
+        verbose_name=_("token refresh margin seconds"),
     )
     api_version = models.CharField(
         max_length=40,
@@ -118,46 +136,55 @@ class Connection(models.Model):
             "Partner API version pinned by this connection (e.g. '2024-06-20'), so an "
             "upgrade is a decision, not a surprise."
         ),
+        verbose_name=_("API version"),
     )
     requested_scopes = models.JSONField(
         default=list,
         blank=True,
         help_text=_("Scopes asked for. Ask for the fewest that the flows need."),
+        verbose_name=_("requested scopes"),
     )
     granted_scopes = models.JSONField(
         default=list,
         blank=True,
         help_text=_("Scopes the partner actually granted (filled by OAuth)."),
+        verbose_name=_("granted scopes"),
     )
     connect_timeout = models.FloatField(
         default=3.05,
         validators=[MinValueValidator(0.1), MaxValueValidator(60)],
         help_text=_("Seconds to wait for the TCP/TLS connection to the partner."),
+        verbose_name=_("connect timeout"),
     )
     read_timeout = models.FloatField(
         default=10.0,
         validators=[MinValueValidator(0.1), MaxValueValidator(300)],
         help_text=_("Seconds to wait for each read of the partner's answer."),
+        verbose_name=_("read timeout"),
     )
     retry_max_attempts = models.PositiveSmallIntegerField(
         default=4,
         validators=[MinValueValidator(1), MaxValueValidator(10)],
         help_text=_("Attempts per call, the first included; only transient failures are retried."),
+        verbose_name=_("retry max attempts"),
     )
     retry_backoff_base = models.FloatField(
         default=0.5,
         validators=[MinValueValidator(0.01), MaxValueValidator(60)],
         help_text=_("Seconds: the n-th retry waits a random time up to min(cap, base * 2^n)."),
+        verbose_name=_("retry backoff base"),
     )
     retry_backoff_cap = models.FloatField(
         default=20.0,
         validators=[MinValueValidator(0.1), MaxValueValidator(600)],
         help_text=_("Seconds: the longest single wait between two attempts."),
+        verbose_name=_("retry backoff cap"),
     )
     retry_max_elapsed = models.FloatField(
         default=60.0,
         validators=[MinValueValidator(1), MaxValueValidator(3600)],
         help_text=_("Seconds: the whole call, retries included, never takes longer than this."),
+        verbose_name=_("retry max elapsed"),
     )
     rate_limit_requests = models.PositiveIntegerField(
         null=True,
@@ -165,11 +192,13 @@ class Connection(models.Model):
         help_text=_(
             "At most this many requests per window, shared by every process. Empty: no limit."
         ),
+        verbose_name=_("rate limit requests"),
     )
     rate_limit_window_seconds = models.PositiveIntegerField(
         default=60,
         validators=[MinValueValidator(1)],
         help_text=_("Length of the rate-limit window, in seconds."),
+        verbose_name=_("rate limit window seconds"),
     )
     circuit_failure_threshold = models.PositiveSmallIntegerField(
         default=5,
@@ -178,6 +207,7 @@ class Connection(models.Model):
             "Circuit breaker: after this many consecutive transient failures, calls stop "
             "for the cooldown instead of piling up on a partner that is down."
         ),
+        verbose_name=_("circuit failure threshold"),
     )
     circuit_cooldown_seconds = models.PositiveIntegerField(
         default=30,
@@ -185,6 +215,7 @@ class Connection(models.Model):
         help_text=_(
             "Circuit breaker: seconds the circuit stays open before one probe call decides."
         ),
+        verbose_name=_("circuit cooldown seconds"),
     )
     max_concurrent_calls = models.PositiveSmallIntegerField(
         null=True,
@@ -197,39 +228,46 @@ class Connection(models.Model):
             "HUB_CONNECTION_CONCURRENCY (half the workers of a cluster); 0: no limit. Calls made "
             "by the site's own code are not limited."
         ),
+        verbose_name=_("max concurrent calls"),
     )
     deprecation_seen_at = models.DateTimeField(
         null=True,
         blank=True,
         editable=False,
         help_text=_("When the partner first answered with a Deprecation header (RFC 9745)."),
+        verbose_name=_("deprecation seen at"),
     )
     deprecation_date = models.CharField(
         max_length=100,
         blank=True,
         editable=False,
         help_text=_("The Deprecation header's value: when the API was (or will be) deprecated."),
+        verbose_name=_("deprecation date"),
     )
     sunset_date = models.CharField(
         max_length=100,
         blank=True,
         editable=False,
         help_text=_("The Sunset header's value (RFC 8594): when the API stops answering."),
+        verbose_name=_("sunset date"),
     )
     deprecation_link = models.URLField(
         max_length=500,
         blank=True,
         editable=False,
         help_text=_("The Link (rel=deprecation or rel=sunset) the partner gave: migration notes."),
+        verbose_name=_("deprecation link"),
     )
     purpose = models.TextField(
         blank=True,
         help_text=_("GDPR: why personal data goes to this service (the processing's purpose)."),
+        verbose_name=_("purpose"),
     )
     retention_days = models.PositiveIntegerField(
         default=30,
         validators=[MinValueValidator(1)],
         help_text=_("GDPR: days to keep call logs and events of this connection."),
+        verbose_name=_("retention days"),
     )
     payload_retention_days = models.PositiveIntegerField(
         null=True,
@@ -240,11 +278,13 @@ class Connection(models.Model):
             "keep their metadata (ids, hashes, statuses, attempts) until the retention above. "
             "Empty: bodies are kept as long as the events."
         ),
+        verbose_name=_("payload retention days"),
     )
     owner = models.CharField(
         max_length=200,
         blank=True,
         help_text=_("Who to contact about this connection (a person or a team, with an address)."),
+        verbose_name=_("owner"),
     )
     status = models.CharField(
         max_length=20,
@@ -254,18 +294,28 @@ class Connection(models.Model):
             "Paused and disabled connections are not called; reauth required: an admin "
             "must reconnect the account first. Failing is informational: calls still go out."
         ),
+        verbose_name=_("status"),
     )
     status_reason = models.CharField(
         max_length=500,
         blank=True,
         help_text=_("Why the status is what it is, in words an operator can act on."),
+        verbose_name=_("status reason"),
     )
     status_changed_at = models.DateTimeField(
-        default=timezone.now, help_text=_("When the status last changed.")
+        default=timezone.now,
+        help_text=_("When the status last changed."),
+        verbose_name=_("status changed at"),
     )
-    notes = models.TextField(blank=True, help_text=_("Free notes for the team. Never a secret."))
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("When this was created."))
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("When this was last changed."))
+    notes = models.TextField(
+        blank=True, help_text=_("Free notes for the team. Never a secret."), verbose_name=_("notes")
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("When this was created."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("When this was last changed."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("connection")

@@ -33,19 +33,23 @@ class Credential(models.Model):
         on_delete=models.CASCADE,
         related_name="credentials",
         help_text=_("The connection this secret belongs to."),
+        verbose_name=_("connection"),
     )
     kind = models.CharField(
         max_length=30,
         choices=CredentialKind.choices,
         help_text=_("What the secret is for."),
+        verbose_name=_("kind"),
     )
     label = models.CharField(
         max_length=120,
         blank=True,
         help_text=_("Optional note to tell two credentials apart, e.g. 'key created 2026-11'."),
+        verbose_name=_("label"),
     )
     value = EncryptedSecretField(
-        help_text=_("The secret, Fernet-encrypted in the database. Write-only: never displayed.")
+        help_text=_("The secret, Fernet-encrypted in the database. Write-only: never displayed."),
+        verbose_name=_("value"),
     )
     fingerprint = models.CharField(
         max_length=60,
@@ -54,6 +58,7 @@ class Credential(models.Model):
             "What can be shown of the secret: its length, and its last 4 characters when "
             "it is long enough that they reveal nothing useful."
         ),
+        verbose_name=_("fingerprint"),
     )
     state = models.CharField(
         max_length=20,
@@ -63,6 +68,7 @@ class Credential(models.Model):
             "Active: in use. Retiring: still accepted during a rotation overlap. Revoked: "
             "never used again."
         ),
+        verbose_name=_("state"),
     )
     expires_at = models.DateTimeField(
         null=True,
@@ -70,17 +76,27 @@ class Credential(models.Model):
         help_text=_(
             "When the partner stops accepting it (empty: no known expiry). Alerts look at this."
         ),
+        verbose_name=_("expires at"),
     )
     rotate_by = models.DateTimeField(
         null=True,
         blank=True,
         help_text=_("Policy date by which the secret should be rotated."),
+        verbose_name=_("rotate by"),
     )
     rotated_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text=_("When the secret was last replaced.")
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When the secret was last replaced."),
+        verbose_name=_("rotated at"),
     )
     revoked_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text=_("When it was revoked.")
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When it was revoked."),
+        verbose_name=_("revoked at"),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -90,11 +106,17 @@ class Credential(models.Model):
         related_name="+",
         editable=False,
         help_text=_("Who stored it."),
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(
-        default=timezone.now, editable=False, help_text=_("Stored at.")
+        default=timezone.now,
+        editable=False,
+        help_text=_("Stored at."),
+        verbose_name=_("created at"),
     )
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Last changed at."), verbose_name=_("updated at")
+    )
 
     objects = CredentialQuerySet.as_manager()
 

@@ -63,47 +63,83 @@ class OAuthApp(models.Model):
         BASIC = "client_secret_basic", _("client_secret_basic (HTTP basic)")
         POST = "client_secret_post", _("client_secret_post (in the form body)")
 
-    name = models.CharField(max_length=120, unique=True, help_text=_("e.g. 'HubSpot app (prod)'."))
+    name = models.CharField(
+        max_length=120,
+        unique=True,
+        help_text=_("e.g. 'HubSpot app (prod)'."),
+        verbose_name=_("name"),
+    )
     grant_type = models.CharField(
         max_length=30,
         choices=Grant.choices,
         default=Grant.AUTHORIZATION_CODE,
         help_text=_("How tokens are obtained."),
+        verbose_name=_("grant type"),
     )
     authorization_url = models.URLField(
-        max_length=500, blank=True, help_text=_("The partner's authorization (consent) endpoint.")
+        max_length=500,
+        blank=True,
+        help_text=_("The partner's authorization (consent) endpoint."),
+        verbose_name=_("authorization URL"),
     )
-    token_url = models.URLField(max_length=500, help_text=_("The partner's token endpoint."))
+    token_url = models.URLField(
+        max_length=500, help_text=_("The partner's token endpoint."), verbose_name=_("token URL")
+    )
     revocation_url = models.URLField(
-        max_length=500, blank=True, help_text=_("Token revocation endpoint (RFC 7009), if any.")
+        max_length=500,
+        blank=True,
+        help_text=_("Token revocation endpoint (RFC 7009), if any."),
+        verbose_name=_("revocation URL"),
     )
     userinfo_url = models.URLField(
-        max_length=500, blank=True, help_text=_("Optional: tells which account was connected.")
+        max_length=500,
+        blank=True,
+        help_text=_("Optional: tells which account was connected."),
+        verbose_name=_("userinfo URL"),
     )
-    client_id = models.CharField(max_length=300, help_text=_("The client id the partner gave."))
+    client_id = models.CharField(
+        max_length=300, help_text=_("The client id the partner gave."), verbose_name=_("client ID")
+    )
     client_secret = EncryptedSecretField(
-        blank=True, help_text=_("The client secret, Fernet-encrypted. Write-only.")
+        blank=True,
+        help_text=_("The client secret, Fernet-encrypted. Write-only."),
+        verbose_name=_("client secret"),
     )
     client_secret_fingerprint = models.CharField(
-        max_length=60, blank=True, editable=False, help_text=_("What can be shown of the secret.")
+        max_length=60,
+        blank=True,
+        editable=False,
+        help_text=_("What can be shown of the secret."),
+        verbose_name=_("client secret fingerprint"),
     )
     default_scopes = models.JSONField(
-        default=list, blank=True, help_text=_("Scopes to request (contacts.read …).")
+        default=list,
+        blank=True,
+        help_text=_("Scopes to request (contacts.read …)."),
+        verbose_name=_("default scopes"),
     )
-    use_pkce = models.BooleanField(default=True, help_text=_("PKCE (S256) on the code flow."))
+    use_pkce = models.BooleanField(
+        default=True, help_text=_("PKCE (S256) on the code flow."), verbose_name=_("use PKCE")
+    )
     extra_authorize_params = models.JSONField(
         default=dict,
         blank=True,
         help_text=_('Extra authorization parameters, e.g. {"access_type": "offline"}.'),
+        verbose_name=_("extra authorize params"),
     )
     token_endpoint_auth = models.CharField(
         max_length=30,
         choices=TokenAuth.choices,
         default=TokenAuth.BASIC,
         help_text=_("How the client authenticates at the token endpoint."),
+        verbose_name=_("token endpoint auth"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Last changed at."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("OAuth app")

@@ -32,6 +32,7 @@ class WebhookEndpoint(models.Model):
             "The partner account that posts here. Its credentials of kind 'webhook "
             "signing secret' verify the deliveries."
         ),
+        verbose_name=_("connection"),
     )
     slug = models.SlugField(
         max_length=80,
@@ -41,12 +42,14 @@ class WebhookEndpoint(models.Model):
             "partner this URL. Make it hard to guess if you like, but the signature is what "
             "protects it."
         ),
+        verbose_name=_("slug"),
     )
     scheme = models.CharField(
         max_length=30,
         choices=SCHEME_CHOICES,
         blank=True,
         help_text=_("How deliveries are signed. Empty only together with 'unsigned'."),
+        verbose_name=_("scheme"),
     )
     unsigned = models.BooleanField(
         default=False,
@@ -54,6 +57,7 @@ class WebhookEndpoint(models.Model):
             "DANGER: accept deliveries without any signature. Only for partners that "
             "cannot sign, behind an IP allowlist."
         ),
+        verbose_name=_("unsigned"),
     )
     scheme_options = models.JSONField(
         default=dict,
@@ -63,6 +67,7 @@ class WebhookEndpoint(models.Model):
             '"encoding": "hex"|"base64", "prefix": "sha256=", "signed": "body"|"timestamp.body", '
             '"timestamp_header": "X-Timestamp"}.'
         ),
+        verbose_name=_("scheme options"),
     )
     timestamp_tolerance_seconds = models.PositiveIntegerField(
         default=300,
@@ -71,15 +76,18 @@ class WebhookEndpoint(models.Model):
             "Signed timestamps further than this from now, in the past or the future, "
             "are refused (replay protection)."
         ),
+        verbose_name=_("timestamp tolerance seconds"),
     )
     ip_allowlist = models.TextField(
         blank=True,
         help_text=_("Optional: one CIDR per line (e.g. 192.30.252.0/22). Empty: any address."),
+        verbose_name=_("IP allowlist"),
     )
     max_body_bytes = models.PositiveIntegerField(
         default=1024 * 1024,
         validators=[MinValueValidator(1024), MaxValueValidator(MAX_BODY_LIMIT)],
         help_text=_("Larger deliveries are refused with 413 (at most 25 MiB)."),
+        verbose_name=_("max body bytes"),
     )
     event_id_source = models.CharField(
         max_length=200,
@@ -89,6 +97,7 @@ class WebhookEndpoint(models.Model):
             "in the JSON body ('json:data.id'). Empty: the scheme's default; 'body-hash' only for "
             "partners that send no id."
         ),
+        verbose_name=_("event ID source"),
     )
     event_type_source = models.CharField(
         max_length=200,
@@ -97,25 +106,38 @@ class WebhookEndpoint(models.Model):
             "Where the event type is: a header ('header:X-Event-Type') or a path in the "
             "JSON body ('json:type'). Empty: the scheme's default."
         ),
+        verbose_name=_("event type source"),
     )
     accepted_content_types = models.CharField(
         max_length=300,
         default="application/json",
         help_text=_("Comma-separated media types accepted (parameters like charset are ignored)."),
+        verbose_name=_("accepted content types"),
     )
     enabled = models.BooleanField(
-        default=True, help_text=_("Disabled endpoints answer 404, like unknown ones.")
+        default=True,
+        help_text=_("Disabled endpoints answer 404, like unknown ones."),
+        verbose_name=_("enabled"),
     )
     rejected_count = models.PositiveIntegerField(
         default=0,
         editable=False,
         help_text=_("Deliveries refused (signature, timestamp, IP, size)."),
+        verbose_name=_("rejected count"),
     )
     last_rejection_reason = models.CharField(
-        max_length=200, blank=True, editable=False, help_text=_("Why the last one was refused.")
+        max_length=200,
+        blank=True,
+        editable=False,
+        help_text=_("Why the last one was refused."),
+        verbose_name=_("last rejection reason"),
     )
     last_rejection_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text=_("When the last one was refused.")
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When the last one was refused."),
+        verbose_name=_("last rejection at"),
     )
     bodies_dropped_before = models.DateTimeField(
         null=True,
@@ -125,9 +147,14 @@ class WebhookEndpoint(models.Model):
             "Payload retention: the processed events received before this have lost "
             "their body (each pass goes on from here, so it never reads them again)."
         ),
+        verbose_name=_("bodies dropped before"),
     )
-    created_at = models.DateTimeField(auto_now_add=True, help_text=_("Created at."))
-    updated_at = models.DateTimeField(auto_now=True, help_text=_("Last changed at."))
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Last changed at."), verbose_name=_("updated at")
+    )
 
     class Meta:
         verbose_name = _("webhook endpoint")
@@ -205,10 +232,18 @@ class EndpointRefusals(models.Model):
     as ``hub_webhook_refusals_total{endpoint, reason}``. Written with the endpoint's counter."""
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="refusals", help_text=_("Where.")
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="refusals",
+        help_text=_("Where."),
+        verbose_name=_("endpoint"),
     )
-    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text=_("Why."))
-    count = models.PositiveBigIntegerField(default=0, help_text=_("Refusals of this kind."))
+    kind = models.CharField(
+        max_length=20, choices=RefusalKind.choices, help_text=_("Why."), verbose_name=_("kind")
+    )
+    count = models.PositiveBigIntegerField(
+        default=0, help_text=_("Refusals of this kind."), verbose_name=_("count")
+    )
 
     class Meta:
         verbose_name = _("endpoint refusals")
@@ -228,12 +263,25 @@ class RefusedDelivery(models.Model):
     endpoint (older ones are deleted as new ones come)."""
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="refused", help_text=_("Where.")
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="refused",
+        help_text=_("Where."),
+        verbose_name=_("endpoint"),
     )
-    at = models.DateTimeField(help_text=_("When it was refused."))
-    kind = models.CharField(max_length=20, choices=RefusalKind.choices, help_text=_("Why (class)."))
-    reason = models.CharField(max_length=200, help_text=_("Why, as the sender was told."))
-    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("Sender address."))
+    at = models.DateTimeField(help_text=_("When it was refused."), verbose_name=_("at"))
+    kind = models.CharField(
+        max_length=20,
+        choices=RefusalKind.choices,
+        help_text=_("Why (class)."),
+        verbose_name=_("kind"),
+    )
+    reason = models.CharField(
+        max_length=200, help_text=_("Why, as the sender was told."), verbose_name=_("reason")
+    )
+    source_ip = models.GenericIPAddressField(
+        null=True, blank=True, help_text=_("Sender address."), verbose_name=_("source IP")
+    )
 
     class Meta:
         verbose_name = _("refused delivery")

@@ -23,44 +23,78 @@ class WebhookEvent(models.Model):
         on_delete=models.PROTECT,
         related_name="events",
         help_text=_("Where it was delivered."),
+        verbose_name=_("endpoint"),
     )
     event_id = models.CharField(
         max_length=255,
         help_text=_("The partner's event id (or the body's SHA-256 if it sends none)."),
+        verbose_name=_("event ID"),
     )
-    event_type = models.CharField(max_length=200, blank=True, help_text=_("The partner's type."))
-    body = models.BinaryField(help_text=_("The raw body, byte for byte as received."))
-    headers = models.JSONField(default=dict, help_text=_("Request headers, secrets redacted."))
-    received_at = models.DateTimeField(default=timezone.now, help_text=_("When it arrived."))
+    event_type = models.CharField(
+        max_length=200, blank=True, help_text=_("The partner's type."), verbose_name=_("event type")
+    )
+    body = models.BinaryField(
+        help_text=_("The raw body, byte for byte as received."), verbose_name=_("body")
+    )
+    headers = models.JSONField(
+        default=dict, help_text=_("Request headers, secrets redacted."), verbose_name=_("headers")
+    )
+    received_at = models.DateTimeField(
+        default=timezone.now, help_text=_("When it arrived."), verbose_name=_("received at")
+    )
     status = models.CharField(
         max_length=20,
         choices=EventStatus.choices,
         default=EventStatus.RECEIVED,
         help_text=_("Where it is in its life."),
+        verbose_name=_("status"),
     )
-    attempts = models.PositiveSmallIntegerField(default=0, help_text=_("Processing attempts."))
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text=_("Processing attempts."), verbose_name=_("attempts")
+    )
     next_attempt_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the next attempt is due (retrying).")
+        null=True,
+        blank=True,
+        help_text=_("When the next attempt is due (retrying)."),
+        verbose_name=_("next attempt at"),
     )
     lease_until = models.DateTimeField(
         null=True,
         blank=True,
         help_text=_("A worker holds it until then; past it, the sweeper takes it back."),
+        verbose_name=_("lease until"),
     )
     enqueued_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When its processing task was last queued.")
+        null=True,
+        blank=True,
+        help_text=_("When its processing task was last queued."),
+        verbose_name=_("enqueued at"),
     )
-    last_error = models.TextField(blank=True, help_text=_("What went wrong last."))
+    last_error = models.TextField(
+        blank=True, help_text=_("What went wrong last."), verbose_name=_("last error")
+    )
     verified_by = models.CharField(
-        max_length=60, blank=True, help_text=_("Fingerprint of the secret that verified it.")
+        max_length=60,
+        blank=True,
+        help_text=_("Fingerprint of the secret that verified it."),
+        verbose_name=_("verified by"),
     )
-    source_ip = models.GenericIPAddressField(null=True, blank=True, help_text=_("Sender address."))
+    source_ip = models.GenericIPAddressField(
+        null=True, blank=True, help_text=_("Sender address."), verbose_name=_("source IP")
+    )
     correlation_id = models.CharField(
-        max_length=100, db_index=True, help_text=_("Carried by every call made for this event.")
+        max_length=100,
+        db_index=True,
+        help_text=_("Carried by every call made for this event."),
+        verbose_name=_("correlation ID"),
     )
-    processed_at = models.DateTimeField(null=True, blank=True, help_text=_("When it succeeded."))
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When it succeeded."), verbose_name=_("processed at")
+    )
     resolution_note = models.TextField(
-        blank=True, help_text=_("Why an operator resolved it by hand, and who.")
+        blank=True,
+        help_text=_("Why an operator resolved it by hand, and who."),
+        verbose_name=_("resolution note"),
     )
     redaction = models.CharField(
         max_length=20,
@@ -72,9 +106,13 @@ class WebhookEvent(models.Model):
             "or one person's data in it was erased (GDPR desk); it can no longer be retried or "
             "replayed, and its metadata (ids, hashes, statuses) is kept."
         ),
+        verbose_name=_("redaction"),
     )
     redacted_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When its body was dropped or redacted.")
+        null=True,
+        blank=True,
+        help_text=_("When its body was dropped or redacted."),
+        verbose_name=_("redacted at"),
     )
 
     class Meta:
@@ -127,14 +165,26 @@ class EventAttempt(models.Model):
         on_delete=models.CASCADE,
         related_name="attempt_log",
         help_text=_("The event."),
+        verbose_name=_("event"),
     )
-    number = models.PositiveSmallIntegerField(help_text=_("1 for the first attempt."))
-    started_at = models.DateTimeField(default=timezone.now, help_text=_("Start."))
-    duration_ms = models.PositiveIntegerField(default=0, help_text=_("Duration."))
+    number = models.PositiveSmallIntegerField(
+        help_text=_("1 for the first attempt."), verbose_name=_("number")
+    )
+    started_at = models.DateTimeField(
+        default=timezone.now, help_text=_("Start."), verbose_name=_("started at")
+    )
+    duration_ms = models.PositiveIntegerField(
+        default=0, help_text=_("Duration."), verbose_name=_("duration ms")
+    )
     outcome = models.CharField(
-        max_length=20, choices=AttemptOutcome.choices, help_text=_("How it ended.")
+        max_length=20,
+        choices=AttemptOutcome.choices,
+        help_text=_("How it ended."),
+        verbose_name=_("outcome"),
     )
-    error = models.TextField(blank=True, help_text=_("Error summary, if any."))
+    error = models.TextField(
+        blank=True, help_text=_("Error summary, if any."), verbose_name=_("error")
+    )
 
     class Meta:
         verbose_name = _("processing attempt")
