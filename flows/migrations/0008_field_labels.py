@@ -9,9 +9,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connectors', '0014_alter_apicall_attempt_alter_apicall_connection_and_more'),
+        ('connectors', '0014_field_labels'),
         ('flows', '0007_verbose_names'),
-        ('webhooks', '0013_alter_endpointrefusals_count_and_more'),
+        ('webhooks', '0013_field_labels'),
     ]
 
     operations = [

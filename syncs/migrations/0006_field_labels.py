@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connectors', '0014_alter_apicall_attempt_alter_apicall_connection_and_more'),
-        ('flows', '0008_alter_flow_condition_alter_flow_connection_and_more'),
+        ('connectors', '0014_field_labels'),
+        ('flows', '0008_field_labels'),
         ('syncs', '0005_verbose_names'),
     ]
 

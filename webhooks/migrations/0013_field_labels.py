@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connectors', '0014_alter_apicall_attempt_alter_apicall_connection_and_more'),
+        ('connectors', '0014_field_labels'),
         ('webhooks', '0012_verbose_names'),
     ]
 
