@@ -39,7 +39,7 @@ def health_column(obj):
     elif severity:
         health, reason = Health.DEGRADED, summary
     else:
-        health, reason = Health.HEALTHY, "no open incident"
+        health, reason = Health.HEALTHY, _("no open incident")
     return status("health", health, Health(health).label, reason)
 
 

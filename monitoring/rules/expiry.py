@@ -102,7 +102,7 @@ def calendar(now: datetime, horizon_days: int = 30) -> list[Expiry]:
         when = parse_sunset(connection.sunset_date)
         if when is not None and when <= horizon:
             entries.append(
-                Expiry(connection, "the partner's API version", "sunset", when, "sunset")
+                Expiry(connection, str(_("the partner's API version")), "sunset", when, "sunset")
             )
     return sorted(entries, key=lambda e: e.at)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from connectors.choices import ConnectionStatus
 from monitoring.choices import ACTIVE_STATES, Health, Severity, TargetType
 from monitoring.models import Incident
@@ -50,10 +52,10 @@ def flow_health(flows) -> dict[int, HealthState]:
         states = [connections.get(flow.connection_id), endpoints.get(flow.endpoint_id)]
         states = [s for s in states if s is not None]
         if not flow.enabled:
-            out[flow.pk] = HealthState(Health.DISABLED, "disabled")
+            out[flow.pk] = HealthState(Health.DISABLED, _("disabled"))
             continue
         worst = max(states, key=lambda s: rank.get(s.health, 2), default=None)
-        out[flow.pk] = worst or HealthState(Health.HEALTHY, "no open incident")
+        out[flow.pk] = worst or HealthState(Health.HEALTHY, _("no open incident"))
     return out
 
 
@@ -81,11 +83,11 @@ def health_by_target(target_type: str, objects) -> dict[int, HealthState]:
         if static is not None:
             out[obj.pk] = HealthState(static, getattr(obj, "status_reason", "") or reason)
         elif getattr(obj, "enabled", True) is False:
-            out[obj.pk] = HealthState(Health.DISABLED, "disabled")
+            out[obj.pk] = HealthState(Health.DISABLED, _("disabled"))
         elif any(i.severity == Severity.CRITICAL for i in found):
             out[obj.pk] = HealthState(Health.FAILING, reason)
         elif found:
             out[obj.pk] = HealthState(Health.DEGRADED, reason)
         else:
-            out[obj.pk] = HealthState(Health.HEALTHY, "no open incident")
+            out[obj.pk] = HealthState(Health.HEALTHY, _("no open incident"))
     return out

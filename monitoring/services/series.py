@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Sum
+from django.utils.translation import gettext
 
 from monitoring.models import LATENCY_BUCKETS_MS, CallRollup, EventRollup
 from monitoring.services.rollups import CALL_COUNTERS, EVENT_COUNTERS
@@ -53,9 +54,13 @@ class Series:
             "stacked": True,
             "labels": self.labels,
             "datasets": [
-                {"label": "succeeded", "data": self.ok, "color": "#067647"},
-                {"label": "failed", "data": self.failed, "color": "#b42318"},
-                {"label": "not sent (circuit, busy)", "data": self.not_sent, "color": "#98a2b3"},
+                {"label": gettext("succeeded"), "data": self.ok, "color": "#067647"},
+                {"label": gettext("failed"), "data": self.failed, "color": "#b42318"},
+                {
+                    "label": gettext("not sent (circuit, busy)"),
+                    "data": self.not_sent,
+                    "color": "#98a2b3",
+                },
             ],
         }
 
@@ -65,8 +70,8 @@ class Series:
             "type": "line",
             "labels": self.labels,
             "datasets": [
-                {"label": "p50 (ms)", "data": self.p50, "color": "#175cd3"},
-                {"label": "p95 (ms)", "data": self.p95, "color": "#b54708"},
+                {"label": gettext("p50 (ms)"), "data": self.p50, "color": "#175cd3"},
+                {"label": gettext("p95 (ms)"), "data": self.p95, "color": "#b54708"},
             ],
         }
 
