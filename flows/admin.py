@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.calls import calls_link, run_calls_link
+from connectors.admin.columns import truncated
 from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
@@ -428,7 +429,7 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("Error"))
     def short_error(self, obj):
-        return (obj.error[:120] + "…") if len(obj.error) > 120 else obj.error
+        return truncated(obj.error, 80)
 
     @admin.display(description=_("Event"))
     def event_link(self, obj):

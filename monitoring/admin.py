@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from connectors.admin.columns import truncated
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
@@ -39,14 +40,14 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "state_badge",
         "severity_badge",
-        "summary",
+        "short_summary",
         "target_label",
         "opened_at",
         "last_seen_at",
         "occurrences",
         "acknowledged_by",
     )
-    list_display_links = ("summary",)
+    list_display_links = ("short_summary",)
     list_filter = ("state", "severity", RuleFilter)
     list_select_related = ("acknowledged_by",)
     search_fields = ("=key",)
@@ -89,6 +90,10 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("severity"), ordering="severity")
     def severity_badge(self, obj):
         return status("severity", obj.severity, obj.get_severity_display())
+
+    @admin.display(description=_("summary"), ordering="summary")
+    def short_summary(self, obj):
+        return truncated(obj.summary, 100)
 
     @admin.display(description=_("events waiting because of it"))
     def affected_events(self, obj):

@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.calls import calls_link
+from connectors.admin.columns import truncated
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
@@ -154,7 +155,7 @@ class SyncRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "unchanged",
         "failed",
         "disappeared",
-        "message",
+        "short_message",
     ]
     list_filter = ["status", "trigger", "job", ("started_at", admin.DateFieldListFilter)]
     search_exact = ["correlation_id"]
@@ -189,6 +190,10 @@ class SyncRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("Status"), ordering="status")
     def coloured_status(self, obj):
         return status("sync_run", obj.status, obj.get_status_display())
+
+    @admin.display(description=_("message"))
+    def short_message(self, obj):
+        return truncated(obj.message, 80)
 
     @admin.display(description=_("First errors"))
     def error_list(self, obj):

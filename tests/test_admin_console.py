@@ -471,3 +471,22 @@ def test_a_connection_page_its_messages_and_a_command_read_in_french(
     with translation.override("en"):  # a person reading in English clicks Send test
         message = test_message(channel)
     assert message.subject == "[Test] Le hub d\u2019int\u00e9grations peut joindre le canal Ops"
+
+
+@pytest.mark.django_db
+def test_a_long_value_in_a_list_is_cut_with_the_whole_of_it_on_hover(
+    operator_client, make_endpoint
+):
+    from django.utils.html import escape
+
+    from webhooks.models import WebhookEvent
+
+    endpoint = make_endpoint("github", "s", slug="shop")
+    error = "the partner refused the contact: " + "field 'notes' is too long; " * 12
+    WebhookEvent.objects.create(
+        endpoint=endpoint, event_id="e1", body=b"{}", status="failed", last_error=error
+    )
+    page = operator_client.get(reverse("admin:webhooks_webhookevent_changelist")).content.decode()
+    cut = escape(error[:80].rstrip())
+    assert f'title="{escape(error)}" aria-label="{escape(error)}">{cut}…</span>' in page
+    assert page.count(escape(error)) == 2  # in its title and label only, not spelt out in the row

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from connectors.admin.calls import calls_link
+from connectors.admin.columns import truncated
 from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
@@ -264,7 +265,7 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("Last error"))
     def short_error(self, obj):
-        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+        return truncated(obj.last_error, 80)
 
     @admin.display(description=_("Headers (secrets redacted)"))
     def pretty_headers(self, obj):

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from connectors.admin.columns import truncated
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin
 from connectors.admin.status import http_status
@@ -46,7 +47,7 @@ class ApiCallAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
         "connection",
         "method",
-        "path",
+        "short_path",
         "status",
         "error_kind",
         "duration_ms",
@@ -66,6 +67,10 @@ class ApiCallAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     search_exact = ["correlation_id", "idempotency_key"]
     search_help_text = _("A correlation id or an idempotency key, exactly.")
     list_select_related = ["connection"]
+
+    @admin.display(description=_("path"), ordering="path")
+    def short_path(self, obj):
+        return truncated(obj.path, 60)
 
     @admin.display(description=_("Status"), ordering="status_code")
     def status(self, obj):
