@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 
 class Command(BaseCommand):
-    help = "Apply migrations, create the cache table and, in DEBUG on a new database, an admin."
+    help = _("Apply migrations, create the cache table and, in DEBUG on a new database, an admin.")
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)

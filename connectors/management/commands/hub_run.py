@@ -27,12 +27,12 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the web server and the django-q2 cluster together; Ctrl-C stops both."
+    help = _("Run the web server and the django-q2 cluster together; Ctrl-C stops both.")
 
     def add_arguments(self, parser):
         parser.add_argument("addrport", nargs="?", default="127.0.0.1:8000")
         parser.add_argument(
-            "--noreload", action="store_true", help="Do not restart the web server on changes."
+            "--noreload", action="store_true", help=_("Do not restart the web server on changes.")
         )
 
     def handle(self, *args, addrport, noreload, **options):

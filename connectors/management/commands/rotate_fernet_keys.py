@@ -9,13 +9,13 @@ from connectors.services.keyrotation import rotate_fernet_keys
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Re-encrypt every stored secret under the first key of FERNET_KEYS, in batches. "
         "Idempotent. When it reports 0 unreadable, the other keys can be removed."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=500, help="Rows per transaction.")
+        parser.add_argument("--batch-size", type=int, default=500, help=_("Rows per transaction."))
 
     def handle(self, *args, batch_size, **options):
         if batch_size < 1:

@@ -12,19 +12,21 @@ from flows.commands import INTEGRATIONS_ACTIONS
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Integrations as code: export connections, endpoints, mappings and flows as YAML "
         "(secrets as ${ENV_NAME} references), or apply such a file (all or nothing)."
     )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        export = sub.add_parser("export", help="Write the configuration as YAML.")
-        export.add_argument("file", nargs="?", help="Output file (default: standard output).")
-        apply = sub.add_parser("apply", help="Create or update what a YAML file describes.")
-        apply.add_argument("file", help="The YAML file ('-' for standard input).")
+        export = sub.add_parser("export", help=_("Write the configuration as YAML."))
+        export.add_argument("file", nargs="?", help=_("Output file (default: standard output)."))
+        apply = sub.add_parser("apply", help=_("Create or update what a YAML file describes."))
+        apply.add_argument("file", help=_("The YAML file ('-' for standard input)."))
         apply.add_argument(
-            "--dry-run", action="store_true", help="Validate and show the changes; write nothing."
+            "--dry-run",
+            action="store_true",
+            help=_("Validate and show the changes; write nothing."),
         )
         for name, extra in sorted(INTEGRATIONS_ACTIONS.items()):
             extra.add_arguments(sub.add_parser(name, help=extra.help))

@@ -13,20 +13,22 @@ from governance.deliverables import render_all, without_live
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Write the deliverables (flow diagram, mapping sheet, secrets inventory, "
         "troubleshooting guide, processing register) as Markdown, or --check them."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--out", default="deliverables", help="The folder (default: ./deliverables)."
+            "--out", default="deliverables", help=_("The folder (default: ./deliverables).")
         )
         parser.add_argument(
             "--check",
             action="store_true",
-            help="Write nothing; fail when the files in --out differ from the configuration "
-            "(the live state of the troubleshooting guide aside).",
+            help=_(
+                "Write nothing; fail when the files in --out differ from the configuration "
+                "(the live state of the troubleshooting guide aside)."
+            ),
         )
 
     def handle(self, *args, out, check, **options):

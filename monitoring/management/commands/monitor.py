@@ -18,15 +18,17 @@ from monitoring.services.notify import send_test
 
 
 class Command(BaseCommand):
-    help = "Monitoring: the incidents and health (status), one pass now (evaluate), or a test "
-    "message to a channel (test-channel NAME)."
+    help = _(
+        "Monitoring: the incidents and health (status), one pass now (evaluate), or a test "
+        "message to a channel (test-channel NAME)."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("status", help="Connections' health, open incidents, workers, backlog.")
-        sub.add_parser("evaluate", help="Run one monitoring pass now (for an outside cron).")
-        test = sub.add_parser("test-channel", help="Send a test message to a channel.")
-        test.add_argument("name", help="The channel's slug.")
+        sub.add_parser("status", help=_("Connections' health, open incidents, workers, backlog."))
+        sub.add_parser("evaluate", help=_("Run one monitoring pass now (for an outside cron)."))
+        test = sub.add_parser("test-channel", help=_("Send a test message to a channel."))
+        test.add_argument("name", help=_("The channel's slug."))
 
     def handle(self, *args, action, **options):
         getattr(self, action.replace("-", "_"))(**options)

@@ -52,11 +52,11 @@ def demo_secrets(var_dir: Path) -> dict[str, str]:
 
 
 class Command(BaseCommand):
-    help = "Run the demo: sandbox partners, the demo flow, the hub, and a scenario of payments."
+    help = _("Run the demo: sandbox partners, the demo flow, the hub, and a scenario of payments.")
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--no-scenario", action="store_true", help="Set up and run, emit nothing."
+            "--no-scenario", action="store_true", help=_("Set up and run, emit nothing.")
         )
         parser.add_argument(
             "--addrport", default=ADDRESS, help=f"Where the hub listens (default {ADDRESS})."

@@ -14,19 +14,21 @@ from syncs.services.runner import run_job
 
 
 class Command(BaseCommand):
-    help = "Run a sync job in the foreground, or list the jobs with their last run."
+    help = _("Run a sync job in the foreground, or list the jobs with their last run.")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        run = sub.add_parser("run", help="Run one job now, here, with a progress line.")
-        run.add_argument("job", help="The job's slug.")
+        run = sub.add_parser("run", help=_("Run one job now, here, with a progress line."))
+        run.add_argument("job", help=_("The job's slug."))
         run.add_argument(
             "--no-wait",
             action="store_true",
-            help="When the partner asks to wait (Retry-After), leave the paused run to the "
-            "workers instead of waiting here.",
+            help=_(
+                "When the partner asks to wait (Retry-After), leave the paused run to the "
+                "workers instead of waiting here."
+            ),
         )
-        sub.add_parser("status", help="Every job with its last run.")
+        sub.add_parser("status", help=_("Every job with its last run."))
 
     def handle(self, *args, action, **options):
         if action == "status":

@@ -33,23 +33,23 @@ def _since(value: str) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Retry webhook events, or sweep (due retries and expired leases)."
+    help = _("Retry webhook events, or sweep (due retries and expired leases).")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        retry = sub.add_parser("retry", help="Queue failed/dead/retrying events again, now.")
+        retry = sub.add_parser("retry", help=_("Queue failed/dead/retrying events again, now."))
         retry.add_argument(
             "--status",
             choices=[s.value for s in RETRYABLE],
             default=None,
-            help="Only events in this status (default: failed and dead).",
+            help=_("Only events in this status (default: failed and dead)."),
         )
-        retry.add_argument("--endpoint", help="Only this endpoint slug.")
-        retry.add_argument("--since", help="Only events received since this date or datetime.")
-        retry.add_argument("--dry-run", action="store_true", help="Count, change nothing.")
-        sweep = sub.add_parser("sweep", help="Enqueue due retries, take back expired leases.")
-        sweep.add_argument("--loop", action="store_true", help="Keep sweeping until stopped.")
-        sweep.add_argument("--every", type=float, default=5.0, help="Seconds between sweeps.")
+        retry.add_argument("--endpoint", help=_("Only this endpoint slug."))
+        retry.add_argument("--since", help=_("Only events received since this date or datetime."))
+        retry.add_argument("--dry-run", action="store_true", help=_("Count, change nothing."))
+        sweep = sub.add_parser("sweep", help=_("Enqueue due retries, take back expired leases."))
+        sweep.add_argument("--loop", action="store_true", help=_("Keep sweeping until stopped."))
+        sweep.add_argument("--every", type=float, default=5.0, help=_("Seconds between sweeps."))
 
     def handle(self, *args, action, **options):
         if action == "retry":
