@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.calls import calls_link, run_calls_link
-from connectors.admin.columns import truncated
+from connectors.admin.columns import truncated, when
 from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
@@ -149,8 +149,7 @@ class MappingAdmin(admin.ModelAdmin):
         )
         form = PreviewForm(request.POST or None)
         form.fields["event"].choices = [("", "—")] + [
-            (e.pk, f"{e.received_at:%Y-%m-%d %H:%M} {e.endpoint.slug} {e.event_type}")
-            for e in events
+            (e.pk, f"{when(e.received_at)} {e.endpoint.slug} {e.event_type}") for e in events
         ]
         result, problem = None, ""
         if request.method == "POST" and form.is_valid():
@@ -201,7 +200,7 @@ class MappingAdmin(admin.ModelAdmin):
             return text.replace("|", "\\|")
 
         lines = [
-            f"# Mapping des champs: {mapping.name} (`{mapping.slug}`)",
+            f"# Field mapping sheet: {mapping.name} (`{mapping.slug}`)",
             "",
             "| " + " | ".join(SHEET_HEADER) + " |",
             "|" + "---|" * len(SHEET_HEADER),
@@ -293,7 +292,7 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
         return format_html(
             "{} {}",
             status("flow_run", state, RunStatus(state).label),
-            f"{obj.last_run_at:%Y-%m-%d %H:%M}",
+            when(obj.last_run_at),
         )
 
     @admin.display(description=_("Scopes"))

@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from connectors.admin.columns import truncated
+from connectors.admin.columns import truncated, when
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
@@ -128,11 +128,11 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "",
-                '<li><a href="{}">{:%H:%M:%S} {} {}</a> → {} {}</li>',
+                '<li><a href="{}">{} {} {}</a> → {} {}</li>',
                 (
                     (
                         reverse("admin:connectors_apicall_change", args=[c.pk]),
-                        c.created_at,
+                        when(c.created_at),
                         c.method,
                         c.path,
                         c.status_code or c.error_kind,
@@ -152,9 +152,15 @@ class IncidentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "",
-                "<li>{:%Y-%m-%d %H:%M} {} → {}: {} {}</li>",
+                "<li>{} {} → {}: {} {}</li>",
                 (
-                    (n.created_at, n.get_kind_display(), n.channel, n.get_status_display(), n.error)
+                    (
+                        when(n.created_at),
+                        n.get_kind_display(),
+                        n.channel,
+                        n.get_status_display(),
+                        n.error,
+                    )
                     for n in rows
                 ),
             ),
@@ -322,9 +328,15 @@ class ChannelAdmin(StructuredFieldsMixin, admin.ModelAdmin):
             "<ul>{}</ul>",
             format_html_join(
                 "",
-                "<li>{:%Y-%m-%d %H:%M} {}: {} {} {}</li>",
+                "<li>{} {}: {} {} {}</li>",
                 (
-                    (n.created_at, n.get_kind_display(), n.get_status_display(), n.subject, n.error)
+                    (
+                        when(n.created_at),
+                        n.get_kind_display(),
+                        n.get_status_display(),
+                        n.subject,
+                        n.error,
+                    )
                     for n in rows
                 ),
             ),

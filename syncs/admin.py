@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from connectors.admin.calls import calls_link
-from connectors.admin.columns import truncated
+from connectors.admin.columns import truncated, when
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
 from connectors.admin.scale import BoundedListMixin, distinct_values_filter
@@ -40,9 +40,7 @@ MASK = "•••"
 def _badge(state: str | None, started_at) -> str:
     if state is None:
         return "never run"
-    return format_html(
-        "{} {}", status("sync_run", state, RunState(state).label), f"{started_at:%Y-%m-%d %H:%M}"
-    )
+    return format_html("{} {}", status("sync_run", state, RunState(state).label), when(started_at))
 
 
 def last_run(job: SyncJob) -> SyncRun | None:
@@ -96,7 +94,7 @@ class SyncJobAdmin(StructuredFieldsMixin, admin.ModelAdmin):
     def next_run_at(self, obj):
         if not obj or not obj.pk:
             return "—"
-        return obj.scheduled_at.strftime("%Y-%m-%d %H:%M") if obj.scheduled_at else "—"
+        return when(obj.scheduled_at)
 
     @admin.display(description=_("Last run"))
     def last_run_status(self, obj):
