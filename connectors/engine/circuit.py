@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.core.cache import cache
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+from django.utils.translation import gettext
 
 from connectors.engine.config_cache import forget_shared_state
 from connectors.engine.errors import CircuitOpenError
@@ -103,11 +106,14 @@ def circuit_state(connection) -> str:
     if open_until is not None:
         if time.time() < open_until:
             until = datetime.fromtimestamp(open_until, UTC)
-            return f"open until {until:%Y-%m-%d %H:%M:%S} UTC ({failures} failures)"
-        return "half-open: the next call is a probe"
+            return gettext("open until %(time)s (%(n)s failures)") % {
+                "time": date_format(localtime(until), "DATETIME_FORMAT"),
+                "n": failures,
+            }
+        return gettext("half-open: the next call is a probe")
     if failures:
-        return f"closed ({failures} consecutive failure(s))"
-    return "closed"
+        return gettext("closed (%(n)s consecutive failure(s))") % {"n": failures}
+    return gettext("closed")
 
 
 def open_windows(connections) -> dict[int, tuple[datetime, datetime]]:
