@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
+
 __all__ = ["Registry", "UnknownKey"]
 
 
@@ -45,5 +47,8 @@ class Registry(dict):
         try:
             return self[key]
         except KeyError:
-            known = ", ".join(sorted(str(k) for k in self)) or "none"
-            raise UnknownKey(f'unknown {self.kind} "{key}" (known: {known})') from None
+            known = ", ".join(sorted(str(k) for k in self)) or gettext("none")
+            raise UnknownKey(
+                gettext('unknown %(kind)s "%(key)s" (known: %(known)s)')
+                % {"kind": self.kind, "key": key, "known": known}
+            ) from None

@@ -8,6 +8,7 @@ instead of a generic "invalid".
 
 A key's rule is a type (``str``, ``int``, ``bool``) or a tuple of the values it may take.
 Every key is optional here: what is required is the caller's rule (it knows the message).
+The messages are in the active language (a form's reader's, or ``LANGUAGE_CODE``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ import difflib
 import json
 from collections.abc import Mapping
 
-__all__ = ["check_object", "unknown_keys"]
+from django.utils.translation import gettext, gettext_lazy
 
-KINDS = {str: "a string", int: "a whole number", bool: "true or false", list: "a list"}
+__all__ = ["check_object", "sentence", "unknown_keys"]
+
+KINDS = {
+    str: gettext_lazy("a string"),
+    int: gettext_lazy("a whole number"),
+    bool: gettext_lazy("true or false"),
+    list: gettext_lazy("a list"),
+}
+
+
+def sentence(problems: list[str]) -> str:
+    """The problems of one setting as the one message a form shows under it."""
+    return "; ".join(problems) + "."
 
 
 def unknown_keys(value: Mapping, known) -> list[str]:
@@ -29,15 +42,18 @@ def unknown_keys(value: Mapping, known) -> list[str]:
         if key in known:
             continue
         close = difflib.get_close_matches(str(key), known, n=1)
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
-        problems.append(f'unknown key "{key}"{hint}; known: {", ".join(known) or "none"}')
+        hint = gettext(' (did you mean "%(key)s"?)') % {"key": close[0]} if close else ""
+        problems.append(
+            gettext('unknown key "%(key)s"%(hint)s; known: %(known)s')
+            % {"key": key, "hint": hint, "known": ", ".join(known) or gettext("none")}
+        )
     return problems
 
 
 def check_object(value, rules: Mapping[str, type | tuple], *, example: str) -> list[str]:
     """Problems with ``value`` as an object of ``rules``' keys, each named; [] when it fits."""
     if not isinstance(value, dict):
-        return [f"a JSON object is expected, e.g. {example}"]
+        return [gettext("a JSON object is expected, e.g. %(example)s") % {"example": example}]
     problems = unknown_keys(value, rules)
     for key, rule in rules.items():
         if key not in value:
@@ -45,10 +61,19 @@ def check_object(value, rules: Mapping[str, type | tuple], *, example: str) -> l
         given = value[key]
         if isinstance(rule, tuple):
             if given not in rule:
-                allowed = ", ".join(json.dumps(v) for v in rule)
-                problems.append(f'"{key}": {json.dumps(given)} is not one of {allowed}')
-        elif rule is int and (isinstance(given, bool) or not isinstance(given, int)):
-            problems.append(f'"{key}" is {KINDS[int]}, not {json.dumps(given)}')
-        elif not isinstance(given, rule):
-            problems.append(f'"{key}" is {KINDS.get(rule, rule.__name__)}, not {json.dumps(given)}')
+                problems.append(
+                    gettext('"%(key)s": %(given)s is not one of %(allowed)s')
+                    % {
+                        "key": key,
+                        "given": json.dumps(given),
+                        "allowed": ", ".join(json.dumps(v) for v in rule),
+                    }
+                )
+            continue
+        wrong_int = rule is int and (isinstance(given, bool) or not isinstance(given, int))
+        if wrong_int or not isinstance(given, rule):
+            problems.append(
+                gettext('"%(key)s" is %(kind)s, not %(given)s')
+                % {"key": key, "kind": KINDS.get(rule, rule.__name__), "given": json.dumps(given)}
+            )
     return problems

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from django.utils.translation import gettext
+
 from flows.paths import MISSING, PathError, get_path, parse_path
 
 __all__ = ["OPERATORS", "check_condition", "evaluate"]
@@ -54,27 +56,39 @@ def check_condition(condition) -> list[str]:
     if condition in (None, ""):
         return []
     if not isinstance(condition, list):
-        return ["a condition is a list of {path, op, value} comparisons"]
+        return [gettext("a condition is a list of {path, op, value} comparisons")]
     problems = []
     for index, item in enumerate(condition):
         where = f"condition[{index}]"
         if not isinstance(item, dict):
-            problems.append(f"{where}: expected {{path, op, value}}")
+            problems.append(gettext("%(where)s: expected {path, op, value}") % {"where": where})
             continue
         unknown = set(item) - {"path", "op", "value"}
         if unknown:
-            problems.append(f'{where}: unknown field "{sorted(unknown)[0]}"')
+            problems.append(
+                gettext('%(where)s: unknown field "%(field)s"')
+                % {"where": where, "field": sorted(unknown)[0]}
+            )
         try:
             parse_path(item.get("path", ""))
         except PathError as exc:
             problems.append(f"{where}.path: {exc}")
         op = item.get("op")
         if op not in OPERATORS:
-            problems.append(f'{where}.op: unknown operator "{op}" (known: {", ".join(OPERATORS)})')
+            problems.append(
+                gettext('%(where)s.op: unknown operator "%(op)s" (known: %(known)s)')
+                % {"where": where, "op": op, "known": ", ".join(OPERATORS)}
+            )
         elif op not in NO_VALUE and "value" not in item:
-            problems.append(f"{where}.value: operator {op} needs a value")
+            problems.append(
+                gettext("%(where)s.value: operator %(op)s needs a value")
+                % {"where": where, "op": op}
+            )
         elif op in ("in", "not_in") and not isinstance(item.get("value"), list):
-            problems.append(f"{where}.value: operator {op} needs a list")
+            problems.append(
+                gettext("%(where)s.value: operator %(op)s needs a list")
+                % {"where": where, "op": op}
+            )
     return problems
 
 

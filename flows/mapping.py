@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext
+
 from flows.paths import MISSING, PathError, get_path, parse_path, set_path
 from flows.transforms import TransformError, get_transform
 
@@ -72,7 +74,7 @@ def check_rule(rule: RuleSpec) -> dict[str, str]:
     try:
         parts = parse_path(rule.target)
         if any(isinstance(part, int) for part in parts):
-            problems["target"] = "a target path names object keys only, not list indexes"
+            problems["target"] = gettext("a target path names object keys only, not list indexes")
     except PathError as exc:
         problems["target"] = str(exc)
     try:
@@ -81,16 +83,15 @@ def check_rule(rule: RuleSpec) -> dict[str, str]:
         problems["transform"] = str(exc)
     else:
         if not isinstance(rule.args, dict):
-            problems["args"] = "arguments must be an object of name: value"
+            problems["args"] = gettext("arguments must be an object of name: value")
         else:
             arg_problems = spec.check_arguments(rule.args)
             if arg_problems:
                 problems["args"] = "; ".join(arg_problems)
         if not rule.source and spec.needs_source and rule.default is None:
-            problems["source"] = (
-                f"a source path is needed (transform {rule.transform} reads one), "
-                "or a default value"
-            )
+            problems["source"] = gettext(
+                "a source path is needed (transform %(transform)s reads one), or a default value"
+            ) % {"transform": rule.transform}
     return problems
 
 

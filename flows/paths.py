@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import re
 
+from django.utils.translation import gettext
+
 __all__ = ["MISSING", "PathError", "get_path", "leaves", "parse_path", "set_path"]
 
 MISSING = object()
@@ -21,26 +23,31 @@ def parse_path(path: str) -> tuple[str | int, ...]:
     """``"a.b[0].c"`` → ``("a", "b", 0, "c")``; ``PathError`` for a malformed path. Paths come
     from configuration: parsed once each (cached)."""
     if not isinstance(path, str):
-        raise PathError("empty path")
+        raise PathError(gettext("empty path"))
     return _parse(path)
 
 
 @functools.lru_cache(maxsize=4096)
 def _parse(path: str) -> tuple[str | int, ...]:
     if not path.strip():
-        raise PathError("empty path")
+        raise PathError(gettext("empty path"))
     parts: list[str | int] = []
     for chunk in path.strip().replace("[", ".[").split("."):
         if chunk.startswith("["):
             if not re.fullmatch(r"\[\d+\]", chunk):
-                raise PathError(f'malformed index "{chunk}" in "{path}"')
+                raise PathError(
+                    gettext('malformed index "%(index)s" in "%(path)s"')
+                    % {"index": chunk, "path": path}
+                )
             parts.append(int(chunk[1:-1]))
         elif chunk.isdigit():
             parts.append(int(chunk))
         elif _SEGMENT.fullmatch(chunk):
             parts.append(chunk)
         else:
-            raise PathError(f'malformed path "{path}" (at "{chunk}")')
+            raise PathError(
+                gettext('malformed path "%(path)s" (at "%(at)s")') % {"path": path, "at": chunk}
+            )
     return tuple(parts)
 
 

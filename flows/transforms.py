@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.utils.translation import gettext
+
 from connectors.registry import Registry, UnknownKey
 from flows.paths import MISSING, get_path
 
@@ -53,14 +55,16 @@ class Transform:
     def check_arguments(self, args: dict) -> list[str]:
         """Problems with ``args`` for this transform (unknown or missing arguments)."""
         known = self.arguments
+        takes = ", ".join(known) or gettext("no arguments")
         problems = [
-            f'unknown argument "{name}" for transform {self.name} '
-            f"(it takes: {', '.join(known) or 'no arguments'})"
+            gettext('unknown argument "%(name)s" for transform %(transform)s (it takes: %(takes)s)')
+            % {"name": name, "transform": self.name, "takes": takes}
             for name in args
             if name not in known
         ]
         problems += [
-            f'transform {self.name} needs the argument "{name}"'
+            gettext('transform %(transform)s needs the argument "%(name)s"')
+            % {"transform": self.name, "name": name}
             for name, required in known.items()
             if required and name not in args
         ]

@@ -7,6 +7,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from connectors.shapes import check_object, sentence
+
 
 class SourceKind(models.TextChoices):
     CONNECTION = "connection", _("A connection's list operation")
@@ -32,15 +34,16 @@ def check_cursor(cursor) -> list[str]:
     partner's token."""
     from datetime import datetime
 
-    from connectors.shapes import check_object
-
     rules = {"at": str, "ids": list, "token": str}
     problems = check_object(cursor, rules, example=CURSOR_EXAMPLE)
     if not problems and isinstance(cursor.get("at"), str):
         try:
             datetime.fromisoformat(cursor["at"])
         except ValueError:
-            problems.append(f'"at": "{cursor["at"]}" is not an ISO time, e.g. {CURSOR_EXAMPLE}')
+            problems.append(
+                _('"at": "%(at)s" is not an ISO time, e.g. %(example)s')
+                % {"at": cursor["at"], "example": CURSOR_EXAMPLE}
+            )
     return problems
 
 
@@ -271,7 +274,7 @@ class SyncJob(models.Model):
                     "known": ", ".join(sorted(strategies)),
                 }
             elif problems := check_pagination_options(self.pagination, self.pagination_options):
-                errors["pagination_options"] = "; ".join(problems) + "."
+                errors["pagination_options"] = sentence(problems)
         elif self.source_python not in sources:
             errors["source_python"] = _(
                 'no Python source registered as "%(name)s" (registered: %(known)s)'
@@ -292,7 +295,7 @@ class SyncJob(models.Model):
         if not 1 <= self.page_size <= 1000:
             errors["page_size"] = _("Between 1 and 1000.")
         if problems := check_cursor(self.cursor):
-            errors["cursor"] = "; ".join(problems) + "."
+            errors["cursor"] = sentence(problems)
         if errors:
             raise ValidationError(errors)
 

@@ -11,15 +11,13 @@ from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from connectors.admin.calls import calls_link
-from connectors.admin.columns import truncated
+from connectors.admin.columns import truncated, when
 from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.fields import StructuredFieldsMixin
 from connectors.admin.readonly import ReadOnlyAdminMixin
@@ -121,7 +119,7 @@ class WebhookEndpointAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.Mo
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 (
                     (
-                        date_format(localtime(r.at), "DATETIME_FORMAT"),
+                        when(r.at),
                         r.get_kind_display(),
                         r.reason,
                         r.source_ip or "?",
@@ -276,7 +274,7 @@ class WebhookEventAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         if obj.redaction == Redaction.RETENTION:
             return _(
                 "Dropped on %(date)s by the connection's payload retention (its metadata is kept)."
-            ) % {"date": date_format(localtime(obj.redacted_at), "DATETIME_FORMAT")}
+            ) % {"date": when(obj.redacted_at)}
         payload = obj.payload()
         text = (
             json.dumps(payload, indent=2, ensure_ascii=False)

@@ -7,13 +7,12 @@ from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from connectors.admin.columns import when
 from connectors.admin.confirm import confirmation, confirmed
 from connectors.admin.depends import DependentFieldsMixin
 from connectors.admin.fields import StructuredFieldsMixin
@@ -199,15 +198,9 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             return status("credential", "missing", _("None yet: calls cannot authenticate"))
         return format_html_join(
             " ",
-            "{}",
+            "{} {}",
             (
-                (
-                    format_html(
-                        "{} {}",
-                        c.get_kind_display() + (f" {c.label}" if c.label else ""),
-                        credential_badge(c),
-                    ),
-                )
+                (f"{c.get_kind_display()} {c.label}".strip(), credential_badge(c))
                 for c in credentials
             ),
         )
@@ -243,11 +236,10 @@ class ConnectionAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAd
             return _("not reported")
         left = _("%(count)s left at %(time)s") % {
             "count": row.quota_remaining,
-            "time": date_format(localtime(row.created_at), "DATETIME_FORMAT"),
+            "time": when(row.created_at),
         }
         if row.quota_reset_at:
-            reset = date_format(localtime(row.quota_reset_at), "DATETIME_FORMAT")
-            left += ", " + _("resets %(time)s") % {"time": reset}
+            left += ", " + _("resets %(time)s") % {"time": when(row.quota_reset_at)}
         return left
 
     @admin.display(description=_("API lifecycle (Deprecation / Sunset)"))

@@ -9,7 +9,7 @@ import re
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.utils.text import format_lazy
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
 
 __all__ = ["ScopesField", "StructuredFieldsMixin"]
@@ -71,7 +71,7 @@ class StructuredFieldsMixin:
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name in self.scope_fields:
             return ScopesField(
-                label=db_field.verbose_name.capitalize(),
+                label=capfirst(db_field.verbose_name),
                 help_text=format_lazy(
                     "{} {}", db_field.help_text, _("One per line, or separated by spaces.")
                 ),

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from connectors.fields import EncryptedSecretField
+from connectors.shapes import sentence
 
 # The settings of an OAuth app a person configures (console form and integrations as code
 # alike; the client secret is apart: write-only).
@@ -40,14 +41,19 @@ RESERVED_AUTHORIZE_PARAMS = (
 def check_authorize_params(params) -> list[str]:
     """Extra consent-URL parameters: names and text values, none the hub sets itself."""
     if not isinstance(params, dict):
-        return ['a JSON object of parameter names and values, e.g. {"access_type": "offline"}']
-    problems = [
-        f'"{name}" is set by the hub itself (the scopes have their own field)'
-        if name in RESERVED_AUTHORIZE_PARAMS
-        else f'"{name}" is text, not {json.dumps(value)}: write it in quotes'
-        for name, value in params.items()
-        if name in RESERVED_AUTHORIZE_PARAMS or not isinstance(value, str)
-    ]
+        return [_('a JSON object of parameter names and values, e.g. {"access_type": "offline"}')]
+    problems = []
+    for name, value in params.items():
+        if name in RESERVED_AUTHORIZE_PARAMS:
+            problems.append(
+                _('"%(name)s" is set by the hub itself (the scopes have their own field)')
+                % {"name": name}
+            )
+        elif not isinstance(value, str):
+            problems.append(
+                _('"%(name)s" is text, not %(value)s: write it in quotes')
+                % {"name": name, "value": json.dumps(value)}
+            )
     return problems
 
 
@@ -169,6 +175,6 @@ class OAuthApp(models.Model):
             except ValueError as exc:
                 errors[name] = str(exc)
         if problems := check_authorize_params(self.extra_authorize_params):
-            errors["extra_authorize_params"] = "; ".join(problems) + "."
+            errors["extra_authorize_params"] = sentence(problems)
         if errors:
             raise ValidationError(errors)

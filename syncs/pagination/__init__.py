@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 
 from connectors.registry import Registry
+from connectors.shapes import check_object
 
 registry: Registry = Registry("pagination")
 
@@ -36,8 +37,6 @@ COMMON_OPTIONS = {"sync_token_path": str, "sync_token_param": str}
 
 def check_options(key: str, options) -> list[str]:
     """Problems with a job's ``pagination_options`` for strategy ``key``, each key named."""
-    from connectors.shapes import check_object
-
     rules = {**registry.lookup(key).options, **COMMON_OPTIONS}
     first = next(iter(rules))
     return check_object(options, rules, example=f'{{"{first}": "…"}}')

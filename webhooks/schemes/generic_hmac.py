@@ -9,7 +9,9 @@ import base64
 import hashlib
 import hmac as hmaclib
 
-from connectors.shapes import check_object
+from django.utils.translation import gettext
+
+from connectors.shapes import check_object, sentence
 from webhooks.schemes import Scheme, SignatureRejected, register
 
 ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
@@ -31,11 +33,11 @@ def check_options(options: dict) -> None:
     problems = check_object(options, OPTIONS, example=EXAMPLE)
     if isinstance(options, dict):
         if not options.get("header"):
-            problems.insert(0, '"header" is missing: the name of the signature header')
+            problems.insert(0, gettext('"header" is missing: the name of the signature header'))
         if options.get("signed") == "timestamp.body" and not options.get("timestamp_header"):
-            problems.append('"signed": "timestamp.body" needs "timestamp_header"')
+            problems.append(gettext('"signed": "timestamp.body" needs "timestamp_header"'))
     if problems:
-        raise ValueError("; ".join(problems) + ".")
+        raise ValueError(sentence(problems))
 
 
 @register
