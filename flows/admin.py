@@ -16,8 +16,11 @@ from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from connectors.admin.calls import calls_link, run_calls_link
 from connectors.admin.columns import truncated, when
@@ -34,10 +37,12 @@ from flows.models import (
     RULE_SETTINGS,
     Flow,
     FlowRun,
+    FlowRunStep,
     Mapping,
     MappingRule,
     RunStatus,
 )
+from syncs.admin import MASK, PII_PERMISSION, masked
 
 PREVIEW_EVENTS = 50
 FLOW = dict(FLOW_SETTINGS)
@@ -235,10 +240,18 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
     list_filter = ["enabled", "trigger", "connection"]
     list_select_related = ["endpoint", "connection"]
     search_fields = ["slug", "name"]
-    readonly_fields = ["scope_check", "recent_runs"]
+    readonly_fields = ["scope_check", "recent_runs", "steps_diagram"]
     change_form_template = "admin/flows/flow/change_form.html"
     scope_fields = ("required_scopes",)
-    json_examples = {"condition": '[{"path": "data.status", "op": "eq", "value": "succeeded"}]'}
+    json_examples = {
+        "condition": '[{"path": "data.status", "op": "eq", "value": "succeeded"}]',
+        "steps": (
+            '[{"name": "verify", "kind": "fetch", "path": "/payments/{trigger.id}"}, '
+            '{"name": "paid", "kind": "condition", "when": [{"path": '
+            '"steps.verify.data.status", "op": "eq", "value": "succeeded"}]}, '
+            '{"name": "invoice", "kind": "call", "path": "/invoices", "mapping": "to-invoice"}]'
+        ),
+    }
     # the trigger's own fields only for that trigger
     field_depends = (
         "trigger",
@@ -259,8 +272,22 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
                 "fields": FLOW["Upsert without duplicates"],
             },
         ),
+        (
+            _("Workflow"),
+            {
+                "description": _(
+                    "Several steps instead of the one action: each runs exactly once, a retry "
+                    "resumes at the step that failed. docs/workflows.md describes each kind."
+                ),
+                "fields": [*FLOW["Workflow"], "steps_diagram"],
+            },
+        ),
         (_("Runs"), {"fields": ["recent_runs"]}),
     ]
+
+    @admin.display(description=_("The steps, in order"))
+    def steps_diagram(self, obj):
+        return steps_diagram(obj.steps if obj is not None else None)
 
     @admin.display(description=_("When"))
     def trigger_detail(self, obj):
@@ -380,6 +407,37 @@ class FlowAdmin(StructuredFieldsMixin, DependentFieldsMixin, admin.ModelAdmin):
         )
 
 
+def steps_diagram(steps) -> str:
+    """A flow's steps as a diagram: one box per step (its number, name, kind and what it
+    does), an arrow between them; a condition says where it goes otherwise."""
+    from flows.steps import STEP_KINDS
+
+    if not steps or not isinstance(steps, list):
+        return _("One action (no steps).")
+    boxes = []
+    for index, step in enumerate(steps, start=1):
+        if not isinstance(step, dict):
+            continue
+        kind = STEP_KINDS.get(step.get("kind", ""))
+        boxes.append(
+            (
+                index,
+                step.get("name", "?"),
+                kind.label if kind else step.get("kind", "?"),
+                kind.summary(step) if kind else "",
+            )
+        )
+    return format_html(
+        '<ol class="hub-steps">{}</ol>',
+        format_html_join(
+            "",
+            '<li><span class="hub-step-number">{}</span> <strong>{}</strong> '
+            '<span class="hub-step-kind">{}</span><br><code>{}</code></li>',
+            boxes,
+        ),
+    )
+
+
 @admin.register(FlowRun)
 class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -387,11 +445,16 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "flow",
         "trigger",
         "coloured_status",
+        "current_step",
+        "resumes",
         "outcome",
         "record_id",
         "duration_ms",
         "short_error",
     ]
+    list_defer = ["trigger_data"]
+    change_form_template = "admin/flows/flowrun/change_form.html"
+    actions = ["retry_selected", "cancel_selected"]
     list_filter = [
         "status",
         "trigger",
@@ -410,6 +473,11 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "trigger_ref",
         "event_link",
         "status",
+        "current_step",
+        "resume_at",
+        "attempts",
+        "cancelled_by",
+        "steps_table",
         "outcome",
         "record_id",
         "started_at",
@@ -425,6 +493,109 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("Status"), ordering="status")
     def coloured_status(self, obj):
         return status("flow_run", obj.status, obj.get_status_display())
+
+    @admin.display(description=_("Resumes at"), ordering="resume_at")
+    def resumes(self, obj):
+        return when(obj.resume_at) if obj.status == RunStatus.WAITING else "—"
+
+    def get_object(self, request, object_id, from_field=None):
+        # decided per request on the object it loaded (a ModelAdmin is shared by every thread)
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.viewer_can_see_pii = request.user.has_perm(PII_PERMISSION)
+        return obj
+
+    @admin.display(description=_("Steps"))
+    def steps_table(self, obj):
+        rows = list(FlowRunStep.objects.filter(run=obj).order_by("position", "pk"))
+        if not rows:
+            return "—"
+        return run_steps_table(obj, rows, can_see_pii=getattr(obj, "viewer_can_see_pii", False))
+
+    # -- Retry from the failed step, Cancel ------------------------------------------------
+    def has_run_permission(self, request):
+        return request.user.has_perm("flows.run_flow")
+
+    @admin.action(description=_("Retry from the failed step"), permissions=["run"])
+    def retry_selected(self, request, queryset):
+        from flows.services import workflow
+
+        count = sum(workflow.retry_by_hand(run) for run in queryset.select_related("flow"))
+        self.message_user(
+            request,
+            ngettext(
+                "%(n)s run resumes at its failed step.",
+                "%(n)s runs resume at their failed step.",
+                count,
+            )
+            % {"n": count},
+            messages.SUCCESS if count else messages.WARNING,
+        )
+
+    @admin.action(description=_("Cancel the pending steps"), permissions=["run"])
+    def cancel_selected(self, request, queryset):
+        from flows.services import workflow
+
+        by = _("%(user)s, by hand") % {"user": request.user.get_username()}
+        count = sum(workflow.cancel(run.pk, by=str(by)) for run in queryset.only("pk"))
+        self.message_user(
+            request,
+            ngettext("%(n)s run cancelled.", "%(n)s runs cancelled.", count) % {"n": count},
+            messages.SUCCESS if count else messages.WARNING,
+        )
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/retry/", wrap(self.retry_view), name="flows_flowrun_retry"),
+            path("<path:object_id>/cancel/", wrap(self.cancel_view), name="flows_flowrun_cancel"),
+            *super().get_urls(),
+        ]
+
+    def _run_or_403(self, request, object_id) -> FlowRun:
+        if request.method != "POST" or not self.has_run_permission(request):
+            raise PermissionDenied
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise PermissionDenied
+        return run
+
+    def retry_view(self, request, object_id):
+        from flows.services import workflow
+
+        run = self._run_or_403(request, object_id)
+        if workflow.retry_by_hand(run):
+            self.message_user(request, _("The run resumes at its failed step."), messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                _("Not retried: only a failed, retried or interrupted workflow run can be."),
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(reverse("admin:flows_flowrun_change", args=[run.pk]))
+
+    def cancel_view(self, request, object_id):
+        from flows.services import workflow
+
+        run = self._run_or_403(request, object_id)
+        by = _("%(user)s, by hand") % {"user": request.user.get_username()}
+        if workflow.cancel(run.pk, by=str(by)):
+            self.message_user(request, _("The run's pending steps are cancelled."))
+        else:
+            self.message_user(request, _("Not cancelled: the run has ended."), messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:flows_flowrun_change", args=[run.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from flows.services.workflow import PENDING
+
+        run = self.get_object(request, object_id)
+        allowed = self.has_run_permission(request) and run is not None and run.flow.is_workflow
+        extra_context = {
+            **(extra_context or {}),
+            "can_retry": allowed and run.status in RETRYABLE,
+            "can_cancel": allowed and run.status in PENDING,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("Error"))
     def short_error(self, obj):
@@ -444,6 +615,132 @@ class FlowRunAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html(
             "{}; {}", run_calls_link(obj.calls_ref, count), calls_link(obj.correlation_id)
         )
+
+
+RETRYABLE = (RunStatus.FAILED, RunStatus.RETRYING, RunStatus.INTERRUPTED)
+
+
+def pii_targets(steps: list[FlowRunStep], flow: Flow) -> dict[str, set[str]]:
+    """Each step's PII fields: the targets its mapping marks PII (one query for the run)."""
+    from flows.models import MappingRule
+
+    slugs = {
+        step.get("name"): step.get("mapping")
+        for step in flow.steps or []
+        if isinstance(step, dict) and step.get("mapping")
+    }
+    rules = MappingRule.objects.filter(pii=True, mapping__slug__in=set(slugs.values()))
+    by_mapping: dict[str, set[str]] = {}
+    for slug, target in rules.values_list("mapping__slug", "target"):
+        by_mapping.setdefault(slug, set()).add(target)
+    return {row.name: by_mapping.get(slugs.get(row.name, ""), set()) for row in steps}
+
+
+def shown(data, pii) -> str:
+    """What a step sent or read, as a person may see it. ``pii``: None shows everything; a set
+    masks those fields (what a mapping sent: its PII fields); ``SHAPE`` keeps only the shape,
+    numbers and booleans (what a partner answered may hold anyone's personal data)."""
+    if data is None:
+        return ""
+    if pii is SHAPE:
+        data = shape(data)
+    elif pii is not None and isinstance(data, dict):
+        data = masked(data, pii)
+    return truncated(json.dumps(data, indent=1, ensure_ascii=False), 2000)
+
+
+SHAPE = object()
+
+
+def shape(data):
+    if isinstance(data, dict):
+        return {key: shape(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [shape(value) for value in data[:20]]
+    if isinstance(data, str):
+        return MASK if data else ""
+    return data
+
+
+def run_steps_table(run: FlowRun, rows: list[FlowRunStep], *, can_see_pii: bool) -> str:
+    """A run's steps: status, attempts, duration, what each sent and read (personal data masked
+    without the permission) and its API calls (the run's calls made while the step ran)."""
+    calls = list(
+        ApiCall.objects.filter(run_ref=run.calls_ref)
+        .order_by("created_at", "pk")
+        .only("pk", "created_at", "method", "path", "status_code")[:200]
+    )
+    pii = pii_targets(rows, run.flow)
+    lines = []
+    for row in rows:
+        end = row.finished_at or timezone.now()
+        mine = [c for c in calls if row.started_at <= c.created_at <= end]
+        # conditions and delays read nothing from a partner: what they record is the hub's own
+        reads_partner = row.kind not in ("condition", "delay")
+        sent_mask = None if can_see_pii else pii.get(row.name, set())
+        read_mask = SHAPE if reads_partner and not can_see_pii else None
+        lines.append(
+            (
+                row.position + 1,
+                row.name,
+                row.kind,
+                status("flow_step", row.status, row.get_status_display()),
+                row.attempts,
+                f"{row.duration_ms} ms",
+                when(row.resume_at) if row.resume_at else "",
+                shown(row.sent, sent_mask),
+                shown(row.result, read_mask),
+                format_html_join(
+                    mark_safe("<br>"),
+                    '<a href="{}">{} {} → {}</a>',
+                    (
+                        (
+                            reverse("admin:connectors_apicall_change", args=[c.pk]),
+                            c.method,
+                            c.path,
+                            c.status_code or "—",
+                        )
+                        for c in mine
+                    ),
+                )
+                or "—",
+                truncated(row.error, 300),
+            )
+        )
+    head = format_html_join(
+        "",
+        "<th>{}</th>",
+        (
+            (h,)
+            for h in (
+                "#",
+                _("Step"),
+                _("Kind"),
+                _("Status"),
+                _("Attempts"),
+                _("Duration"),
+                _("Resumes at"),
+                _("Sent"),
+                _("Read"),
+                _("API calls"),
+                _("Error"),
+            )
+        ),
+    )
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td><td>{}</td><td>{}</td></tr>",
+        lines,
+    )
+    note = "" if can_see_pii else _("Personal data is masked: it needs the PII permission.")
+    return format_html(
+        '<table class="hub-run-steps"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'
+        '<p class="help">{}</p>',
+        head,
+        body,
+        note,
+    )
 
 
 def event_flow_runs(event) -> str:

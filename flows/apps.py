@@ -24,12 +24,16 @@ class FlowsConfig(AppConfig):
         from webhooks.admin import EVENT_LINKS
 
         EVENT_LINKS.append(("Flow runs", event_flow_runs))
-        # every sweep pass also marks runs whose worker was lost as interrupted
+        # every sweep pass also marks runs whose worker was lost as interrupted, and resumes
+        # the workflows whose time has come
         from flows.services.runner import mark_interrupted
+        from flows.services.workflow import resume_due
         from webhooks.services.processing import SWEEP_HOOKS
 
         if not any(name == "interrupted_flow_runs" for name, _hook in SWEEP_HOOKS):
             SWEEP_HOOKS.append(("interrupted_flow_runs", mark_interrupted))
+            # then the workflows whose delay ended, after the lost ones were marked
+            SWEEP_HOOKS.append(("resumed_flow_runs", resume_due))
         # the runner caches mapping rules, and dispatch an endpoint's flows, per process; a
         # change anywhere drops them everywhere
         config_cache.watch(Flow, Mapping, MappingRule)

@@ -307,7 +307,12 @@ def _validation_errors(where: str, exc: ValidationError, rename: dict | None = N
     out = []
     for name, errors in exc.message_dict.items():
         place = where if name == "__all__" else f"{where}.{rename.get(name, name)}"
-        out += [f"{place}: {message}" for message in errors]
+        for message in errors:
+            # a message that names its own place inside the field (steps[1].path: …)
+            if name != "__all__" and message.startswith(f"{rename.get(name, name)}["):
+                out.append(f"{where}.{message}")
+            else:
+                out.append(f"{place}: {message}")
     return out
 
 
@@ -505,6 +510,25 @@ def _tidy_trigger(flow: Flow, entry: dict) -> None:
         del trigger["event_type"]
     if flow.trigger != TriggerKind.SCHEDULE:
         del trigger["cron"]
+    if not flow.is_workflow:
+        for key in ("steps", "correlation_key", "cancel"):
+            entry.pop(key, None)
+        return
+    # a workflow: its steps say what they do; the one action's settings are left at their
+    # defaults, so the entry keeps only the connection its steps use by default
+    action = entry.get("action") or {}
+    for name in FLOW_ACTION:
+        key = FLOW_PLACES.get(name, f"action.{name}").partition(".")[2]
+        unused = getattr(flow, name) in (None, "", Flow._meta.get_field(name).get_default())
+        if name != "connection" and key in action and unused:
+            del action[key]
+    cancel = entry.get("cancel") or {}
+    for key in [k for k, v in cancel.items() if not v]:
+        del cancel[key]
+    if not cancel:
+        entry.pop("cancel", None)
+    if not flow.correlation_key:
+        entry.pop("correlation_key", None)
 
 
 def name_from_slug(item: dict) -> str:
@@ -512,7 +536,17 @@ def name_from_slug(item: dict) -> str:
     return item["slug"]
 
 
-FLOW_ACTION = settings_of(FLOW_SETTINGS[2:])  # the action and its upsert settings
+FLOW_GROUPS = dict(FLOW_SETTINGS)
+FLOW_ACTION = [*FLOW_GROUPS["Action"], *FLOW_GROUPS["Upsert without duplicates"]]
+# a workflow's: its steps at the top, what cancels its runs under "cancel"
+FLOW_PLACES = {
+    **{name: f"action.{name}" for name in FLOW_ACTION},
+    "idempotency_key_template": "action.idempotency_key",
+    "steps": "steps",
+    "correlation_key": "correlation_key",
+    "cancel_event_type": "cancel.event_type",
+    "cancel_key_path": "cancel.key_path",
+}
 
 SECTIONS: Registry = Registry("section of integrations as code")
 """Every section of the file, in the order they are applied (a section may name objects of
@@ -582,8 +616,7 @@ register(
             "endpoint": "trigger.endpoint",
             "event_type": "trigger.event_type",
             "cron": "trigger.cron",
-            **{name: f"action.{name}" for name in FLOW_ACTION},
-            "idempotency_key_template": "action.idempotency_key",
+            **FLOW_PLACES,
         },
         references={"endpoint": "endpoints", "connection": "connections", "mapping": "mappings"},
         defaults={"name": name_from_slug, "condition": lambda item: []},

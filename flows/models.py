@@ -221,8 +221,13 @@ class Flow(models.Model):
     mapping = models.ForeignKey(
         Mapping,
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="flows",
-        help_text=_("Builds the body: only its fields are sent."),
+        help_text=_(
+            "Builds the body: only its fields are sent. A flow of several steps names a mapping "
+            "in each step instead."
+        ),
         verbose_name=_("mapping"),
     )
     method = models.CharField(
@@ -233,6 +238,7 @@ class Flow(models.Model):
     )
     path = models.CharField(
         max_length=500,
+        blank=True,
         help_text=_(
             "The action's (or the create's) path, relative to the connection's base "
             "URL; {field} is filled from the mapped data, URL-encoded."
@@ -304,6 +310,44 @@ class Flow(models.Model):
         ),
         verbose_name=_("required scopes"),
     )
+    steps = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_(
+            "A workflow: the ordered steps (fetch, upsert, call, condition, delay, python) "
+            "that replace the single action above; docs/workflows.md describes each. Empty: "
+            "the flow is its one action."
+        ),
+        verbose_name=_("steps"),
+    )
+    correlation_key = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text=_(
+            "Workflows: the dotted path in the trigger's data that names what a run is about "
+            "(a booking's id, data.object.id). A later event with the same value can cancel "
+            "the run's pending steps."
+        ),
+        verbose_name=_("correlation key"),
+    )
+    cancel_event_type = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "Workflows: the event type, on the same endpoint, that cancels the pending steps "
+            'of the runs it names ("booking.cancelled"; "*" wildcards allowed).'
+        ),
+        verbose_name=_("cancelled by event type"),
+    )
+    cancel_key_path = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text=_(
+            "Workflows: where the cancelling event holds the correlation value. Empty: the "
+            "same path as the correlation key."
+        ),
+        verbose_name=_("cancel key path"),
+    )
     created_at = models.DateTimeField(
         auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
     )
@@ -324,10 +368,34 @@ class Flow(models.Model):
     def is_upsert(self) -> bool:
         return bool(self.match_key)
 
+    @property
+    def is_workflow(self) -> bool:
+        return bool(self.steps)
+
     def clean(self):
         from flows.conditions import check_condition
 
         errors: dict[str, str] = {}
+        if self.steps:
+            from flows.steps import check_steps
+
+            problems = check_steps(self.steps)
+            if problems:
+                errors["steps"] = problems
+            if (self.cancel_event_type or self.cancel_key_path) and not self.correlation_key:
+                errors["correlation_key"] = _(
+                    "A cancelling event needs the correlation key it cancels by."
+                )
+            problems = check_condition(self.condition)
+            if problems:
+                errors["condition"] = "; ".join(problems)
+            if errors:
+                raise ValidationError(errors)
+            return
+        if not self.mapping_id:
+            errors["mapping"] = _("A flow of one action needs its mapping (or steps).")
+        if not self.path:
+            errors["path"] = _("A flow of one action needs its path (or steps).")
         if self.trigger == TriggerKind.WEBHOOK and not self.endpoint_id:
             errors["endpoint"] = _("A webhook flow needs its endpoint.")
         if self.trigger == TriggerKind.SCHEDULE:
@@ -395,6 +463,7 @@ FLOW_SETTINGS: list[tuple[str | None, list[str]]] = [
             "update_path",
         ],
     ),
+    ("Workflow", ["steps", "correlation_key", "cancel_event_type", "cancel_key_path"]),
 ]
 
 
@@ -405,6 +474,8 @@ class RunStatus(models.TextChoices):
     RETRYING = "retrying", _("Transient error (retried)")
     FAILED = "failed", _("Failed (a person must look)")
     INTERRUPTED = "interrupted", _("Interrupted (its worker was lost; the event is retried)")
+    WAITING = "waiting", _("Waiting (a delay step: resumes at its time)")
+    CANCELLED = "cancelled", _("Cancelled (its pending steps will not run)")
 
 
 class RunOutcome(models.TextChoices):
@@ -500,6 +571,47 @@ class FlowRun(models.Model):
         help_text=_("Shared with the event and the API calls."),
         verbose_name=_("correlation ID"),
     )
+    current_step = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text=_("Workflows: the step the run is at (or ended at)."),
+        verbose_name=_("current step"),
+    )
+    resume_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Workflows: when a waiting run resumes. Set once a run has waited (or was retried "
+            "by hand): from then on the hub resumes it itself, its trigger being done."
+        ),
+        verbose_name=_("resumes at"),
+    )
+    attempts = models.PositiveIntegerField(
+        default=0,
+        help_text=_("Workflows: how many times the run was started or resumed."),
+        verbose_name=_("attempts"),
+    )
+    cancel_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_("Workflows: the value of the flow's correlation key for this run."),
+        verbose_name=_("cancel key"),
+    )
+    cancelled_by = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text=_("Who cancelled the run: the event (endpoint:event id), or the person."),
+        verbose_name=_("cancelled by"),
+    )
+    trigger_data = models.JSONField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Workflows: the trigger's data, kept while the run may resume (a delay outlives "
+            "the event's body); purged with the run."
+        ),
+        verbose_name=_("trigger data"),
+    )
 
     class Meta:
         verbose_name = _("flow run")
@@ -519,6 +631,17 @@ class FlowRun(models.Model):
                 name="flowrun_running_lease",
                 condition=models.Q(status="running"),
             ),
+            # workflows: the waiting runs by the time they resume, and cancellation by key
+            models.Index(
+                fields=["resume_at"],
+                name="flowrun_waiting_resume",
+                condition=models.Q(status="waiting"),
+            ),
+            models.Index(
+                fields=["flow", "cancel_key"],
+                name="flowrun_cancel_key",
+                condition=~models.Q(cancel_key=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -528,3 +651,84 @@ class FlowRun(models.Model):
     def calls_ref(self) -> str:
         """What this run's API call rows carry in ``run_ref``."""
         return f"flow_run:{self.pk}"
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    SKIPPED = "skipped", _("Skipped")
+    WAITING = "waiting", _("Waiting")
+    RETRYING = "retrying", _("Transient error (retried)")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class FlowRunStep(models.Model):
+    """One step of a workflow run, written as it starts and as it ends: a step that succeeded
+    is never executed again when the run resumes."""
+
+    run = models.ForeignKey(
+        FlowRun,
+        on_delete=models.CASCADE,
+        related_name="steps",
+        help_text=_("The run."),
+        verbose_name=_("run"),
+    )
+    position = models.PositiveIntegerField(
+        help_text=_("The step's place in the flow (0 is the first)."), verbose_name=_("position")
+    )
+    name = models.CharField(max_length=80, help_text=_("The step's name."), verbose_name=_("name"))
+    kind = models.CharField(max_length=20, help_text=_("The step's kind."), verbose_name=_("kind"))
+    status = models.CharField(
+        max_length=20,
+        choices=StepStatus.choices,
+        default=StepStatus.RUNNING,
+        help_text=_("Status."),
+        verbose_name=_("status"),
+    )
+    attempts = models.PositiveIntegerField(
+        default=0, help_text=_("How many times it was executed."), verbose_name=_("attempts")
+    )
+    started_at = models.DateTimeField(
+        default=timezone.now,
+        help_text=_("Start of its last attempt."),
+        verbose_name=_("started at"),
+    )
+    finished_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("End."), verbose_name=_("finished at")
+    )
+    duration_ms = models.PositiveIntegerField(
+        default=0, help_text=_("Duration of its last attempt."), verbose_name=_("duration ms")
+    )
+    resume_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("A delay step: when it ends."),
+        verbose_name=_("resumes at"),
+    )
+    sent = models.JSONField(
+        null=True,
+        blank=True,
+        help_text=_("What it sent: its mapping's fields only."),
+        verbose_name=_("sent"),
+    )
+    result = models.JSONField(
+        null=True,
+        blank=True,
+        help_text=_("What it read or returned, which later steps read as steps.(its name)."),
+        verbose_name=_("result"),
+    )
+    error = models.TextField(
+        blank=True, help_text=_("What went wrong (no secrets)."), verbose_name=_("error")
+    )
+
+    class Meta:
+        verbose_name = _("run step")
+        verbose_name_plural = _("run steps")
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "name"], name="flowrunstep_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}) {self.status}"

@@ -23,6 +23,13 @@ def purge_old_runs(batch_size: int | None = None) -> int:
     )
 
 
+def resume_run(pk: int) -> str:
+    """Carry a workflow run whose delay ended (or that was retried by hand)."""
+    from flows.services.workflow import resume_run as resume
+
+    return resume(pk)
+
+
 def ensure_schedules(**kwargs) -> None:
     """Created after every ``migrate`` (idempotent)."""
     every(5, "flows: purge runs past their retention", "flows.tasks.purge_old_runs")

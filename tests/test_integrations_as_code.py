@@ -162,7 +162,7 @@ def broken_demo(edit) -> str:
         ),
         (
             lambda d: d["flows"][0]["condition"][0].update(op="like"),
-            'flows[0].condition: condition[0].op: unknown operator "like"',
+            'flows[0].condition[0].op: unknown operator "like"',
         ),
         (lambda d: d.update(extras=[]), 'unknown section "extras"'),
         (lambda d: d["flows"].append(d["flows"][0]), 'flows[1].slug: "payment-succeeded'),

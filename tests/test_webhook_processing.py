@@ -156,12 +156,12 @@ def test_the_sweeper_takes_back_an_expired_lease_and_enqueues_due_work(delivered
     )
     result = sweep()
     event.refresh_from_db()
-    assert result == {"lost": 1, "enqueued": 1, "interrupted_flow_runs": 0}
+    assert result == {"lost": 1, "enqueued": 1, "interrupted_flow_runs": 0, "resumed_flow_runs": 0}
     assert event.status == "retrying" and "lease expired" in event.last_error
     assert event.attempt_log.get().outcome == "lost"
     assert event.enqueued_at > timezone.now() - timedelta(seconds=30)
     # nothing is enqueued twice while its task is fresh
-    assert sweep() == {"lost": 0, "enqueued": 0, "interrupted_flow_runs": 0}
+    assert sweep() == {"lost": 0, "enqueued": 0, "interrupted_flow_runs": 0, "resumed_flow_runs": 0}
     assert process_event(event.pk) == "unhandled"  # nothing is registered for it
 
 

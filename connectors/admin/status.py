@@ -51,6 +51,17 @@ TONES: dict[str, dict[str, str]] = {
         "retrying": WARNING,
         "failed": ERROR,
         "interrupted": ERROR,
+        "waiting": INFO,
+        "cancelled": NEUTRAL,
+    },
+    "flow_step": {
+        "running": INFO,
+        "succeeded": OK,
+        "skipped": NEUTRAL,
+        "waiting": INFO,
+        "retrying": WARNING,
+        "failed": ERROR,
+        "cancelled": NEUTRAL,
     },
     "sync_run": {
         "running": INFO,

@@ -11,9 +11,10 @@ from connectors.engine import config_cache
 from connectors.engine.errors import PermanentError
 from flows.mapping import MappingError
 from flows.models import Flow, TriggerKind
+from flows.paths import MISSING, get_path
 from flows.services.runner import RunResult, run_flow
 
-__all__ = ["flows_for_event", "on_webhook_event", "run_manual", "run_scheduled"]
+__all__ = ["cancel_for_event", "flows_for_event", "on_webhook_event", "run_manual", "run_scheduled"]
 
 logger = logging.getLogger("flows.dispatch")
 
@@ -49,7 +50,8 @@ def on_webhook_event(event) -> None:
     from webhooks.handlers import NOT_HANDLED, HandlerPermanentError
 
     flows = flows_for_event(event.endpoint, event.event_type)
-    if not flows:
+    cancelled = cancel_for_event(event)
+    if not flows and not cancelled:
         return NOT_HANDLED
     for flow in flows:
         try:
@@ -64,6 +66,36 @@ def on_webhook_event(event) -> None:
             )
         except (MappingError, PermanentError) as exc:
             raise HandlerPermanentError(f"flow {flow.slug}: {exc}") from exc
+
+
+def cancel_for_event(event) -> bool:
+    """Cancel the pending steps of the runs this event names, for each workflow of its
+    endpoint whose cancelling event type it has; True when some workflow listens for it."""
+    from flows.services.workflow import cancel_runs
+
+    listening = [
+        flow
+        for flow in _webhook_flows(event.endpoint)
+        if flow.cancel_event_type and fnmatchcase(event.event_type or "", flow.cancel_event_type)
+    ]
+    for flow in listening:
+        found = get_path(event.payload, flow.cancel_key_path or flow.correlation_key)
+        if found is MISSING or found is None:
+            logger.warning(
+                "event %s:%s cancels runs of flow %s but holds no %s",
+                event.endpoint,
+                event.event_id,
+                flow.slug,
+                flow.cancel_key_path or flow.correlation_key,
+                extra={"correlation_id": event.correlation_id},
+            )
+            continue
+        cancel_runs(
+            flow,
+            str(found),
+            by=f"event {event.event_type} ({event.endpoint}:{event.event_id})",
+        )
+    return bool(listening)
 
 
 def run_manual(flow: Flow, payload, *, trigger_ref: str) -> RunResult:

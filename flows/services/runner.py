@@ -36,7 +36,16 @@ from connectors.engine.errors import PermanentError, RetryableError
 from connectors.models import ApiCall
 from flows.conditions import evaluate
 from flows.mapping import MappingError, canonical, map_or_raise
-from flows.models import PLACEHOLDER, Flow, FlowRun, MappingRule, RunOutcome, RunStatus
+from flows.models import (
+    PLACEHOLDER,
+    Flow,
+    FlowRun,
+    FlowRunStep,
+    MappingRule,
+    RunOutcome,
+    RunStatus,
+    StepStatus,
+)
 from flows.paths import MISSING, get_path, leaves
 
 __all__ = ["RunResult", "mark_interrupted", "run_flow"]
@@ -196,7 +205,7 @@ def _holder_is_gone(holder) -> bool:
     ).exists()
 
 
-def _act(flow: Flow, data: dict, key: str, run: FlowRun):
+def perform_action(flow: Flow, data: dict, key: str, run: FlowRun):
     """The action; returns (outcome, the partner's record id)."""
     if not flow.is_upsert:
         use_key = key if flow.method in ("POST", "PATCH", "PUT", "DELETE") else None
@@ -262,6 +271,17 @@ def run_flow(
     (connectors.engine.bulkhead) from before its row is written: a busy connection raises
     ``ConnectionBusyError`` and no run is recorded (the event's attempt says it waited)."""
     with bulkhead.hold(flow.connection):
+        if flow.is_workflow:
+            from flows.services.workflow import run_steps
+
+            return run_steps(
+                flow,
+                payload,
+                trigger=trigger,
+                trigger_ref=trigger_ref,
+                event_id=event_id,
+                correlation_id=correlation_id,
+            )
         return _run_flow(flow, payload, trigger, trigger_ref, event_id, variables, correlation_id)
 
 
@@ -307,7 +327,7 @@ def _run_flow(flow, payload, trigger, trigger_ref, event_id, variables, correlat
                 data,
                 {"flow": flow.slug, "trigger": trigger_ref, **(variables or {})},
             )
-            outcome, record_id = _act(flow, data, key, run)
+            outcome, record_id = perform_action(flow, data, key, run)
         except (MappingError, PermanentError) as exc:
             finish(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000])
             exc.flow_run = run
@@ -340,12 +360,15 @@ def mark_interrupted(batch_size: int = 500) -> int:
         )
         done = ", ".join(f"{m} → {status or kind or '?'}" for m, status, kind in calls[:20])
         summary = f"{len(calls)} call(s) made: {done}" if calls else "no call made"
-        marked += FlowRun.objects.filter(
-            pk=pk, status=RunStatus.RUNNING, lease_until__lt=now
-        ).update(
+        taken = FlowRun.objects.filter(pk=pk, status=RunStatus.RUNNING, lease_until__lt=now).update(
             status=RunStatus.INTERRUPTED,
             finished_at=now,
             lease_until=None,
             error=f"worker lost (lease expired) before the run ended; {summary}"[:4000],
         )
+        if taken:  # a workflow's step in flight: it runs again when the run resumes
+            FlowRunStep.objects.filter(run_id=pk, status=StepStatus.RUNNING).update(
+                status=StepStatus.RETRYING, error="worker lost (lease expired) during the step"
+            )
+        marked += taken
     return marked

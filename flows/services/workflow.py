@@ -1,0 +1,428 @@
+"""Running a workflow (a flow of several steps), each step exactly once.
+
+The run's row exists from its start; each step's row (``FlowRunStep``) is written when the step
+starts and when it ends, before the next one begins, and each of its API calls as it ends. So:
+
+* a step that succeeded is never executed again: a retried, resumed or replayed run reads its
+  stored result and goes on at the first step that did not succeed;
+* every write a step makes carries an idempotency key derived from the trigger, the flow and
+  the step (``flow:<flow>:<trigger>:<step>``): a worker killed after the partner answered but
+  before the step's end was written gets the first answer back when the step runs again;
+* a ``delay`` leaves the run ``waiting`` with ``resume_at``; the sweeper's pass
+  (:func:`resume_due`) queues it once its time has come. No worker waits;
+* a later event can cancel a run's pending steps through the flow's correlation key
+  (:func:`cancel_runs`); the run says who cancelled it, and a step never starts on a cancelled
+  run (each step begins with a conditional write that a cancelled run fails).
+
+Who carries a run forward: until it first waits, its trigger does (an event's retries, as a
+one-action flow's). Once it has waited (or a person retried it by hand), its trigger is done,
+and the hub resumes it itself: on a transient error it waits ``backoff`` and resumes, up to
+``MAX_ATTEMPTS`` times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.db import IntegrityError
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from connectors.correlation import correlation_scope, current_correlation_id, new_correlation_id
+from connectors.engine import bulkhead, calllog, idempotency
+from connectors.engine.errors import ConnectionBusyError, PermanentError, RetryableError
+from flows.mapping import MappingError
+from flows.models import Flow, FlowRun, FlowRunStep, RunStatus, StepStatus
+from flows.paths import MISSING, get_path
+from flows.services.runner import RunResult, run_lease
+from flows.steps import STEP_KINDS, StepContext
+from flows.steps.base import context
+
+__all__ = [
+    "MAX_ATTEMPTS",
+    "cancel",
+    "cancel_runs",
+    "resume_due",
+    "resume_run",
+    "retry_by_hand",
+    "run_steps",
+]
+
+logger = logging.getLogger("flows.workflow")
+
+RESUME_TASK = "flows.tasks.resume_run"
+MAX_ATTEMPTS = 8
+# a run already done for its trigger: replaying the trigger changes nothing
+SETTLED = (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.CANCELLED, RunStatus.WAITING)
+# a run that a cancelling event stops
+PENDING = (RunStatus.RUNNING, RunStatus.WAITING, RunStatus.RETRYING, RunStatus.INTERRUPTED)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a self-resuming run waits after a transient error: 30 s, 1 min, 2 min… 1 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def _cancel_key(flow: Flow, payload) -> str:
+    if not flow.correlation_key:
+        return ""
+    found = get_path(payload, flow.correlation_key)
+    return "" if found is MISSING or found is None else str(found)[:200]
+
+
+def run_steps(
+    flow: Flow,
+    payload,
+    *,
+    trigger: str,
+    trigger_ref: str,
+    event_id: int | None = None,
+    correlation_id: str | None = None,
+) -> RunResult:
+    """Run (or resume) the workflow for this trigger. The same trigger finds its run again:
+    a settled run is returned as it is; a run that failed, was retried or was interrupted goes
+    on at its first step that did not succeed. Raises the step's error after recording it."""
+    existing = (
+        FlowRun.objects.filter(flow=flow, trigger_ref=trigger_ref[:300]).order_by("-pk").first()
+    )
+    if existing is not None:
+        if existing.status in SETTLED:
+            return RunResult(existing, None)
+        run = _claim(existing)
+        payload = existing.trigger_data if existing.trigger_data is not None else payload
+    else:
+        now = timezone.now()
+        run = FlowRun.objects.create(
+            flow=flow,
+            trigger=trigger,
+            trigger_ref=trigger_ref[:300],
+            event_id=event_id,
+            correlation_id=correlation_id or current_correlation_id() or new_correlation_id(),
+            status=RunStatus.RUNNING,
+            started_at=now,
+            lease_until=now + run_lease(),
+            attempts=1,
+            cancel_key=_cancel_key(flow, payload),
+            trigger_data=payload,
+        )
+    return execute(flow, run, payload)
+
+
+def _claim(run: FlowRun) -> FlowRun:
+    """Take ``run`` for this worker: one conditional write, which only one worker wins; a run
+    still held by a live worker is left to it."""
+    now = timezone.now()
+    claimable = Q(status__in=(RunStatus.RETRYING, RunStatus.FAILED, RunStatus.INTERRUPTED)) | Q(
+        status=RunStatus.RUNNING, lease_until__lt=now
+    )
+    claimed = FlowRun.objects.filter(claimable, pk=run.pk).update(
+        status=RunStatus.RUNNING,
+        lease_until=now + run_lease(),
+        attempts=F("attempts") + 1,
+        finished_at=None,
+    )
+    if not claimed:
+        raise RetryableError(
+            "this workflow run is being carried by another worker right now; retried shortly",
+            retry_at=now + timedelta(seconds=5),
+        )
+    run.refresh_from_db()
+    return run
+
+
+def execute(flow: Flow, run: FlowRun, payload) -> RunResult:
+    """Carry a claimed run (``running``) from its first step that did not succeed."""
+    started = time.monotonic()
+    # by name: a flow edited while its runs wait keeps what each named step did
+    rows = {row.name: row for row in FlowRunStep.objects.filter(run=run)}
+    results = {row.name: row.result for row in rows.values() if row.status == StepStatus.SUCCEEDED}
+    last = {"outcome": run.outcome, "record_id": run.record_id}
+
+    def finish(status, **fields) -> None:
+        elapsed = int((time.monotonic() - started) * 1000)
+        values = {
+            "status": status,
+            "lease_until": None,
+            "duration_ms": F("duration_ms") + elapsed,
+            "outcome": last["outcome"],
+            "record_id": last["record_id"][:200],
+            **fields,
+        }
+        if status not in (RunStatus.WAITING,):
+            values.setdefault("finished_at", timezone.now())
+        # never over a cancellation that landed meanwhile: who cancelled it is the truth
+        FlowRun.objects.filter(pk=run.pk).exclude(status=RunStatus.CANCELLED).update(**values)
+        run.refresh_from_db()
+
+    steps = flow.steps
+    position = 0
+    with correlation_scope(run.correlation_id), calllog.run_scope(run.calls_ref):
+        while position < len(steps):
+            step = steps[position]
+            row = rows.get(step["name"])
+            if row is not None and row.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+                position += 1
+                continue
+            now = timezone.now()
+            if row is not None and row.status == StepStatus.WAITING:
+                if row.resume_at and row.resume_at > now:  # resumed early: wait again
+                    finish(RunStatus.WAITING, resume_at=row.resume_at, current_step=row.name)
+                    return RunResult(run, None)
+                row.status, row.finished_at = StepStatus.SUCCEEDED, now
+                row.save(update_fields=["status", "finished_at"])
+                results[row.name] = row.result
+                position += 1
+                continue
+            lease = now + run_lease()
+            # the step's start: renews the run's lease, and a cancelled run stops here
+            if not FlowRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                lease_until=lease, current_step=step["name"]
+            ):
+                run.refresh_from_db()
+                return RunResult(run, None)
+            row = _start_row(run, position, step, row, now)
+            rows[step["name"]] = row
+            kind = STEP_KINDS.lookup(step["kind"])
+            ctx = StepContext(
+                flow=flow,
+                run=run,
+                step=step,
+                position=position,
+                data=context(payload, results),
+                key=step_key(flow, run, step),
+                first_started_at=row.first_started_at,
+            )
+            began = time.monotonic()
+            try:
+                with idempotency.held_until(lease):
+                    outcome = kind.run(ctx)
+            except (MappingError, PermanentError) as exc:
+                _end_row(row, StepStatus.FAILED, began, error=_error(exc), sent=ctx.sent)
+                finish(RunStatus.FAILED, error=_error(exc, step["name"]))
+                exc.flow_run = run
+                raise
+            except Exception as exc:
+                _end_row(row, StepStatus.RETRYING, began, error=_error(exc), sent=ctx.sent)
+                if run.resume_at is not None:  # the hub carries it: wait, then resume
+                    if run.attempts >= MAX_ATTEMPTS:
+                        finish(RunStatus.FAILED, error=_error(exc, step["name"]))
+                    else:
+                        finish(
+                            RunStatus.WAITING,
+                            resume_at=_retry_at(exc, run.attempts),
+                            error=_error(exc, step["name"]),
+                        )
+                else:
+                    finish(RunStatus.RETRYING, error=_error(exc, step["name"]))
+                exc.flow_run = run
+                raise
+            if outcome.outcome:
+                last.update(outcome=outcome.outcome, record_id=outcome.record_id)
+            if outcome.control == "wait":
+                _end_row(
+                    row,
+                    StepStatus.WAITING,
+                    began,
+                    result=outcome.result,
+                    resume_at=outcome.resume_at,
+                )
+                finish(RunStatus.WAITING, resume_at=outcome.resume_at, error="")
+                return RunResult(run, None)
+            _end_row(row, StepStatus.SUCCEEDED, began, result=outcome.result, sent=outcome.sent)
+            results[step["name"]] = outcome.result
+            if outcome.control == "stop":
+                _skip(run, steps, position + 1, len(steps))
+                finish(RunStatus.SKIPPED, error=outcome.why[:4000])
+                return RunResult(run, None)
+            if outcome.control == "skip":
+                _skip(run, steps, position + 1, position + 1 + outcome.skip)
+                position += 1 + outcome.skip
+                continue
+            position += 1
+        finish(RunStatus.SUCCEEDED, error="")
+    return RunResult(run, results)
+
+
+def step_key(flow: Flow, run: FlowRun, step: dict) -> str:
+    """The idempotency key of a step's writes: the same trigger, flow and step give the same
+    key, on every retry."""
+    import hashlib
+
+    key = f"flow:{flow.slug}:{run.trigger_ref}:{step['name']}"
+    if len(key) > 200:
+        key = key[:120] + ":" + hashlib.sha256(key.encode()).hexdigest()[:40]
+    return key
+
+
+def _start_row(run, position, step, row, now) -> FlowRunStep:
+    if row is None:
+        try:
+            row = FlowRunStep.objects.create(
+                run=run,
+                position=position,
+                name=step["name"],
+                kind=step["kind"],
+                status=StepStatus.RUNNING,
+                attempts=1,
+                started_at=now,
+            )
+            row.first_started_at = now
+            return row
+        except IntegrityError:  # written by an earlier attempt this process did not see
+            row = FlowRunStep.objects.get(run=run, name=step["name"])
+    first = row.started_at  # a delay counts from its first attempt's start
+    FlowRunStep.objects.filter(pk=row.pk).update(
+        status=StepStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        position=position,
+        error="",
+    )
+    row.refresh_from_db()
+    row.first_started_at = first
+    return row
+
+
+def _end_row(row, status, began, **fields) -> None:
+    row.status = status
+    row.finished_at = timezone.now()
+    row.duration_ms = int((time.monotonic() - began) * 1000)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save(update_fields=["status", "finished_at", "duration_ms", *fields])
+
+
+def _skip(run, steps, start: int, end: int) -> None:
+    now = timezone.now()
+    for position in range(start, min(end, len(steps))):
+        FlowRunStep.objects.update_or_create(
+            run=run,
+            name=steps[position]["name"],
+            defaults={
+                "position": position,
+                "kind": steps[position]["kind"],
+                "status": StepStatus.SKIPPED,
+                "started_at": now,
+                "finished_at": now,
+            },
+        )
+
+
+def _error(exc, step: str | None = None) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return (f"step {step}: {text}" if step else text)[:4000]
+
+
+def _retry_at(exc, attempts: int):
+    when = timezone.now() + backoff(attempts)
+    retry_at = getattr(exc, "retry_at", None)
+    return max(when, retry_at) if retry_at else when
+
+
+# -- resuming: delays, hand retries, runs whose worker was lost ------------------------------
+
+
+def _due(now) -> Q:
+    return Q(status=RunStatus.WAITING, resume_at__lte=now) | Q(
+        status=RunStatus.INTERRUPTED, resume_at__isnull=False
+    )
+
+
+def resume_due(batch_size: int = 500) -> int:
+    """Queue the runs whose time has come (a delay ended, a backoff passed) and the
+    self-resuming runs whose worker was lost; at most ``batch_size`` per pass. Each is taken by
+    a conditional write (``running`` under a lease) that only one sweeper wins, then queued; a
+    queue entry lost with its broker leaves a run whose lease runs out, and the next pass takes
+    it again. Returns how many were queued."""
+    from django_q.tasks import async_task
+
+    now = timezone.now()
+    candidates = list(
+        FlowRun.objects.filter(_due(now))
+        .order_by("resume_at", "pk")
+        .values_list("pk", flat=True)[:batch_size]
+    )
+    queued = 0
+    for pk in candidates:
+        if FlowRun.objects.filter(_due(now), pk=pk).update(
+            status=RunStatus.RUNNING, lease_until=now + run_lease()
+        ):
+            try:
+                async_task(RESUME_TASK, pk, task_name=f"flow-run-{pk}-{int(now.timestamp())}")
+            except Exception:  # the broker is down: the lease runs out, a later pass retries
+                logger.exception("could not queue the resumption of flow run %s", pk)
+                continue
+            queued += 1
+    return queued
+
+
+def resume_run(pk: int) -> str:
+    """The task that carries a run taken by :func:`resume_due` (or by a hand retry)."""
+    run = FlowRun.objects.select_related("flow__connection").filter(pk=pk).first()
+    if run is None or run.status != RunStatus.RUNNING:
+        return "nothing to resume"
+    claimed = FlowRun.objects.filter(pk=pk, status=RunStatus.RUNNING).update(
+        lease_until=timezone.now() + run_lease(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return "nothing to resume"
+    run.refresh_from_db()
+    try:
+        with bulkhead.hold(run.flow.connection):
+            execute(run.flow, run, run.trigger_data)
+    except ConnectionBusyError:
+        FlowRun.objects.filter(pk=pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.WAITING, resume_at=timezone.now() + timedelta(seconds=5)
+        )
+        return "connection busy: resumes shortly"
+    except Exception as exc:  # recorded on the run and its step; it resumes after its backoff
+        logger.info("flow run %s: %s", pk, type(exc).__name__)
+    run.refresh_from_db()
+    return run.status
+
+
+def retry_by_hand(run: FlowRun) -> bool:
+    """*Retry from the failed step*: the run resumes at its first step that did not succeed,
+    carried by the hub from then on. False when the run cannot be retried (it succeeded, is
+    running or was cancelled)."""
+    if not run.flow.is_workflow:
+        return False
+    taken = FlowRun.objects.filter(
+        pk=run.pk, status__in=(RunStatus.FAILED, RunStatus.RETRYING, RunStatus.INTERRUPTED)
+    ).update(status=RunStatus.WAITING, resume_at=timezone.now(), finished_at=None)
+    if taken:
+        resume_due()
+    return bool(taken)
+
+
+def cancel_runs(flow: Flow, key: str, *, by: str) -> int:
+    """Cancel the pending steps of ``flow``'s runs whose correlation value is ``key``; returns
+    how many runs. A step in flight ends as it ends; none starts after this."""
+    if not key:
+        return 0
+    pks = FlowRun.objects.filter(flow=flow, cancel_key=key[:200], status__in=PENDING).values_list(
+        "pk", flat=True
+    )
+    return sum(cancel(pk, by=by) for pk in list(pks))
+
+
+def cancel(pk: int, *, by: str) -> bool:
+    """Cancel one run's pending steps (a cancelling event, or a person on the run's page);
+    False when the run was no longer pending."""
+    now = timezone.now()
+    if not FlowRun.objects.filter(pk=pk, status__in=PENDING).update(
+        status=RunStatus.CANCELLED,
+        cancelled_by=by[:300],
+        finished_at=now,
+        lease_until=None,
+        error=gettext("cancelled by %(who)s") % {"who": by[:250]},
+    ):
+        return False
+    FlowRunStep.objects.filter(
+        run_id=pk, status__in=(StepStatus.WAITING, StepStatus.RETRYING)
+    ).update(status=StepStatus.CANCELLED, finished_at=now)
+    logger.info("flow run %s cancelled", pk)
+    return True

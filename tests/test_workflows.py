@@ -1,0 +1,450 @@
+"""Workflows of several steps over real HTTP (the scripted partner): each step exactly once
+across retries, a run resuming at its failed step, conditions that stop or skip, delays that
+wait without a worker and resume on time, cancellation by a later event, and the checks that
+name a wrong step's place. The last test kills a real ``qcluster`` between two steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as pysecrets
+import signal
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core.exceptions import ValidationError
+from django.db import connection as db_connection
+from django.utils import timezone
+
+from connectors.engine.errors import RetryableError
+from flows.models import Flow, FlowRun, FlowRunStep, Mapping, MappingRule
+from flows.services import workflow
+from flows.services.runner import run_flow
+from flows.steps.python import HANDLERS, step_handler
+from tests import signing
+from tests.partners import Reply
+from tests.processes import hub_process_env, purge_queue, start, stop, wait_for
+from webhooks.models import WebhookEvent
+from webhooks.services.processing import process_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+VERIFY = {"name": "verify", "kind": "fetch", "path": "/payments/{trigger.id}"}
+PAID = {
+    "name": "paid",
+    "kind": "condition",
+    "when": [{"path": "steps.verify.data.status", "op": "eq", "value": "succeeded"}],
+}
+INVOICE = {"name": "invoice", "kind": "call", "path": "/invoices", "mapping": "to-invoice"}
+
+
+def invoice_mapping() -> Mapping:
+    mapping = Mapping.objects.create(slug="to-invoice", name="to invoice")
+    MappingRule.objects.create(
+        mapping=mapping, position=1, source="steps.verify.data.amount", target="amount"
+    )
+    MappingRule.objects.create(
+        mapping=mapping, position=2, source="email", target="email", pii=True
+    )
+    return mapping
+
+
+def workflow_flow(connection, steps, **fields) -> Flow:
+    flow = Flow(
+        slug=fields.pop("slug", "wf"),
+        name="wf",
+        trigger=fields.pop("trigger", "manual"),
+        connection=connection,
+        steps=steps,
+        **fields,
+    )
+    flow.full_clean()
+    flow.save()
+    return flow
+
+
+def go(flow, payload, ref="t-1"):
+    return run_flow(flow, payload, trigger="manual", trigger_ref=ref)
+
+
+def step_rows(run) -> list[tuple[str, str, int]]:
+    return list(
+        FlowRunStep.objects.filter(run=run)
+        .order_by("position")
+        .values_list("name", "status", "attempts")
+    )
+
+
+def test_each_step_runs_once_and_a_retry_resumes_at_the_failed_step(api_connection, partner):
+    invoice_mapping()
+    flow = workflow_flow(api_connection, [VERIFY, PAID, INVOICE])
+    partner.script(
+        Reply(200, json={"id": "pay_1", "status": "succeeded", "amount": 4200, "card": "4242"}),
+        *[Reply(503)] * 4,  # the invoice's four attempts within the first run
+        Reply(201, json={"id": "inv_1"}),
+    )
+    payload = {"id": "pay_1", "email": "ada@example.test", "address": "not sent"}
+    with pytest.raises(RetryableError):
+        go(flow, payload)
+    run = FlowRun.objects.get()
+    assert run.status == "retrying" and run.current_step == "invoice"
+    assert step_rows(run) == [
+        ("verify", "succeeded", 1),
+        ("paid", "succeeded", 1),
+        ("invoice", "retrying", 1),
+    ]
+    # the retry (the event's, or a replay) reads the verified payment instead of fetching it
+    result = go(flow, payload)
+    assert result.run.pk == run.pk
+    run.refresh_from_db()
+    assert (run.status, run.outcome, run.record_id, run.attempts) == (
+        "succeeded",
+        "called",
+        "inv_1",
+        2,
+    )
+    assert step_rows(run)[2] == ("invoice", "succeeded", 2)
+    methods = [(r.method, r.path) for r in partner.requests]
+    assert methods == [("GET", "/v1/payments/pay_1")] + [("POST", "/v1/invoices")] * 5
+    posts = [r for r in partner.requests if r.method == "POST"]
+    assert {r.headers["Idempotency-Key"] for r in posts} == {"flow:wf:t-1:invoice"}
+    # only the mapped fields left the hub, the earlier step's amount among them
+    assert json.loads(posts[-1].body) == {"amount": 4200, "email": "ada@example.test"}
+    invoice = FlowRunStep.objects.get(run=run, name="invoice")
+    assert invoice.sent == {"amount": 4200, "email": "ada@example.test"}
+    assert invoice.result["record_id"] == "inv_1"
+    # and a third delivery of the same trigger changes nothing
+    go(flow, payload)
+    assert len(partner.requests) == 6 and FlowRun.objects.count() == 1
+
+
+def test_a_condition_stops_the_run_or_skips_the_next_step(api_connection, partner):
+    invoice_mapping()
+    flow = workflow_flow(api_connection, [VERIFY, PAID, INVOICE])
+    partner.script(Reply(200, json={"status": "requires_payment_method", "amount": 1}))
+    run = go(flow, {"id": "pay_2", "email": "b@example.test"}).run
+    assert run.status == "skipped"
+    assert run.error == (
+        "condition paid not met: steps.verify.data.status eq 'succeeded' does not hold (present)"
+    )
+    assert step_rows(run)[1:] == [("paid", "succeeded", 1), ("invoice", "skipped", 0)]
+    assert [r.method for r in partner.requests] == ["GET"]
+    # "skip" passes over the next step and goes on with the one after it
+    skip = {**PAID, "name": "skip_if_unpaid", "otherwise": "skip"}
+    then = {"name": "notify", "kind": "call", "path": "/notes", "method": "POST"}
+    flow.steps = [VERIFY, skip, INVOICE, then]
+    flow.full_clean()
+    flow.save()
+    partner.script(Reply(200, json={"status": "failed"}), Reply(201, json={"id": "n_1"}))
+    run = go(flow, {"id": "pay_3", "email": "c@example.test"}, ref="t-2").run
+    assert run.status == "succeeded"
+    assert [s for _n, s, _a in step_rows(run)] == ["succeeded", "succeeded", "skipped", "succeeded"]
+    assert [r.path for r in partner.requests[1:]] == ["/v1/payments/pay_3", "/v1/notes"]
+
+
+def test_a_delay_waits_without_a_worker_and_resumes_on_time(api_connection, partner):
+    from django_q.brokers import get_broker
+
+    flow = workflow_flow(
+        api_connection,
+        [
+            {"name": "day_before", "kind": "delay", "until": "{slot} - 24h"},
+            {"name": "remind", "kind": "call", "path": "/reminders/{trigger.booking}"},
+        ],
+    )
+    purge_queue()
+    slot = timezone.now().replace(microsecond=0) + timedelta(days=2)
+    run = go(flow, {"booking": "b_1", "slot": slot.isoformat()}).run
+    assert (run.status, run.resume_at, run.lease_until) == (
+        "waiting",
+        slot - timedelta(days=1),
+        None,
+    )
+    assert step_rows(run) == [("day_before", "waiting", 1)]
+    assert workflow.resume_due() == 0 and get_broker().queue_size() == 0
+    assert partner.requests == []
+    partner.script(Reply(201, json={"id": "r_1"}))
+    with time_machine.travel(slot - timedelta(days=1, seconds=-1), tick=True):
+        assert workflow.resume_due() == 1
+        assert workflow.resume_due() == 0  # taken once: a second pass queues nothing
+        assert get_broker().queue_size() == 1
+        assert workflow.resume_run(run.pk) == "succeeded"
+    run.refresh_from_db()
+    assert step_rows(run) == [("day_before", "succeeded", 1), ("remind", "succeeded", 1)]
+    assert [(r.method, r.path) for r in partner.requests] == [("POST", "/v1/reminders/b_1")]
+    purge_queue()
+
+
+def test_a_later_event_cancels_the_pending_reminder(client, make_endpoint, api_connection, partner):
+    secret = pysecrets.token_hex(20)
+    endpoint = make_endpoint("github", secret, slug="bookings")
+    flow = workflow_flow(
+        api_connection,
+        [
+            {"name": "confirm", "kind": "call", "path": "/emails/{trigger.booking.id}"},
+            {"name": "wait", "kind": "delay", "for": "2h"},
+            {"name": "remind", "kind": "call", "path": "/reminders/{trigger.booking.id}"},
+        ],
+        trigger="webhook",
+        endpoint=endpoint,
+        event_type="booking.created",
+        correlation_key="booking.id",
+        cancel_event_type="booking.cancelled",
+    )
+    partner.script(Reply(201, json={"id": "m_1"}))
+
+    def deliver(delivery, event_type, body):
+        raw = json.dumps(body).encode()
+        headers = signing.github_headers(raw, secret, delivery)
+        headers["X-GitHub-Event"] = event_type
+        response = client.post(
+            "/webhooks/bookings/", data=raw, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 202, response.content
+        return process_event(response.json()["event"])
+
+    assert deliver("d-1", "booking.created", {"booking": {"id": "bk_9"}}) == "processed"
+    run = FlowRun.objects.get(flow=flow)
+    assert run.status == "waiting" and run.cancel_key == "bk_9"
+    assert deliver("d-2", "booking.cancelled", {"booking": {"id": "bk_9"}}) == "processed"
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert run.cancelled_by == "event booking.cancelled (bookings:d-2)"
+    assert step_rows(run) == [("confirm", "succeeded", 1), ("wait", "cancelled", 1)]
+    with time_machine.travel(timezone.now() + timedelta(hours=3), tick=True):
+        assert workflow.resume_due() == 0
+    assert [r.path for r in partner.requests] == ["/v1/emails/bk_9"]  # no reminder
+    # a cancellation of a booking no run is about is handled and cancels nothing
+    assert deliver("d-3", "booking.cancelled", {"booking": {"id": "bk_other"}}) == "processed"
+
+
+def test_a_python_step_reads_earlier_results_and_feeds_the_next(api_connection, partner):
+    if "priority" not in HANDLERS:
+
+        @step_handler("priority")
+        def priority(ctx):
+            return {"priority": "urgent" if "down" in ctx.data["message"] else "normal"}
+
+    mapping = Mapping.objects.create(slug="ticket", name="ticket")
+    MappingRule.objects.create(mapping=mapping, position=1, source="message", target="subject")
+    MappingRule.objects.create(
+        mapping=mapping, position=2, source="steps.rules.data.priority", target="priority"
+    )
+    flow = workflow_flow(
+        api_connection,
+        [
+            {"name": "rules", "kind": "python", "handler": "priority"},
+            {"name": "ticket", "kind": "call", "path": "/tickets", "mapping": "ticket"},
+        ],
+    )
+    partner.script(Reply(201, json={"id": "t_1"}))
+    run = go(flow, {"message": "the site is down"}).run
+    assert run.status == "succeeded"
+    assert json.loads(partner.requests[0].body) == {
+        "subject": "the site is down",
+        "priority": "urgent",
+    }
+
+
+def test_wrong_steps_are_refused_with_their_place(api_connection):
+    invoice_mapping()
+    cases = [
+        (
+            [{"name": "a", "kind": "fetsh", "path": "/x"}],
+            'steps[0].kind: unknown step kind "fetsh"',
+        ),
+        ([{"name": "a", "kind": "fetch"}], "steps[0].path: required for a fetch step"),
+        (
+            [{"name": "a", "kind": "fetch", "path": "/x", "metod": "GET"}],
+            'steps[0]: unknown key "metod" (did you mean "method"?)',
+        ),
+        (
+            [VERIFY, {**INVOICE, "path": "/invoices/{emial}"}],
+            'steps[1].path: unknown field "emial" (the mapping produces: amount, email)',
+        ),
+        (
+            [INVOICE],
+            'steps[0].mapping: rule 1: "steps.verify.data.amount" reads step "verify", '
+            "which is not an earlier step",
+        ),
+        (
+            [{"name": "w", "kind": "delay", "for": "ten minutes"}],
+            'steps[0].for: "ten minutes" is not a duration',
+        ),
+        (
+            [
+                VERIFY,
+                {**PAID, "when": [{"path": "steps.verfy.data.status", "op": "eq", "value": 1}]},
+            ],
+            'steps[1].when[0].path: "steps.verfy.data.status" reads step "verfy"',
+        ),
+        ([VERIFY, {**VERIFY}], 'steps[1].name: "verify" is used twice'),
+    ]
+    for steps, expected in cases:
+        flow = Flow(
+            slug="bad", name="bad", trigger="manual", connection=api_connection, steps=steps
+        )
+        with pytest.raises(ValidationError) as caught:
+            flow.full_clean()
+        messages = caught.value.message_dict["steps"]
+        assert any(expected in message for message in messages), (expected, messages)
+
+
+def test_a_worker_killed_between_two_steps_loses_nothing_and_repeats_nothing(
+    client, make_endpoint, api_connection, partner
+):
+    # given a webhook workflow whose second step the partner is slow to answer, a short lease
+    api_connection.read_timeout = 8.0
+    api_connection.save()
+    secret = pysecrets.token_hex(20)
+    endpoint = make_endpoint("github", secret, slug="gh-killed-wf")
+    workflow_flow(
+        api_connection,
+        [
+            {"name": "contact", "kind": "call", "path": "/contacts"},
+            {"name": "invoice", "kind": "call", "path": "/invoices"},
+        ],
+        slug="killed-wf",
+        trigger="webhook",
+        endpoint=endpoint,
+    )
+    partner.script(
+        Reply(201, json={"id": "c_1"}),  # the first step: answered at once
+        Reply(201, json={"id": "i_1"}, delay=7),  # the second: not answered before the kill
+        Reply(201, json={"id": "i_1"}),  # the second step again, after the restart
+    )
+    purge_queue()
+    env = hub_process_env(Q_WORKERS="1", HUB_WEBHOOK_LEASE_SECONDS="3")
+    cluster = start(["qcluster"], env)
+    try:
+        body = json.dumps({"email": "ada@example.test"}).encode()
+        response = client.post(
+            f"/webhooks/{endpoint.slug}/",
+            data=body,
+            content_type="application/json",
+            headers=signing.github_headers(body, secret, "killed-wf-1"),
+        )
+        assert response.status_code == 202
+        event = WebhookEvent.objects.get(pk=response.json()["event"])
+        db_connection.close()
+        # when the cluster is killed once the second step's call reached the partner
+        wait_for(lambda: len(partner.requests) >= 2, 60, "the second step to reach the partner")
+        os.killpg(cluster.pid, signal.SIGKILL)
+        cluster.wait(timeout=30)
+    finally:
+        stop(cluster)
+    run = FlowRun.objects.get(event=event)
+    assert step_rows(run) == [("contact", "succeeded", 1), ("invoice", "running", 1)]
+    # then after a restart the event's retry resumes the run at its second step
+    cluster = start(["qcluster"], env)
+    sweeper = start(["webhooks", "sweep", "--loop", "--every", "1"], env)
+    try:
+        wait_for(
+            lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed",
+            90,
+            "the event to be processed after the restart",
+        )
+    finally:
+        stop(sweeper)
+        stop(cluster)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and FlowRun.objects.filter(event=event).count() == 1
+    assert step_rows(run) == [("contact", "succeeded", 1), ("invoice", "succeeded", 2)]
+    paths = [r.path for r in partner.requests]
+    assert paths == ["/v1/contacts", "/v1/invoices", "/v1/invoices"]  # the first step: once
+    keys = [r.headers["Idempotency-Key"] for r in partner.requests]
+    assert (
+        keys
+        == [f"flow:killed-wf:{endpoint.slug}:killed-wf-1:contact"]
+        + [f"flow:killed-wf:{endpoint.slug}:killed-wf-1:invoice"] * 2
+    )
+
+
+def test_the_console_shows_each_step_masks_personal_data_and_retries_from_the_failed_step(
+    api_connection, partner, operator_client, integration_admin_client
+):
+    from django.urls import reverse
+
+    from connectors.admin.columns import when
+
+    invoice_mapping()
+    flow = workflow_flow(api_connection, [VERIFY, PAID, INVOICE])
+    partner.script(
+        Reply(200, json={"id": "pay_1", "status": "succeeded", "amount": 4200, "holder": "Ada L"}),
+        Reply(422, json={"message": "the invoicing tool refused it"}),
+    )
+    with pytest.raises(Exception, match="422"):
+        go(flow, {"id": "pay_1", "email": "ada@example.test"})
+    run = FlowRun.objects.get()
+    assert run.status == "failed" and run.current_step == "invoice"
+    page = reverse("admin:flows_flowrun_change", args=[run.pk])
+    # an operator sees every step, its calls, and no personal data
+    seen = operator_client.get(page).content.decode()
+    for text in ("verify", "paid", "invoice", "GET /payments/pay_1 → 200", "POST /invoices → 422"):
+        assert text in seen, text
+    assert "ada@example.test" not in seen and "Ada L" not in seen
+    assert "4200" in seen  # what is not personal stays readable
+    assert "Retry from the failed step" in seen
+    # an integration admin (who holds the PII permission) sees what was sent and read
+    shown = integration_admin_client.get(page).content.decode()
+    assert "ada@example.test" in shown and "Ada L" in shown
+    # the flow's page draws its steps in order
+    diagram = integration_admin_client.get(
+        reverse("admin:flows_flow_change", args=[flow.pk])
+    ).content.decode()
+    assert diagram.index("GET /payments/{trigger.id}") < diagram.index("else stop")
+    assert diagram.index("else stop") < diagram.index("POST /invoices · mapping to-invoice")
+    # Retry from the failed step: the verified payment is not fetched again
+    purge_queue()
+    retried = operator_client.post(reverse("admin:flows_flowrun_retry", args=[run.pk]))
+    assert retried.status_code == 302
+    partner.script(Reply(201, json={"id": "inv_1"}))
+    assert workflow.resume_run(run.pk) == "succeeded"
+    assert step_rows(run) == [
+        ("verify", "succeeded", 1),
+        ("paid", "succeeded", 1),
+        ("invoice", "succeeded", 2),
+    ]
+    assert [r.method for r in partner.requests] == ["GET", "POST", "POST"]
+    # a waiting run is listed with the time it resumes, and can be cancelled by hand
+    waiting = workflow_flow(
+        api_connection, [{"name": "later", "kind": "delay", "for": "2h"}], slug="later"
+    )
+    paused = go(waiting, {}, ref="t-9").run
+    listed = operator_client.get(reverse("admin:flows_flowrun_changelist") + "?status=waiting")
+    assert str(when(paused.resume_at)) in listed.content.decode()
+    operator_client.post(reverse("admin:flows_flowrun_cancel", args=[paused.pk]))
+    paused.refresh_from_db()
+    assert paused.status == "cancelled" and paused.cancelled_by.startswith("operator")
+    purge_queue()
+
+
+def test_steps_in_the_file_apply_export_back_and_name_a_wrong_place(api_connection):
+    from flows import iac
+
+    invoice_mapping()
+    entry = {
+        "slug": "pay-invoice",
+        "trigger": {"type": "manual"},
+        "action": {"connection": api_connection.slug},
+        "steps": [VERIFY, PAID, INVOICE],
+        "correlation_key": "id",
+        "cancel": {"event_type": "payment.refunded"},
+    }
+    iac.apply_document({"flows": [entry]})
+    flow = Flow.objects.get(slug="pay-invoice")
+    assert flow.steps == [VERIFY, PAID, INVOICE] and flow.cancel_event_type == "payment.refunded"
+    exported = iac.export_document()
+    (back,) = [f for f in exported["flows"] if f["slug"] == "pay-invoice"]
+    assert back["steps"] == [VERIFY, PAID, INVOICE]
+    assert back["cancel"] == {"event_type": "payment.refunded"}
+    assert back["action"] == {"connection": api_connection.slug}
+    report = iac.apply_document({"flows": exported["flows"]})
+    assert report.changes == ["= flow pay-invoice (unchanged)"]
+    wrong = {**entry, "steps": [VERIFY, {**INVOICE, "path": "/invoices/{emial}"}]}
+    with pytest.raises(iac.InvalidDocument) as caught:
+        iac.apply_document({"flows": [entry, {**wrong, "slug": "other"}]})
+    assert any(
+        e.startswith('flows[1].steps[1].path: unknown field "emial"') for e in caught.value.errors
+    ), caught.value.errors
