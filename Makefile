@@ -34,10 +34,11 @@ run: $(STAMP)
 	$(PY) manage.py hub_bootstrap
 	HUB_CONSOLE_URL=$${HUB_CONSOLE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py hub_run 127.0.0.1:$(PORT)
 
-# The demo: the sandbox partners, examples/demo.yaml, the hub, and a scenario of payments.
+# The demo: the sandbox partners, examples/demo.yaml, the hub, and a scenario of payments;
+# RECIPE=payment|booking|double-opt-in|support|refund runs one of examples/recipes/ instead.
 demo: $(STAMP)
 	SANDBOX_ENABLED=true $(PY) manage.py hub_bootstrap
-	SANDBOX_ENABLED=true HUB_CONSOLE_URL=$${HUB_CONSOLE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py demo --addrport 127.0.0.1:$(PORT)
+	SANDBOX_ENABLED=true HUB_CONSOLE_URL=$${HUB_CONSOLE_URL:-http://127.0.0.1:$(PORT)} $(PY) manage.py demo --addrport 127.0.0.1:$(PORT) $(if $(RECIPE),--recipe $(RECIPE))
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

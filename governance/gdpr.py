@@ -271,6 +271,20 @@ def _erased_event(row) -> dict:
     return changes
 
 
+def _erased_run(row) -> dict:
+    """A workflow run still to go on is cancelled: its next steps would send "[erased]"."""
+    from flows.services.workflow import PENDING
+
+    if row.status not in PENDING:
+        return {}
+    return {
+        "status": "cancelled",
+        "cancelled_by": "the GDPR desk (the person's data in it was erased)",
+        "finished_at": timezone.now(),
+        "lease_until": None,
+    }
+
+
 PLACES: list[Place] = [
     Place(
         "webhook_events",
@@ -303,10 +317,18 @@ PLACES: list[Place] = [
     ),
     Place(
         "flow_runs",
-        "Flow runs (errors, references)",
+        "Flow runs (errors, references, a workflow's trigger data)",
         "flows.FlowRun",
-        {"error": "text", "record_id": "text", "trigger_ref": "text"},
+        {"error": "text", "record_id": "text", "trigger_ref": "text", "trigger_data": "json"},
         lambda r: {"id": r.pk, "flow": r.flow.slug, "started_at": r.started_at, "status": r.status},
+        on_erase=lambda row: _erased_run(row),
+    ),
+    Place(
+        "flow_run_steps",
+        "Workflow steps (what each sent and read)",
+        "flows.FlowRunStep",
+        {"sent": "json", "result": "json", "error": "text"},
+        lambda r: {"id": r.pk, "run": r.run_id, "step": r.name, "status": r.status},
     ),
     Place(
         "sync_runs",
@@ -343,6 +365,13 @@ PLACES: list[Place] = [
         "sandbox.SandboxContact",
         {"data": "json", "email": "text"},
         lambda r: {"id": f"c_{r.pk}", "created_at": r.created_at},
+    ),
+    Place(
+        "sandbox_records",
+        "Sandbox partners' records (bookings, emails, invoices, tickets…)",
+        "sandbox.SandboxRecord",
+        {"data": "json"},
+        lambda r: {"id": r.ref, "service": r.service, "created_at": r.created_at},
     ),
     Place(
         "sandbox_requests",

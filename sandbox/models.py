@@ -1,14 +1,34 @@
-"""The sandbox CRM's data: its settings and faults, contacts, idempotency keys, requests."""
+"""The sandbox partners' data: each service's settings and faults, the CRM's contacts, the
+other services' records, idempotency keys, requests."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+SERVICE_CHOICES = [
+    ("crm", "CRM"),
+    ("payments", _("Payments")),
+    ("emailing", _("Emailing")),
+    ("booking", _("Booking")),
+    ("invoicing", _("Invoicing")),
+    ("support", _("Support")),
+    ("chat", _("Chat")),
+]
+
 
 class SandboxState(models.Model):
-    """One row: the sandbox CRM's API key and the faults switched on."""
+    """One row per sandbox service: its API key, the faults switched on, where its webhooks
+    go."""
 
+    service = models.CharField(
+        max_length=20,
+        unique=True,
+        default="crm",
+        choices=SERVICE_CHOICES,
+        help_text=_("The sandbox service these settings are for."),
+        verbose_name=_("service"),
+    )
     api_key = models.CharField(
         max_length=200,
         blank=True,
@@ -52,17 +72,31 @@ class SandboxState(models.Model):
         help_text=_("Keep each request (method, path, body) for inspection."),
         verbose_name=_("log requests"),
     )
+    webhook_url = models.URLField(
+        blank=True,
+        help_text=_(
+            "Where the service posts its webhooks (booking created or cancelled, contact "
+            "confirmed): a hub endpoint's URL. Empty: it posts none."
+        ),
+        verbose_name=_("webhook URL"),
+    )
+    webhook_secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=_("The whsec_ secret its webhooks are signed with (Standard Webhooks)."),
+        verbose_name=_("webhook secret"),
+    )
 
     class Meta:
         verbose_name = _("sandbox settings and faults")
         verbose_name_plural = _("sandbox settings and faults")
 
     def __str__(self) -> str:
-        return "Sandbox CRM"
+        return f"Sandbox {self.get_service_display()}"
 
     @classmethod
-    def get(cls) -> SandboxState:
-        state, _created = cls.objects.get_or_create(pk=1)
+    def get(cls, service: str = "crm") -> SandboxState:
+        state, _created = cls.objects.get_or_create(service=service)
         return state
 
 
@@ -120,9 +154,58 @@ class SandboxIdempotencyKey(models.Model):
         return self.key
 
 
-class SandboxRequest(models.Model):
-    """A request the sandbox CRM received, to check what a client really sent."""
+class SandboxRecord(models.Model):
+    """A record of a sandbox service other than the CRM (a booking, an email sent, an
+    invoice…): what the client sent, with the status the tool adds."""
 
+    service = models.CharField(
+        max_length=20, choices=SERVICE_CHOICES, help_text=_("Service."), verbose_name=_("service")
+    )
+    collection = models.CharField(
+        max_length=40,
+        help_text=_("Its collection (bookings, invoices…)."),
+        verbose_name=_("collection"),
+    )
+    ref = models.CharField(
+        max_length=80, help_text=_("Its id at the tool (bk_…)."), verbose_name=_("id")
+    )
+    data = models.JSONField(
+        default=dict, help_text=_("Every field the client sent."), verbose_name=_("data")
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, help_text=_("Created at."), verbose_name=_("created at")
+    )
+    updated_at = models.DateTimeField(
+        auto_now=True, help_text=_("Updated at."), verbose_name=_("updated at")
+    )
+
+    class Meta:
+        verbose_name = _("sandbox record")
+        verbose_name_plural = _("sandbox records")
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "ref"], name="sandboxrecord_ref"),
+        ]
+        indexes = [models.Index(fields=["service", "collection", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.ref}"
+
+    def as_json(self) -> dict:
+        return {
+            **self.data,
+            "id": self.ref,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class SandboxRequest(models.Model):
+    """A request a sandbox service received, to check what a client really sent."""
+
+    service = models.CharField(
+        max_length=20, default="crm", choices=SERVICE_CHOICES, verbose_name=_("service")
+    )
     method = models.CharField(max_length=10, verbose_name=_("method"))
     path = models.CharField(max_length=500, verbose_name=_("path"))
     idempotency_key = models.CharField(

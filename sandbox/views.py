@@ -31,7 +31,7 @@ from sandbox.models import SandboxContact, SandboxIdempotencyKey, SandboxRequest
 MAX_LIMIT = 500
 
 
-def _error(status: int, message: str, **headers) -> JsonResponse:
+def error(status: int, message: str, **headers) -> JsonResponse:
     response = JsonResponse({"message": message}, status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
@@ -61,8 +61,8 @@ def crm_view(view):
             try:
                 body = json.loads(request.body)
             except ValueError:
-                return _error(400, "the body is not valid JSON")
-        response = _guarded(state, request, body, view, args, kwargs)
+                return error(400, "the body is not valid JSON")
+        response = guarded(state, request, body, view, args, kwargs)
         if state.log_requests:
             SandboxRequest.objects.create(
                 method=request.method,
@@ -76,20 +76,20 @@ def crm_view(view):
     return wrapper
 
 
-def _guarded(state, request, body, view, args, kwargs):
+def guarded(state, request, body, view, args, kwargs):
     if state.latency_ms:
         time.sleep(state.latency_ms / 1000)
     given = request.headers.get("X-API-Key", "")
     if not state.api_key or not hmac.compare_digest(given.encode(), state.api_key.encode()):
-        return _error(401, "invalid API key")
+        return error(401, "invalid API key")
     if state.rate_limit and _rate_limited(state):
-        return _error(429, "rate limit exceeded", Retry_After=str(state.retry_after_seconds))
+        return error(429, "rate limit exceeded", Retry_After=str(state.retry_after_seconds))
     if state.fail_next and SandboxState.objects.filter(pk=state.pk, fail_next__gt=0).update(
         fail_next=F("fail_next") - 1
     ):
-        return _error(503, "service unavailable (sandbox fault)", Retry_After="1")
+        return error(503, "service unavailable (sandbox fault)", Retry_After="1")
     if state.error_rate and random.random() < state.error_rate:  # noqa: S311 - a fault injector
-        return _error(503, "service unavailable (random sandbox fault)", Retry_After="1")
+        return error(503, "service unavailable (random sandbox fault)", Retry_After="1")
     return view(request, body, *args, **kwargs)
 
 
@@ -116,7 +116,7 @@ def contacts(request, body):
     if request.method == "POST":
         return _create(request, body)
     if request.method != "GET":
-        return _error(405, "use GET or POST")
+        return error(405, "use GET or POST")
     rows = SandboxContact.objects.order_by("updated_at", "pk")
     email = request.GET.get("email")
     if email is not None:
@@ -126,18 +126,18 @@ def contacts(request, body):
         try:
             rows = rows.filter(updated_at__gte=datetime.fromisoformat(since))
         except ValueError:
-            return _error(400, "updated_since must be an ISO 8601 date-time")
+            return error(400, "updated_since must be an ISO 8601 date-time")
     cursor = request.GET.get("cursor")
     if cursor:
         position = _decode_cursor(cursor)
         if position is None:
-            return _error(400, "malformed cursor")
+            return error(400, "malformed cursor")
         when, pk = position
         rows = rows.filter(Q(updated_at__gt=when) | Q(updated_at=when, pk__gt=pk))
     try:
         limit = min(int(request.GET.get("limit", 100)), MAX_LIMIT)
     except ValueError:
-        return _error(400, "limit must be a number")
+        return error(400, "limit must be a number")
     page = list(rows[: limit + 1])
     answer = {"results": [contact.as_json() for contact in page[:limit]]}
     if len(page) > limit:
@@ -158,7 +158,7 @@ def _validate(body, *, creating: bool):
 def _create(request, body):
     problem = _validate(body, creating=True)
     if problem:
-        return _error(422, problem)
+        return error(422, problem)
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
         contact = SandboxContact.objects.create(email=str(body["email"]).lower(), data=body)
@@ -174,9 +174,9 @@ def _create(request, body):
     except IntegrityError:
         record = SandboxIdempotencyKey.objects.get(key=key)
     if record.fingerprint != fingerprint:
-        return _error(422, "this Idempotency-Key was used with another request")
+        return error(422, "this Idempotency-Key was used with another request")
     if not record.status:
-        return _error(409, "a request with this Idempotency-Key is in progress", Retry_After="1")
+        return error(409, "a request with this Idempotency-Key is in progress", Retry_After="1")
     response = JsonResponse(record.body, status=record.status)
     response["Idempotent-Replayed"] = "true"
     return response
@@ -193,17 +193,17 @@ def contact(request, body, contact_id: str):
     pk = _contact_pk(contact_id)
     found = SandboxContact.objects.filter(pk=pk).first() if pk else None
     if found is None:
-        return _error(404, f"no contact {contact_id}")
+        return error(404, f"no contact {contact_id}")
     if request.method == "GET":
         return JsonResponse(found.as_json())
     if request.method == "DELETE":  # a person's erasure, as the hub's GDPR desk requests it
         found.delete()
         return JsonResponse({"id": contact_id, "deleted": True})
     if request.method not in ("PATCH", "PUT"):
-        return _error(405, "use GET, PATCH, PUT or DELETE")
+        return error(405, "use GET, PATCH, PUT or DELETE")
     problem = _validate(body, creating=False)
     if problem:
-        return _error(422, problem)
+        return error(422, problem)
     data = body if request.method == "PUT" else {**found.data, **body}
     if data != found.data:  # an update that changes nothing changes nothing (updated_at too)
         found.data = data

@@ -201,7 +201,9 @@ def sandbox_crm(live_server):
     from sandbox.models import SandboxState
 
     key = secrets.token_urlsafe(16)
-    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key, "log_requests": True})
+    SandboxState.objects.update_or_create(
+        service="crm", defaults={"api_key": key, "log_requests": True}
+    )
     connection = Connection.objects.create(
         name="CRM",
         slug="crm",

@@ -20,6 +20,7 @@ from flows.models import Flow, FlowRun, Mapping, MappingRule
 from governance.gdpr import ERASURE_EVENT, PLACES, Subject
 from sandbox.emitter import emit, payment_event
 from sandbox.models import SandboxContact, SandboxRequest
+from sandbox.services import store_payment
 from syncs.models import MirrorRecord, SyncRun
 from syncs.services.runner import run_job
 from webhooks.models import EventAttempt, WebhookEvent
@@ -32,6 +33,7 @@ OTHER = "bob.marchetti@example.test"
 
 def delivered(demo, **person) -> WebhookEvent:
     event = payment_event(**person)
+    store_payment(event)  # the provider's own record of the payment it notifies
     response = emit(demo.url, demo.secret, event)
     assert response.status_code == 202, response.text
     stored = WebhookEvent.objects.get(event_id=event["id"])
@@ -92,6 +94,21 @@ def test_one_person_is_found_everywhere_exported_and_erased_and_nothing_else_bre
         path="/contacts/{id}",
     )
     MappingRule.objects.create(mapping=erasure_flow.mapping, source="external_id", target="id")
+    # and a workflow that looked the person up at the CRM and waits a week to follow up
+    from flows.services.runner import run_flow
+
+    follow_up = Flow.objects.create(
+        slug="follow-up",
+        name="Follow up in a week",
+        trigger="manual",
+        connection=Connection.objects.get(slug="sandbox-crm"),
+        steps=[
+            {"name": "look_up", "kind": "fetch", "path": "/contacts?email={trigger.email}"},
+            {"name": "wait", "kind": "delay", "for": "7d"},
+        ],
+    )
+    waiting = run_flow(follow_up, {"email": EMAIL.lower()}, trigger="manual", trigger_ref="f-1")
+    assert waiting.run.status == "waiting"
     dpo = role_client(DATA_PROTECTION)
     desk = reverse("governance_gdpr")
 
@@ -136,6 +153,9 @@ def test_one_person_is_found_everywhere_exported_and_erased_and_nothing_else_bre
     erased = dpo.post(desk, {"kind": "email", "value": EMAIL, "action": "erase", "confirm": "yes"})
     assert erased.status_code == 200 and erased.context["erased_total"] >= 9
     assert erased.context["total"] == 0  # found again right after: nothing left
+    # the waiting workflow will not follow up with "[erased]"
+    waiting.run.refresh_from_db()
+    assert waiting.run.status == "cancelled" and "GDPR" in waiting.run.cancelled_by
 
     # then no stored byte holds their email, name or phone; the other person is intact
     dump = database_dump()

@@ -164,7 +164,7 @@ def run_e2e() -> None:
             e2e_round(f"http://127.0.0.1:{port}", key, workers)
     finally:
         stop(server)
-        SandboxState.objects.filter(pk=1).update(latency_ms=0)
+        SandboxState.objects.filter(service="crm").update(latency_ms=0)
 
 
 # -- bulkhead --------------------------------------------------------------------------------

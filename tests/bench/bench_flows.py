@@ -102,7 +102,7 @@ def hub_rate(flow: Flow, events: list[dict], prefix: str) -> float:
 
 
 def measure(url: str, key: str, latency_ms: int, count: int, rounds: int) -> None:
-    SandboxState.objects.filter(pk=1).update(latency_ms=latency_ms)
+    SandboxState.objects.filter(service="crm").update(latency_ms=latency_ms)
     slug = f"bench-upsert-{latency_ms}ms"
     flow = setup(url, key, slug=slug)
     specs = flow.mapping.specs()
@@ -140,7 +140,9 @@ def measure(url: str, key: str, latency_ms: int, count: int, rounds: int) -> Non
 def run() -> None:
     print("== Flows: upserts through mapping + engine vs raw requests (same calls, in order) ==")
     key = secrets.token_urlsafe(24)
-    SandboxState.objects.update_or_create(pk=1, defaults={"api_key": key, "log_requests": False})
+    SandboxState.objects.update_or_create(
+        service="crm", defaults={"api_key": key, "log_requests": False}
+    )
     port = free_port()
     server = start_gunicorn(port)
     url = f"http://127.0.0.1:{port}"
@@ -149,4 +151,4 @@ def run() -> None:
         measure(url, key, 50, COUNT_50MS, ROUNDS_50MS)
     finally:
         stop(server)
-        SandboxState.objects.filter(pk=1).update(latency_ms=0)
+        SandboxState.objects.filter(service="crm").update(latency_ms=0)

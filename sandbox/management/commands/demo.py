@@ -61,8 +61,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--addrport", default=ADDRESS, help=f"Where the hub listens (default {ADDRESS})."
         )
+        parser.add_argument(
+            "--recipe",
+            default="",
+            help=_(
+                "Run one of the brief's recipes (examples/recipes/) instead of the payment demo: "
+                "payment, booking, double-opt-in, support or refund."
+            ),
+        )
 
-    def handle(self, *args, no_scenario: bool, addrport: str, **options):
+    def handle(self, *args, no_scenario: bool, addrport: str, recipe: str = "", **options):
         self.base = f"http://{addrport}"
         if not settings.SANDBOX_ENABLED:
             raise CommandError(_("The demo needs the sandbox: run it with SANDBOX_ENABLED=true."))
@@ -71,7 +79,7 @@ class Command(BaseCommand):
         values = demo_secrets(Path(settings.VAR_DIR))
         os.environ.update(values)
         SandboxState.objects.update_or_create(
-            pk=1,
+            service="crm",
             defaults={
                 "api_key": values["SANDBOX_CRM_API_KEY"],
                 "fail_next": 0,
@@ -81,8 +89,19 @@ class Command(BaseCommand):
             },
         )
         # the demo file names the default address; the partners are this same server
-        text = DEMO_FILE.read_text().replace(f"http://{ADDRESS}", self.base)
-        report = iac.apply_document(iac.load(text))
+        if recipe:
+            from sandbox.recipes import RECIPES, prepare
+
+            if recipe not in RECIPES:
+                raise CommandError(
+                    _("Unknown recipe %(name)s (known: %(known)s).")
+                    % {"name": recipe, "known": ", ".join(RECIPES)}
+                )
+            document, self.sandbox = prepare(recipe, self.base)
+            os.environ.update(self.sandbox.values)
+        else:
+            document = iac.load(DEMO_FILE.read_text().replace(f"http://{ADDRESS}", self.base))
+        report = iac.apply_document(document)
         for line in report.changes:
             self.stdout.write(line)
         manage = str(Path(settings.BASE_DIR) / "manage.py")
@@ -100,9 +119,19 @@ class Command(BaseCommand):
         try:
             if not self._wait_until_up(hub):
                 raise CommandError("The hub did not start on " + self.base)
-            if not no_scenario:
+            if recipe and not no_scenario:
+                self._recipe(recipe)
+            elif not no_scenario:
                 self._scenario(values["SANDBOX_PAYMENTS_WEBHOOK_SECRET"])
-            self._guide()
+            if recipe:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        _("\nRecipe running on %(base)s/admin/. Ctrl-C stops the demo.")
+                        % {"base": self.base}
+                    )
+                )
+            else:
+                self._guide()
             while not stopping and hub.poll() is None:
                 time.sleep(0.3)
         finally:
@@ -158,12 +187,64 @@ class Command(BaseCommand):
         )
         # exactly as many failures as open the connection's circuit breaker (5): the burst's
         # first attempts fail, the breaker opens, and the retries ~10 s later find the CRM back
-        SandboxState.objects.filter(pk=1).update(fail_next=5)
+        SandboxState.objects.filter(service="crm").update(fail_next=5)
         say(_("the CRM now fails its next 5 requests with 503; a burst of payments arrives…"))
         for index in range(5):
             event = payment_event(email=f"burst{index}@example.test", name=f"Burst Buyer{index}")
             emit(url, secret, event)
         say(_("the burst is retried once the breaker lets calls through (watch Webhook events)."))
+
+    def _recipe(self, name: str) -> None:
+        """Play the recipe's scenario (sandbox/recipes.py), as the end-to-end tests do."""
+        from datetime import timedelta
+
+        from api.models import ApiToken
+        from sandbox import recipes
+
+        say = self.stdout.write
+        say(
+            _("Recipe %(name)s: %(summary)s")
+            % {"name": name, "summary": recipes.RECIPES[name].summary}
+        )
+        if name == "payment":
+            event, statuses = recipes.payment_scenario(self.sandbox)
+            say(
+                _("payment %(id)s notified 5 times: %(statuses)s")
+                % {"id": event["id"], "statuses": statuses}
+            )
+        elif name == "refund":
+            event, statuses = recipes.refund_scenario(self.sandbox)
+            say(
+                _("refund of %(id)s notified twice: %(statuses)s")
+                % {"id": event["id"], "statuses": statuses}
+            )
+        elif name == "booking":
+            kept, cancelled = recipes.booking_scenario(
+                self.sandbox, ahead=timedelta(hours=24, minutes=1)
+            )
+            say(
+                _(
+                    "booking %(kept)s: confirmed now, reminded in about a minute; booking "
+                    "%(cancelled)s cancelled at once: confirmed, never reminded"
+                )
+                % {"kept": kept["id"], "cancelled": cancelled["id"]}
+            )
+        else:
+            _row, token = ApiToken.issue(name=f"demo recipe {name}", scopes=["flows:run"])
+            scenario = (
+                recipes.signup_scenario if name == "double-opt-in" else recipes.support_scenario
+            )
+            answers = scenario(self.sandbox, token)
+            say(
+                _("form submissions through the REST API: %(statuses)s")
+                % {"statuses": [a.status_code for a in answers]}
+            )
+        say(
+            _(
+                "See Mappings and flows > Flow runs (each run's steps) and Sandbox partner > "
+                "Sandbox records."
+            )
+        )
 
     def _guide(self) -> None:
         self.stdout.write(
