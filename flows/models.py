@@ -372,6 +372,18 @@ class Flow(models.Model):
     def is_workflow(self) -> bool:
         return bool(self.steps)
 
+    def step_sends(self) -> list[tuple[str, str]]:
+        """A workflow's (connection slug, mapping slug) pairs: where each step's mapping sends
+        its fields (a step that names no connection uses the flow's). For the governance
+        checks and the processing register."""
+        return [
+            (step.get("connection") or self.connection.slug, step["mapping"])
+            for step in self.steps or []
+            if isinstance(step, dict)
+            and step.get("mapping")
+            and step.get("kind") in ("fetch", "upsert", "call")
+        ]
+
     def clean(self):
         from flows.conditions import check_condition
 

@@ -266,7 +266,30 @@ def create_without_key(ctx):
 
 @check("W009", "warning", "GDPR")
 def pii_without_purpose(ctx):
+    from connectors.models import Connection
+    from flows.models import MappingRule
+
     for flow in ctx.flows:
+        # a workflow: each step's mapping, to the step's connection
+        for slug, mapping in flow.step_sends():
+            connection = Connection.objects.filter(slug=slug).first()
+            if connection is None or (connection.purpose or "").strip():
+                continue
+            pii = list(
+                MappingRule.objects.filter(mapping__slug=mapping, pii=True).values_list(
+                    "target", flat=True
+                )
+            )
+            if pii:
+                yield (
+                    connection,
+                    _(
+                        "Flow %(flow)s sends personal data (%(fields)s) to %(slug)s, which has "
+                        "no purpose."
+                    )
+                    % {"flow": flow.slug, "fields": ", ".join(pii), "slug": slug},
+                    _("Write the connection's purpose, or stop mapping these fields."),
+                )
         if flow.mapping is None or (flow.connection.purpose or "").strip():
             continue
         pii = [rule.target for rule in flow.mapping.rules.all() if rule.pii]

@@ -243,11 +243,23 @@ def processing_register() -> str:
         "| connection | purpose | personal data sent | recipient | retention | security |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
+    # what workflows' steps send, by connection
+    from flows.models import Flow
+
+    by_steps: dict[str, set[str]] = {}
+    for flow in Flow.objects.select_related("connection"):
+        for slug, mapping in flow.step_sends():
+            by_steps.setdefault(slug, set()).add(mapping)
     for connection in Connection.objects.order_by("slug"):
         pii = sorted(
             set(
                 MappingRule.objects.filter(
                     pii=True, mapping__flows__connection=connection
+                ).values_list("target", flat=True)
+            )
+            | set(
+                MappingRule.objects.filter(
+                    pii=True, mapping__slug__in=by_steps.get(connection.slug, ())
                 ).values_list("target", flat=True)
             )
         )

@@ -448,3 +448,19 @@ def test_steps_in_the_file_apply_export_back_and_name_a_wrong_place(api_connecti
     assert any(
         e.startswith('flows[1].steps[1].path: unknown field "emial"') for e in caught.value.errors
     ), caught.value.errors
+
+
+def test_the_gate_and_the_register_see_what_each_step_sends(api_connection):
+    from governance.deliverables import processing_register
+    from governance.gate import findings
+
+    invoice_mapping()  # its "email" is PII
+    api_connection.environment, api_connection.purpose = "production", ""
+    api_connection.save()
+    workflow_flow(api_connection, [VERIFY, PAID, INVOICE], slug="pay-wf")
+    warned = [f.message for f in findings() if f.id == "W009"]
+    assert warned == [
+        "Flow pay-wf sends personal data (email) to partner, which has no purpose."
+    ], warned
+    [row] = [line for line in processing_register().splitlines() if line.startswith("| partner")]
+    assert "| email |" in row

@@ -75,6 +75,7 @@ def main() -> int:
         bench_scale,
         bench_slow_clients,
         bench_syncs,
+        bench_workflows,
     )
 
     benchmarks = {  # in the order they run
@@ -90,6 +91,7 @@ def main() -> int:
         "e2e": bench_e2e.run_e2e,
         "nodes": bench_nodes.run,
         "monitoring": bench_monitoring.run,
+        "workflows": bench_workflows.run,
     }
     which = sys.argv[1:] or list(benchmarks)
     unknown = [name for name in which if name not in benchmarks]
