@@ -24,19 +24,18 @@ webhooks go (``webhook_url``, signed with the Standard Webhooks library and ``we
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
 from functools import wraps
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from sandbox.models import SandboxIdempotencyKey, SandboxRecord, SandboxRequest, SandboxState
-from sandbox.views import error, guarded
+from sandbox.models import SandboxRecord, SandboxRequest, SandboxState
+from sandbox.views import error, guarded, idempotent_create
 
 logger = logging.getLogger("sandbox")
 
@@ -122,27 +121,7 @@ def _create(request, body, service, collection, prefix):
         _after_create(request, service, collection, record)
         return record
 
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key:
-        return JsonResponse(make().as_json(), status=201)
-    scoped = f"{service}:{key}"[:300]
-    fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    try:
-        with transaction.atomic():
-            stored = SandboxIdempotencyKey.objects.create(key=scoped, fingerprint=fingerprint)
-            record = make()
-            stored.status, stored.body = 201, record.as_json()
-            stored.save(update_fields=["status", "body"])
-        return JsonResponse(stored.body, status=201)
-    except IntegrityError:
-        stored = SandboxIdempotencyKey.objects.get(key=scoped)
-    if stored.fingerprint != fingerprint:
-        return error(422, "this Idempotency-Key was used with another request")
-    if not stored.status:
-        return error(409, "a request with this Idempotency-Key is in progress", Retry_After="1")
-    response = JsonResponse(stored.body, status=stored.status)
-    response["Idempotent-Replayed"] = "true"
-    return response
+    return idempotent_create(request, body, make, scope=service)
 
 
 def _created(service: str, collection: str, body: dict) -> dict:

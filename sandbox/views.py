@@ -159,16 +159,26 @@ def _create(request, body):
     problem = _validate(body, creating=True)
     if problem:
         return error(422, problem)
+    return idempotent_create(
+        request,
+        body,
+        lambda: SandboxContact.objects.create(email=str(body["email"]).lower(), data=body),
+    )
+
+
+def idempotent_create(request, body, make, scope: str = "") -> JsonResponse:
+    """201 with what ``make()`` created; with an ``Idempotency-Key`` (kept per ``scope``), the
+    same key and body answer the first answer again, another body 422, one in progress 409."""
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
-        contact = SandboxContact.objects.create(email=str(body["email"]).lower(), data=body)
-        return JsonResponse(contact.as_json(), status=201)
+        return JsonResponse(make().as_json(), status=201)
+    key = f"{scope}:{key}"[:300] if scope else key
     fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     try:
         with transaction.atomic():
             record = SandboxIdempotencyKey.objects.create(key=key, fingerprint=fingerprint)
-            contact = SandboxContact.objects.create(email=str(body["email"]).lower(), data=body)
-            record.status, record.body = 201, contact.as_json()
+            created = make()
+            record.status, record.body = 201, created.as_json()
             record.save(update_fields=["status", "body"])
         return JsonResponse(record.body, status=201)
     except IntegrityError:

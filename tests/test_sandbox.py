@@ -115,3 +115,51 @@ def test_the_emitter_signs_with_standard_webhooks_and_the_hub_accepts_it(
     assert (stored.event_id, stored.event_type) == (event["id"], "payment.succeeded")
     forged = emit(url, new_signing_secret(), payment_event(email="eve@example.test"))
     assert forged.status_code == 401
+
+
+def test_the_other_partners_keys_faults_idempotency_and_accounting_export(live_server):
+    base = live_server.url + "/sandbox"
+    keys = {}
+    for service in ("invoicing", "booking"):
+        keys[service] = secrets.token_urlsafe(16)
+        SandboxState.objects.update_or_create(service=service, defaults={"api_key": keys[service]})
+    invoicing = requests.Session()
+    invoicing.headers["X-API-Key"] = keys["invoicing"]
+    # each service has its own key: the booking tool's does not open the invoicing tool
+    other = requests.get(
+        base + "/invoicing/v1/invoices", headers={"X-API-Key": keys["booking"]}, timeout=5
+    )
+    assert other.status_code == 401
+    # a create with a key, twice: one invoice, the first answer replayed; another body: 422
+    first = invoicing.post(
+        base + "/invoicing/v1/invoices", json={"amount": 4200}, headers={"Idempotency-Key": "k1"}
+    )
+    again = invoicing.post(
+        base + "/invoicing/v1/invoices", json={"amount": 4200}, headers={"Idempotency-Key": "k1"}
+    )
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert first.json()["status"] == "issued" and first.json()["id"].startswith("inv_")
+    reused = invoicing.post(
+        base + "/invoicing/v1/invoices", json={"amount": 1}, headers={"Idempotency-Key": "k1"}
+    )
+    assert reused.status_code == 422
+    invoicing.post(base + "/invoicing/v1/credit_notes", json={"amount": 1000})
+    export = invoicing.get(base + "/invoicing/v1/exports/accounting").json()
+    assert [(line["kind"], line["amount"]) for line in export["lines"]] == [
+        ("invoice", 4200),
+        ("credit_note", -1000),
+    ]
+    assert export["total"] == 3200
+    # its faults are its own: the invoicing tool fails, the booking tool answers
+    SandboxState.objects.filter(service="invoicing").update(fail_next=1)
+    assert invoicing.get(base + "/invoicing/v1/invoices").status_code == 503
+    booking = requests.get(
+        base + "/booking/v1/bookings", headers={"X-API-Key": keys["booking"]}, timeout=5
+    )
+    assert booking.status_code == 200 and booking.json() == {"results": []}
+    assert invoicing.get(base + "/invoicing/v1/invoices").status_code == 200
+    # a collection the tool does not have, and a body that is not JSON
+    assert invoicing.get(base + "/invoicing/v1/bookings").status_code == 404
+    bad = invoicing.post(base + "/invoicing/v1/invoices", data=b"{not json")
+    assert bad.status_code == 400 and bad.json()["message"] == "the body is not valid JSON"
