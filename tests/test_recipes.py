@@ -138,10 +138,21 @@ def test_booking_confirmed_reminded_before_its_slot_and_none_when_cancelled(reci
         ("booking-confirmed", "ada@example.test"),
         ("booking-reminder", "ada@example.test"),
     ]
+    # the worker writes the step's end just after the partner's answer
+    wait_for(
+        lambda: FlowRun.objects.get(cancel_key=kept["id"]).status == "succeeded",
+        30,
+        "the run to end",
+    )
     run = FlowRun.objects.get(cancel_key=kept["id"])
     assert run.status == "succeeded" and run.resume_at is not None
     # the booking cancelled before its reminder: confirmed, never reminded, and says who
     # cancelled it; it stays so past its reminder's time
+    wait_for(
+        lambda: FlowRun.objects.get(cancel_key=cancelled["id"]).status == "cancelled",
+        30,
+        "the cancellation",
+    )
     other = FlowRun.objects.get(cancel_key=cancelled["id"])
     assert other.status == "cancelled" and other.cancelled_by.startswith("event booking.cancelled")
     assert emails(cancelled) == [("booking-confirmed", "bob@example.test")]

@@ -151,7 +151,7 @@ def execute(flow: Flow, run: FlowRun, payload) -> RunResult:
             "record_id": last["record_id"][:200],
             **fields,
         }
-        if status not in (RunStatus.WAITING,):
+        if status != RunStatus.WAITING:
             values.setdefault("finished_at", timezone.now())
         # never over a cancellation that landed meanwhile: who cancelled it is the truth
         FlowRun.objects.filter(pk=run.pk).exclude(status=RunStatus.CANCELLED).update(**values)

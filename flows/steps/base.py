@@ -4,6 +4,7 @@ a step runs in (the trigger's data and every earlier step's result) and what it 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -118,7 +119,7 @@ def mapping_pk(slug: str) -> int:
     )
 
 
-class StepKind:
+class StepKind(ABC):
     """A kind of step. ``options`` are its own keys (a type, or a tuple of allowed values);
     ``required`` those it cannot do without; ``mapping`` says whether it needs one ("yes"),
     may have one ("may") or takes none ("no")."""
@@ -149,8 +150,10 @@ class StepKind:
             parts.append(gettext("on %(slug)s") % {"slug": step["connection"]})
         return " · ".join(parts)
 
+    @abstractmethod
     def run(self, ctx: StepContext) -> StepOutcome:
-        raise NotImplementedError
+        """Do the step; raise ``PermanentError``/``MappingError`` to fail the run, anything
+        else to have it retried."""
 
 
 STEP_KINDS: Registry = Registry("step kind")
