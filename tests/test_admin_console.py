@@ -406,6 +406,9 @@ def test_the_french_catalogue_is_complete_and_compiled():
         source = quoted.encode("latin-1", "backslashreplace").decode("unicode_escape")
         french = "".join(re.findall(r'"(.*)"', msgstr))
         assert french, f"no French for {source!r}"
+        # the same placeholders, or msgfmt refuses the catalogue (or the text shows a raw {x})
+        placeholders = re.compile(r"%\(\w+\)\w|\{\w+\}")
+        assert sorted(placeholders.findall(french)) == sorted(placeholders.findall(source)), source
         assert compiled.gettext(source) != source or source == french, source
     assert "#, fuzzy" not in po
     # plural entries too: no empty translation anywhere (the header's continues on its next line)
