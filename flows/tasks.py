@@ -23,8 +23,15 @@ def purge_old_runs(batch_size: int | None = None) -> int:
     )
 
 
+def resume_runs(pks: list[int], lease=None) -> str:
+    """Carry a chunk of workflow runs whose delay ended (or that were retried by hand)."""
+    from flows.services.workflow import resume_runs as resume
+
+    return resume(pks, lease)
+
+
 def resume_run(pk: int) -> str:
-    """Carry a workflow run whose delay ended (or that was retried by hand)."""
+    """One run: what a hub before resumption by chunks queued (still in a queue at upgrade)."""
     from flows.services.workflow import resume_run as resume
 
     return resume(pk)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from connectors.engine.errors import RetryableError
 from flows.models import Flow, FlowRun, FlowRunStep, Mapping, MappingRule
 from flows.services import workflow
-from flows.services.runner import run_flow
+from flows.services.runner import mark_interrupted, run_flow
 from flows.steps.python import HANDLERS, step_handler
 from tests import signing
 from tests.partners import Reply
@@ -173,6 +173,63 @@ def test_a_delay_waits_without_a_worker_and_resumes_on_time(api_connection, part
     run.refresh_from_db()
     assert step_rows(run) == [("day_before", "succeeded", 1), ("remind", "succeeded", 1)]
     assert [(r.method, r.path) for r in partner.requests] == [("POST", "/v1/reminders/b_1")]
+    purge_queue()
+
+
+def test_due_runs_resume_in_chunks_each_carried_by_the_pass_that_took_it(
+    api_connection, partner, settings
+):
+    """Runs due at the same moment are queued a chunk per task, so that every worker gets one;
+    a run whose lease ran out and that a later pass took again is carried by the later task
+    only; a task past its budget gives the rest back to the next pass."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 3}
+    flow = workflow_flow(
+        api_connection,
+        [
+            {"name": "wait", "kind": "delay", "for": "1h"},
+            {"name": "remind", "kind": "call", "path": "/reminders/{trigger.n}"},
+        ],
+    )
+    purge_queue()
+    runs = [go(flow, {"n": n}, ref=f"t-{n}").run.pk for n in range(7)]
+    partner.script(Reply(201, json={"id": "r"}))
+    broker = get_broker()
+    with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1), tick=True):
+        assert workflow.resume_due() == 7
+        assert workflow.resume_due() == 0
+        tasks = []
+        for _ in range(10):  # a blocking dequeue waits a second at most on Redis
+            tasks += [SignedPackage.loads(package) for _id, package in broker.dequeue() or ()]
+            if len(tasks) == 3:
+                break
+        assert broker.queue_size() == 0
+        assert {task["func"] for task in tasks} == {"flows.tasks.resume_runs"}
+        chunks = sorted(task["args"][0] for task in tasks)
+        assert chunks == [runs[0:3], runs[3:6], runs[6:7]]
+        lease = tasks[0]["args"][1]
+        assert FlowRun.objects.filter(pk__in=runs, lease_until=lease).count() == 7
+        # the first chunk's task stops after one run (its budget spent): two go back to waiting
+        first = next(task["args"] for task in tasks if task["args"][0] == runs[0:3])
+        assert workflow.resume_runs(*first, budget=0) == "1 succeeded, 2 given back"
+        assert FlowRun.objects.get(pk=runs[1]).status == "waiting"
+        assert workflow.resume_due() == 2
+        purge_queue()
+        # the last chunk's lease runs out before a worker takes it: the sweeper marks the run
+        # interrupted and a later pass takes it again; the first task, late, carries nothing
+        late = next(task["args"] for task in tasks if task["args"][0] == runs[6:7])
+        FlowRun.objects.filter(pk=runs[6]).update(lease_until=timezone.now() - timedelta(seconds=1))
+        assert mark_interrupted() == 1
+        assert workflow.resume_due() == 1
+        assert workflow.resume_runs(*late) == "1 nothing to resume"
+        assert [r.path for r in partner.requests] == ["/v1/reminders/0"]
+        ((_id, package),) = broker.dequeue()
+        again = SignedPackage.loads(package)["args"]
+        assert again[0] == runs[6:7] and again[1] != late[1]
+        assert workflow.resume_runs(*again) == "1 succeeded"
+    assert [r.path for r in partner.requests] == ["/v1/reminders/0", "/v1/reminders/6"]
     purge_queue()
 
 

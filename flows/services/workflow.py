@@ -23,9 +23,11 @@ and the hub resumes it itself: on a transient error it waits ``backoff`` and res
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import F, Q
 from django.utils import timezone
@@ -47,13 +49,16 @@ __all__ = [
     "cancel_runs",
     "resume_due",
     "resume_run",
+    "resume_runs",
     "retry_by_hand",
     "run_steps",
 ]
 
 logger = logging.getLogger("flows.workflow")
 
-RESUME_TASK = "flows.tasks.resume_run"
+RESUME_TASK = "flows.tasks.resume_runs"
+# at most this many runs per resumption task (see resume_due)
+RESUME_CHUNK = 25
 MAX_ATTEMPTS = 8
 # a run already done for its trigger: replaying the trigger changes nothing
 SETTLED = (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.CANCELLED, RunStatus.WAITING)
@@ -333,38 +338,90 @@ def _due(now) -> Q:
 
 def resume_due(batch_size: int = 500) -> int:
     """Queue the runs whose time has come (a delay ended, a backoff passed) and the
-    self-resuming runs whose worker was lost; at most ``batch_size`` per pass. Each is taken by
-    a conditional write (``running`` under a lease) that only one sweeper wins, then queued; a
-    queue entry lost with its broker leaves a run whose lease runs out, and the next pass takes
-    it again. Returns how many were queued."""
+    self-resuming runs whose worker was lost; at most ``batch_size`` per pass. Returns how many
+    were queued.
+
+    They are taken by one conditional write (``running`` under this pass's lease) that only
+    one sweeper wins for each run, then queued in chunks (:data:`RESUME_CHUNK` at most, fewer
+    when few are due, so that every worker gets some): one task per run cost the queue more
+    than the run itself, and 10,000 reminders due at the same minute resumed at the queue's
+    pace. The lease's exact time is the chunk's token: a run re-taken by a later pass (its lease
+    ran out) is carried by the later task only. A chunk the broker refused goes back to
+    waiting, and the next pass queues it again."""
     from django_q.tasks import async_task
 
     now = timezone.now()
+    lease = now + run_lease()
     candidates = list(
         FlowRun.objects.filter(_due(now))
         .order_by("resume_at", "pk")
         .values_list("pk", flat=True)[:batch_size]
     )
+    if not candidates:
+        return 0
+    FlowRun.objects.filter(_due(now), pk__in=candidates).update(
+        status=RunStatus.RUNNING, lease_until=lease
+    )
+    taken = list(
+        FlowRun.objects.filter(pk__in=candidates, status=RunStatus.RUNNING, lease_until=lease)
+        .order_by("resume_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    workers = max(1, int(settings.Q_CLUSTER.get("workers") or 1))
+    size = max(1, min(RESUME_CHUNK, math.ceil(len(taken) / workers)))
     queued = 0
-    for pk in candidates:
-        if FlowRun.objects.filter(_due(now), pk=pk).update(
-            status=RunStatus.RUNNING, lease_until=now + run_lease()
-        ):
-            try:
-                async_task(RESUME_TASK, pk, task_name=f"flow-run-{pk}-{int(now.timestamp())}")
-            except Exception:  # the broker is down: the lease runs out, a later pass retries
-                logger.exception("could not queue the resumption of flow run %s", pk)
-                continue
-            queued += 1
+    for first in range(0, len(taken), size):
+        chunk = taken[first : first + size]
+        try:
+            async_task(
+                RESUME_TASK,
+                chunk,
+                lease,
+                task_name=f"flow-runs-{chunk[0]}-{len(chunk)}-{int(now.timestamp())}",
+            )
+        except Exception:  # the broker is down: back to waiting, the next pass tries again
+            logger.exception("could not queue the resumption of %s flow run(s)", len(chunk))
+            _give_back(chunk, lease)
+            continue
+        queued += len(chunk)
     return queued
 
 
-def resume_run(pk: int) -> str:
-    """The task that carries a run taken by :func:`resume_due` (or by a hand retry)."""
+def _give_back(pks: list[int], lease) -> None:
+    """Runs taken under ``lease`` that this task will not carry: due again at once."""
+    FlowRun.objects.filter(pk__in=pks, status=RunStatus.RUNNING, lease_until=lease).update(
+        status=RunStatus.WAITING,
+        lease_until=None,  # their resume_at has passed: due at once
+    )
+
+
+def resume_runs(pks: list[int], lease=None, budget: float | None = None) -> str:
+    """The task that carries a chunk of runs taken by :func:`resume_due`, one after the other.
+    Past ``budget`` seconds (half the task timeout by default) it gives the rest back to the
+    next pass rather than be killed by the cluster in the middle of a step."""
+    if budget is None:
+        budget = settings.Q_CLUSTER.get("timeout", 120) / 2
+    deadline = time.monotonic() + budget
+    outcomes: dict[str, int] = {}
+    for position, pk in enumerate(pks):
+        outcome = resume_run(pk, lease=lease)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if time.monotonic() > deadline and position + 1 < len(pks):
+            _give_back(pks[position + 1 :], lease)
+            outcomes["given back"] = len(pks) - position - 1
+            break
+    return ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items())
+
+
+def resume_run(pk: int, lease=None) -> str:
+    """Carry one run taken by :func:`resume_due` under ``lease`` (or by a hand retry, or any
+    running run when ``lease`` is None). A run re-taken since (its lease ran out and a later
+    pass took it) is left to the later task."""
     run = FlowRun.objects.select_related("flow__connection").filter(pk=pk).first()
     if run is None or run.status != RunStatus.RUNNING:
         return "nothing to resume"
-    claimed = FlowRun.objects.filter(pk=pk, status=RunStatus.RUNNING).update(
+    held = {"lease_until": lease} if lease is not None else {}
+    claimed = FlowRun.objects.filter(pk=pk, status=RunStatus.RUNNING, **held).update(
         lease_until=timezone.now() + run_lease(), attempts=F("attempts") + 1
     )
     if not claimed:

@@ -276,7 +276,8 @@ def waiting_runs() -> None:
     p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
     print(
         f"  resumed {done}/{WAITING}: after their time by p50 {p50:.1f} s, p99 {p99:.1f} s, "
-        f"max {lags[-1]:.1f} s (a sweeper pass every second, 500 runs per pass, 2 workers)"
+        f"max {lags[-1]:.1f} s (a sweeper pass every second, 500 runs per pass, "
+        f"in chunks of {workflow.RESUME_CHUNK} at most, 2 workers)"
     )
 
 
