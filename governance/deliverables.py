@@ -57,9 +57,79 @@ def _fields(flow) -> str:
     return ", ".join(names) or "no field"
 
 
+def _step_context(flows) -> tuple[dict, dict]:
+    """The connections and mappings the workflows' steps name, by slug (two queries)."""
+    from connectors.models import Connection
+    from flows.models import Mapping
+
+    named = {
+        step.get("connection") for f in flows for step in f.steps or [] if step.get("connection")
+    }
+    mappings = {step.get("mapping") for f in flows for step in f.steps or [] if step.get("mapping")}
+    return (
+        {c.slug: c for c in Connection.objects.filter(slug__in=named)},
+        {m.slug: m for m in Mapping.objects.filter(slug__in=mappings).prefetch_related("rules")},
+    )
+
+
+def _step_fields(step: dict, mappings: dict) -> str:
+    mapping = mappings.get(step.get("mapping"))
+    if mapping is None:
+        return ""
+    return ", ".join(f"{r.target}{' (PII)' if r.pii else ''}" for r in mapping.rules.all())
+
+
+def _steps_to_partners(flow, context):
+    """(position, step, its connection or None, its request, its fields) for each step that
+    calls a partner (fetch, upsert, call), in order."""
+    from flows.steps import STEP_KINDS
+
+    connections, mappings = context
+    for position, step in enumerate(flow.steps, 1):
+        kind = STEP_KINDS.get(step.get("kind"))
+        if kind is None or not kind.uses_connection:
+            continue
+        slug = step.get("connection")
+        connection = connections.get(slug) if slug else flow.connection
+        request = f"{step.get('method', kind.default_method)} {step.get('path', '')}".strip()
+        yield position, step, connection, request, _step_fields(step, mappings)
+
+
+def _step_edges(flow, node: str, context) -> list[str]:
+    """One edge per step that calls a partner, numbered in the workflow's order, to the step's
+    own connection; the steps that call none (delay, condition, python) are in the table."""
+    lines = []
+    for position, step, connection, request, fields in _steps_to_partners(flow, context):
+        if connection is None:
+            continue  # named but gone: the gate's checks say so
+        target = _id("c_", connection.slug)
+        lines.append(f'    {target}["{_q(connection.name)} ({connection.environment})"]')
+        label = f"{position}. {step.get('name')}: {request}" + (f": {fields}" if fields else "")
+        lines.append(f'    {node} -->|"{_q(label)}"| {target}')
+    return lines
+
+
+def _step_cells(flow, context) -> tuple[str, str]:
+    """The table's "calls" and "sends" cells of a workflow: every step in order."""
+    calls, sends = [], []
+    partners = {p: (c, r, f) for p, _s, c, r, f in _steps_to_partners(flow, context)}
+    for position, step in enumerate(flow.steps, 1):
+        name = f"{position}. {step.get('name')} ({step.get('kind')})"
+        if position in partners:
+            connection, request, fields = partners[position]
+            slug = connection.slug if connection else step.get("connection")
+            calls.append(f"{name} {slug}: {request}")
+            if fields:
+                sends.append(f"{step.get('name')}: {fields}")
+        else:
+            calls.append(name)
+    return "<br>".join(calls), "<br>".join(sends) or "no mapping"
+
+
 def flow_diagram() -> str:
     """Who calls whom, when, with which fields, and what happens on error."""
     flows = _flows()
+    context = _step_context(flows)
     lines = ["# Flow diagram", "", "```mermaid", "flowchart LR"]
     for flow in flows:
         target = _id("c_", flow.connection.slug)
@@ -78,9 +148,12 @@ def flow_diagram() -> str:
             source = _id("m_", flow.slug)
             lines.append(f'    {source}(("manual / API"))')
             lines.append(f"    {source} --> {node}")
-        lines.append(
-            f'    {node} -->|"{flow.method} {_q(flow.path)}: {_q(_fields(flow))}"| {target}'
-        )
+        if flow.is_workflow:
+            lines += _step_edges(flow, node, context)
+        else:
+            lines.append(
+                f'    {node} -->|"{flow.method} {_q(flow.path)}: {_q(_fields(flow))}"| {target}'
+            )
     lines += ["```", ""]
     retries = ", ".join(f"{s} s" for s in settings.HUB_WEBHOOK_RETRY_SCHEDULE)
     lines += [
@@ -93,9 +166,12 @@ def flow_diagram() -> str:
             f"/webhooks/{flow.endpoint.slug if flow.endpoint_id else '?'}/",
             "schedule": f"cron {flow.cron}",
         }.get(flow.trigger, "by hand or the REST API")
+        calls, sends = f"{flow.connection.slug}: {flow.method} {flow.path}", _fields(flow)
+        if flow.is_workflow:
+            calls, sends = _step_cells(flow, context)
         lines.append(
-            f"| {flow.name} | {when} | {flow.connection.slug}: {flow.method} {flow.path} | "
-            f"{_fields(flow)} | transient errors retried (calls: up to "
+            f"| {flow.name} | {when} | {calls} | "
+            f"{sends} | transient errors retried (calls: up to "
             f"{flow.connection.retry_max_attempts} attempts; events: after {retries}), then "
             "dead-lettered and an incident is opened |"
         )

@@ -74,6 +74,40 @@ def test_each_deliverable_says_what_is_configured(configured, secret_value):
     assert not any(secret_value in text for text in docs.values())
 
 
+def test_a_workflow_is_drawn_step_by_step_to_each_step_s_connection(configured):
+    """Not the one-action defaults a workflow does not use: each step that calls a partner is
+    an edge, in order, to its own connection, with the fields its mapping sends."""
+    Connection.objects.create(name="Books", slug="books", base_url="https://books.example.test")
+    Flow.objects.create(
+        slug="invoice",
+        name="invoice the payment",
+        trigger="manual",
+        connection=configured,
+        steps=[
+            {"name": "verify", "kind": "fetch", "path": "/payments/{trigger.id}"},
+            {"name": "wait", "kind": "delay", "for": "1h"},
+            {
+                "name": "bill",
+                "kind": "call",
+                "method": "POST",
+                "path": "/invoices",
+                "mapping": "contact",
+                "connection": "books",
+            },
+        ],
+    )
+    diagram = render_all()["flow-diagram.md"]
+    assert 'f_invoice -->|"1. verify: GET /payments/{trigger.id}"| c_crm' in diagram
+    assert 'f_invoice -->|"3. bill: POST /invoices: email (PII), plan"| c_books' in diagram
+    assert 'c_books["Books (sandbox)"]' in diagram
+    assert 'f_invoice -->|"POST' not in diagram  # no edge for the flow's unused default
+    assert (
+        "| invoice the payment | by hand or the REST API | 1. verify (fetch) crm: GET "
+        "/payments/{trigger.id}<br>2. wait (delay)<br>3. bill (call) books: POST /invoices | "
+        "bill: email (PII), plan |"
+    ) in diagram
+
+
 def test_check_passes_on_fresh_files_and_fails_when_the_configuration_moves(configured, tmp_path):
     call_command("deliverables", "--out", str(tmp_path))
     assert sorted(p.name for p in tmp_path.iterdir()) == [

@@ -7,7 +7,8 @@
    key). Target: runs per second >= 0.80 of the raw loop's.
 2. The cost of a ``delay``: N runs (10,000 by default, ``BENCH_WAITING_RUNS``) wait for the
    same moment. While they wait, a real ``qcluster`` is running: its CPU time over the wait and
-   the sweeper's pass (which finds nothing due) are measured, and nothing is queued. Then they
+   the sweeper's pass (which finds nothing due) are measured against the same cluster and pass
+   with no run waiting (the ceiling: its idle polling), and nothing is queued. Then they
    resume: the spread between each run's ``resume_at`` and the moment its delay step was
    found done is recorded (p50, p99, max), with the sweeper passing every second.
 """
@@ -43,6 +44,7 @@ LATENCY_MS = 50
 TARGET = 0.80
 WAITING = int(os.environ.get("BENCH_WAITING_RUNS", "10000"))
 WAIT_SECONDS = 20
+BASELINE_SECONDS = 15
 
 
 def _connection(url: str, service: str, key: str) -> Connection:
@@ -194,6 +196,19 @@ def _cpu_seconds(group: int) -> float:
     return total / ticks
 
 
+def _watch(cluster, until: float) -> tuple[float, list[float]]:
+    """Run the sweeper's pass every second until ``until`` (nothing may be due); returns the
+    cluster's CPU over the window, as a fraction of one core, and each pass's duration."""
+    before, began, passes = _cpu_seconds(cluster.pid), time.monotonic(), []
+    while time.monotonic() < until:
+        start = time.perf_counter()
+        assert workflow.resume_due() == 0
+        passes.append(time.perf_counter() - start)
+        time.sleep(1)
+    window = time.monotonic() - began
+    return (_cpu_seconds(cluster.pid) - before) / max(window, 0.001), passes
+
+
 def waiting_runs() -> None:
     from django_q.brokers import get_broker
 
@@ -222,36 +237,30 @@ def waiting_runs() -> None:
         run_flow(flow, {"at": later}, trigger="manual", trigger_ref=f"probe-{i}")
     per_run = (time.monotonic() - probe) / 100
     FlowRun.objects.filter(trigger_ref__startswith="probe-").delete()
-    started = time.monotonic()
-    at = timezone.now() + timedelta(seconds=WAIT_SECONDS + 1.5 * per_run * WAITING)
-    for i in range(WAITING):
-        run_flow(flow, {"at": at.isoformat()}, trigger="manual", trigger_ref=f"w-{i}")
-    made = time.monotonic() - started
-    print(f"  {WAITING} runs started and left waiting in {made:.1f} s")
     broker = get_broker()
     broker.purge_queue()
     cluster = start_cluster()
     try:
         time.sleep(3)  # its start-up is not waiting
-        before = _cpu_seconds(cluster.pid)
-        window_start = time.monotonic()
-        passes = []
-        while timezone.now() < at - timedelta(seconds=1):
-            began = time.perf_counter()
-            queued = workflow.resume_due()
-            passes.append(time.perf_counter() - began)
-            assert queued == 0
-            time.sleep(1)
+        # the ceiling: the same cluster, and the same sweeper passes, with no run waiting
+        idle, idle_passes = _watch(cluster, time.monotonic() + BASELINE_SECONDS)
+        started = time.monotonic()
+        at = timezone.now() + timedelta(seconds=WAIT_SECONDS + 1.5 * per_run * WAITING)
+        for i in range(WAITING):
+            run_flow(flow, {"at": at.isoformat()}, trigger="manual", trigger_ref=f"w-{i}")
+        made = time.monotonic() - started
+        print(f"  {WAITING} runs started and left waiting in {made:.1f} s")
+        remaining = (at - timezone.now()).total_seconds() - 1
+        waiting, passes = _watch(cluster, time.monotonic() + max(remaining, 0))
         if not passes:
             print("  the runs took longer to start than foreseen: no waiting window measured")
-            passes = [0.0]
-        window = time.monotonic() - window_start
-        cpu = _cpu_seconds(cluster.pid) - before
+            waiting, passes = 0.0, [0.0]
         print(
-            f"  while they waited ({window:.0f} s): cluster CPU {cpu:.2f} s "
-            f"({100 * cpu / max(window, 0.001):.1f} % of one core, its idle polling), "
-            f"queue size {broker.queue_size()}, sweeper pass (nothing due) median "
-            f"{1000 * statistics.median(passes):.1f} ms"
+            f"  cluster CPU, % of one core: {100 * waiting:.2f} while they waited, "
+            f"{100 * idle:.2f} with none waiting (its idle polling); queue size "
+            f"{broker.queue_size()}; sweeper pass (nothing due) median "
+            f"{1000 * statistics.median(passes):.1f} ms with them, "
+            f"{1000 * statistics.median(idle_passes):.1f} ms without"
         )
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
