@@ -50,11 +50,15 @@ def _q(text) -> str:
     return str(text).replace('"', "#quot;")
 
 
+def _mapped(mapping) -> str:
+    """The fields a mapping sends, PII marked ("" for none)."""
+    return ", ".join(f"{r.target}{' (PII)' if r.pii else ''}" for r in mapping.rules.all())
+
+
 def _fields(flow) -> str:
     if flow.mapping is None:
         return "no mapping"
-    names = [f"{r.target}{' (PII)' if r.pii else ''}" for r in flow.mapping.rules.all()]
-    return ", ".join(names) or "no field"
+    return _mapped(flow.mapping) or "no field"
 
 
 def _step_context(flows) -> tuple[dict, dict]:
@@ -72,13 +76,6 @@ def _step_context(flows) -> tuple[dict, dict]:
     )
 
 
-def _step_fields(step: dict, mappings: dict) -> str:
-    mapping = mappings.get(step.get("mapping"))
-    if mapping is None:
-        return ""
-    return ", ".join(f"{r.target}{' (PII)' if r.pii else ''}" for r in mapping.rules.all())
-
-
 def _steps_to_partners(flow, context):
     """(position, step, its connection or None, its request, its fields) for each step that
     calls a partner (fetch, upsert, call), in order."""
@@ -92,7 +89,8 @@ def _steps_to_partners(flow, context):
         slug = step.get("connection")
         connection = connections.get(slug) if slug else flow.connection
         request = f"{step.get('method', kind.default_method)} {step.get('path', '')}".strip()
-        yield position, step, connection, request, _step_fields(step, mappings)
+        mapping = mappings.get(step.get("mapping"))
+        yield position, step, connection, request, _mapped(mapping) if mapping else ""
 
 
 def _step_edges(flow, node: str, context) -> list[str]:

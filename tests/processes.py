@@ -75,8 +75,8 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def restart_until_processed(env: dict[str, str], event_pk: int, timeout: float = 90) -> None:
-    """Start a cluster and a sweeper (after a crash), wait until the event is processed, and
-    stop them."""
+    """Start a cluster and a sweeper (after a crash, or to have a real worker process the
+    event), wait until the event is processed, and stop them."""
     from webhooks.models import WebhookEvent
 
     cluster = start(["qcluster"], env)

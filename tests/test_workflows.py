@@ -24,7 +24,14 @@ from flows.services.runner import mark_interrupted, run_flow
 from flows.steps.python import HANDLERS, step_handler
 from tests import signing
 from tests.partners import Reply
-from tests.processes import hub_process_env, purge_queue, start, stop, wait_for
+from tests.processes import (
+    hub_process_env,
+    purge_queue,
+    restart_until_processed,
+    start,
+    stop,
+    wait_for,
+)
 from webhooks.models import WebhookEvent
 from webhooks.services.processing import process_event
 
@@ -427,17 +434,7 @@ def test_a_worker_killed_between_two_steps_loses_nothing_and_repeats_nothing(
     run = FlowRun.objects.get(event=event)
     assert step_rows(run) == [("contact", "succeeded", 1), ("invoice", "running", 1)]
     # then after a restart the event's retry resumes the run at its second step
-    cluster = start(["qcluster"], env)
-    sweeper = start(["webhooks", "sweep", "--loop", "--every", "1"], env)
-    try:
-        wait_for(
-            lambda: WebhookEvent.objects.get(pk=event.pk).status == "processed",
-            90,
-            "the event to be processed after the restart",
-        )
-    finally:
-        stop(sweeper)
-        stop(cluster)
+    restart_until_processed(env, event.pk)
     run.refresh_from_db()
     assert run.status == "succeeded" and FlowRun.objects.filter(event=event).count() == 1
     assert step_rows(run) == [("contact", "succeeded", 1), ("invoice", "succeeded", 2)]
