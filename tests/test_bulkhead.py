@@ -5,9 +5,13 @@ attempt, never lost), and the other connections' work flows."""
 from __future__ import annotations
 
 import secrets as pysecrets
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
+import time_machine
 from django.db import connection as db_connection
 from django.utils import timezone
 
@@ -52,6 +56,97 @@ def test_a_worker_takes_a_slot_and_site_code_is_not_limited(api_connection):
     api_connection.max_concurrent_calls = 0  # no limit
     with budget.task_budget():
         assert bulkhead.acquire(api_connection) is None
+
+
+@pytest.mark.django_db
+def test_while_another_connection_works_each_gets_its_share_from_the_first_attempt(
+    api_connection,
+):
+    api_connection.max_concurrent_calls = 1
+    api_connection.save()
+    other = Connection.objects.create(
+        name="Other", slug="other", base_url="http://127.0.0.1:9/", max_concurrent_calls=1
+    )
+    with budget.task_budget():
+        assert bulkhead.acquire(api_connection) is None  # alone: not limited
+        # the partner's connection started an attempt: the other one gets its share at once,
+        # though neither was ever seen slow …
+        taken = bulkhead.acquire(other)
+        with pytest.raises(ConnectionBusyError, match="other: 1 call"):
+            bulkhead.acquire(other)
+        # … and so does the partner's, now that the other one works too
+        held = bulkhead.acquire(api_connection)
+        with pytest.raises(ConnectionBusyError, match="partner: 1 call"):
+            bulkhead.acquire(api_connection)
+        bulkhead.release(taken)
+        bulkhead.release(held)
+        assert not bulkhead.is_slow(api_connection) and not bulkhead.is_slow(other)
+    # once the other connection has started nothing for ACTIVE_SECONDS, it is alone again
+    later = timezone.now() + timedelta(seconds=bulkhead.ACTIVE_SECONDS + 1)
+    with time_machine.travel(later), budget.task_budget():
+        assert bulkhead.acquire(api_connection) is None
+        assert bulkhead.acquire(api_connection) is None
+
+
+def free_later(slot, seconds: float) -> threading.Thread:
+    def free():
+        time.sleep(seconds)
+        bulkhead.release(slot)
+        db_connection.close()  # the database cache's connection of this thread
+
+    thread = threading.Thread(target=free)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_waits_briefly_for_a_partner_that_answers_in_time_not_for_a_slow_one(
+    api_connection,
+):
+    busy = Connection.objects.create(
+        name="Busy", slug="busy", base_url="http://127.0.0.1:9/", max_concurrent_calls=1
+    )
+    with budget.task_budget():
+        bulkhead.acquire(api_connection)  # another connection works: each gets its share
+        held = bulkhead.acquire(busy)
+        thread = free_later(held, 0.2)
+        started = time.monotonic()
+        # its holder answers in time: the attempt waits for the slot instead of being refused
+        taken = bulkhead.acquire(busy)
+        assert taken is not None and time.monotonic() - started >= 0.15
+        thread.join()
+        # a holder that has held its slot longer than the wait: refused at once, not slow yet
+        with time_machine.travel(datetime.now(UTC) + timedelta(seconds=1), tick=True):
+            started = time.monotonic()
+            with pytest.raises(ConnectionBusyError):
+                bulkhead.acquire(busy)
+            assert time.monotonic() - started < bulkhead.WAIT_FOR_SLOT_SECONDS
+            assert not bulkhead.is_slow(busy)
+        # longer than a slow attempt takes: its partner is slow before that attempt even ends
+        with time_machine.travel(datetime.now(UTC) + timedelta(seconds=3), tick=True):
+            with pytest.raises(ConnectionBusyError):
+                bulkhead.acquire(busy)
+            assert bulkhead.is_slow(busy)
+        bulkhead.release(taken)
+
+
+@pytest.mark.django_db
+def test_the_more_work_waits_for_a_slow_connection_the_later_it_comes_back(api_connection):
+    api_connection.max_concurrent_calls = 1
+    api_connection.save()
+    bulkhead.observe(api_connection, 60)
+    with budget.task_budget():
+        held = bulkhead.acquire(api_connection)
+        delays = []
+        for _ in range(40):
+            with pytest.raises(ConnectionBusyError) as refused:
+                bulkhead.acquire(api_connection)
+            delays.append((refused.value.retry_at - datetime.now(UTC)).total_seconds())
+        bulkhead.release(held)
+    # the first comes back after HUB_BULKHEAD_RETRY_SECONDS (3 s, jittered); the fortieth
+    # about 20 s later: about two a second for the connection's one slot
+    assert 2 < delays[0] < 4
+    assert 14 < delays[-1] < 26
 
 
 @pytest.mark.django_db

@@ -2,15 +2,30 @@
 
 Workers are shared by every connection: without a limit, a partner that hangs until its read
 timeout holds a worker for each of its events while every other connection's events wait.
-The limit applies while the partner is slow: once an attempt to it took longer than
-``HUB_BULKHEAD_SLOW_SECONDS`` (or timed out), the connection counts as slow for a minute, each
-slow attempt renewing that. A partner that answers in time is never limited (a hub with one
-busy connection keeps every worker for it). While it is slow, inside a worker task, an attempt
-first takes one of its connection's slots (at most ``Connection.max_concurrent_calls``, by
-default ``HUB_CONNECTION_CONCURRENCY``: half of a cluster's workers); with none free, no call
-is made, and the call raises
-``ConnectionBusyError`` with a short ``retry_at``: the event is retried then, without counting
-as a failed attempt, and the worker moves on to other work.
+The limit applies, inside a worker task, when the workers are contended or the partner is slow:
+
+- *contended*: another connection's work also started an attempt in the last
+  ``ACTIVE_SECONDS``. Each connection then gets its share from its first attempt, before any
+  of them is seen slow: a partner that starts hanging holds no more workers than its share
+  while its first attempts wait for their read timeout. A hub with one busy connection keeps
+  every worker for it;
+- *slow*: once an attempt to it took longer than ``HUB_BULKHEAD_SLOW_SECONDS`` (or timed out),
+  the connection counts as slow for a minute, each slow attempt renewing that.
+
+The connections seen active are one cache entry (connection → when it last started an
+attempt), read with the slow flag in one round trip and written back at most every
+``ACTIVE_REFRESH_SECONDS`` per connection; two processes writing it at once may drop an entry,
+which its connection's next attempt puts back.
+
+When the limit applies, an attempt first takes one of its connection's slots (at most
+``Connection.max_concurrent_calls``, by default ``HUB_CONNECTION_CONCURRENCY``: half of a
+cluster's workers); with none free, no call is made. A partner that answers in time frees a
+slot within its answer time, so the attempt first waits for one up to
+``WAIT_FOR_SLOT_SECONDS``; a slow one's slots do not, so it does not
+wait. The call then raises ``ConnectionBusyError`` with a ``retry_at``: the work is retried
+then, without counting as a failed attempt, and the worker moves on to other work. The more of
+a connection's work was refused in the last minute, the later it comes back, so that a
+thousand events waiting for a hanging partner do not keep the workers busy refusing them.
 
 A slot is a cache key taken with ``cache.add`` (atomic on Redis and on the database cache) and
 given back when the attempt ends; its lease is the longest an attempt can take (the
@@ -28,9 +43,11 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -47,10 +64,15 @@ __all__ = [
     "limit_for",
     "observe",
     "release",
-    "retry_seconds",
 ]
 
 SLOW_FOR_SECONDS = 60  # how long one slow attempt marks its connection slow
+ACTIVE_SECONDS = 10  # how long a connection counts as active after it started an attempt
+ACTIVE_REFRESH_SECONDS = 2  # how often a connection renews its entry in the active ones
+ACTIVE_KEY = "hub:bulkhead:active"
+WAIT_FOR_SLOT_SECONDS = 0.5  # the longest an attempt waits for a slot of a connection not slow
+WAIT_STEP_SECONDS = 0.05
+RETRIES_PER_SLOT_PER_SECOND = 2
 
 _held: ContextVar[dict | None] = ContextVar("hub_bulkhead_held", default=None)  # pk → Slot
 
@@ -68,9 +90,19 @@ def limit_for(connection) -> int:
     return default_limit() if own is None else own
 
 
-def retry_seconds() -> float:
-    """When work refused for a busy connection comes back (jittered, so waiting events spread)."""
-    return settings.HUB_BULKHEAD_RETRY_SECONDS * random.uniform(0.75, 1.25)  # noqa: S311
+def _retry_in(connection, limit: int) -> float:
+    """When refused work comes back: ``HUB_BULKHEAD_RETRY_SECONDS``, later as more of the
+    connection's work was refused in the last minute, so that it comes back at about
+    ``RETRIES_PER_SLOT_PER_SECOND`` per slot whatever the number waiting (jittered)."""
+    key = f"hub:bulkhead:refused:{connection.pk}"
+    cache.add(key, 0, timeout=SLOW_FOR_SECONDS)
+    try:
+        refused = cache.incr(key)
+    except ValueError:  # the count expired between the two calls
+        refused = 1
+    spread = min(SLOW_FOR_SECONDS, refused / (RETRIES_PER_SLOT_PER_SECOND * limit))
+    jitter = random.uniform(0.75, 1.25)  # noqa: S311
+    return max(settings.HUB_BULKHEAD_RETRY_SECONDS, spread) * jitter
 
 
 class Slot:
@@ -89,23 +121,65 @@ def acquire(connection) -> Slot | None:
     is renewed instead). Raises ``ConnectionBusyError`` when every slot is taken."""
     remaining = budget.remaining()
     limit = limit_for(connection)
-    if remaining is None or limit <= 0 or not is_slow(connection):
+    if remaining is None or limit <= 0:
         return None
     held = (_held.get() or {}).get(connection.pk)
     if held is not None:
         cache.touch(held.key, _lease(connection, remaining))
         return None
-    token = uuid.uuid4().hex
+    state = cache.get_many([_slow_key(connection), ACTIVE_KEY])
+    contended = _note_active(connection, state.get(ACTIVE_KEY))
+    slow = bool(state.get(_slow_key(connection)))
+    if not (contended or slow):
+        return None
     lease = _lease(connection, remaining)
-    first = random.randrange(limit)  # noqa: S311 - spreads the processes over the slots
-    for step in range(limit):
-        key = f"hub:bulkhead:{connection.pk}:{(first + step) % limit}"
-        if cache.add(key, token, timeout=lease):
-            return Slot(key, token)
+    # the slots of a partner that answers in time free up within its answer time: wait for one
+    # briefly rather than send the work away; a slow partner's do not, so refuse at once
+    deadline = time.monotonic() + (0.0 if slow else min(WAIT_FOR_SLOT_SECONDS, remaining / 4))
+    while True:
+        slot = _take(connection, limit, lease)
+        if slot is not None:
+            return slot
+        if time.monotonic() >= deadline or not _worth_waiting(connection, limit):
+            break
+        time.sleep(WAIT_STEP_SECONDS)
     raise ConnectionBusyError(
         f"{connection.slug}: {limit} call(s) already in flight, its share of the workers "
-        "(max concurrent calls); this work waits and is retried shortly"
+        "(max concurrent calls); this work waits and is retried shortly",
+        retry_at=datetime.now(UTC) + timedelta(seconds=_retry_in(connection, limit)),
     )
+
+
+def _slot_key(connection, n: int) -> str:
+    return f"hub:bulkhead:{connection.pk}:{n}"
+
+
+def _take(connection, limit: int, lease: int) -> Slot | None:
+    token = f"{time.time():.3f} {uuid.uuid4().hex}"  # when it was taken, and whose it is
+    first = random.randrange(limit)  # noqa: S311 - spreads the processes over the slots
+    for step in range(limit):
+        key = _slot_key(connection, (first + step) % limit)
+        if cache.add(key, token, timeout=lease):
+            return Slot(key, token)
+    return None
+
+
+def _worth_waiting(connection, limit: int) -> bool:
+    """Whether a slot of the connection may free up within the wait: not when every holder has
+    held its slot longer than the wait already. One held longer than a slow attempt takes
+    marks the connection slow at once: its partner is slow before that attempt even ends (it
+    may hang until its read timeout)."""
+    now = time.time()
+    ages = []
+    for token in cache.get_many([_slot_key(connection, n) for n in range(limit)]).values():
+        try:
+            ages.append(now - float(str(token).split(" ", 1)[0]))
+        except ValueError:  # a slot taken by a version whose token held no time
+            continue
+    if any(age >= _slow_threshold(connection) for age in ages):
+        cache.set(_slow_key(connection), 1, timeout=SLOW_FOR_SECONDS)
+        return False
+    return not ages or min(ages) < WAIT_FOR_SLOT_SECONDS
 
 
 @contextmanager
@@ -134,10 +208,24 @@ def is_slow(connection) -> bool:
     return bool(cache.get(_slow_key(connection)))
 
 
+def _note_active(connection, active) -> bool:
+    """Record that ``connection`` starts an attempt; whether another one did recently."""
+    now = time.time()
+    active = {pk: at for pk, at in (active or {}).items() if now - at < ACTIVE_SECONDS}
+    if now - active.get(connection.pk, 0) >= ACTIVE_REFRESH_SECONDS:
+        active[connection.pk] = now
+        cache.set(ACTIVE_KEY, active, timeout=ACTIVE_SECONDS)
+    return any(pk != connection.pk for pk in active)
+
+
+def _slow_threshold(connection) -> float:
+    return min(settings.HUB_BULKHEAD_SLOW_SECONDS, 0.9 * connection.read_timeout)
+
+
 def observe(connection, seconds: float) -> None:
     """After each attempt: one that took longer than ``HUB_BULKHEAD_SLOW_SECONDS`` marks the
     connection slow (its limit applies) for the next minute."""
-    if seconds >= min(settings.HUB_BULKHEAD_SLOW_SECONDS, 0.9 * connection.read_timeout):
+    if seconds >= _slow_threshold(connection):
         cache.set(_slow_key(connection), 1, timeout=SLOW_FOR_SECONDS)
 
 

@@ -557,7 +557,7 @@ class _Call:
                     message=error.message,
                     started_at=timezone.now(),
                 )
-                self._raise(error, retry_in=bulkhead.retry_seconds())
+                self._raise(error)  # it carries when to come back
             attempt_started = None
             try:
                 breaker = Breaker(self.connection)

@@ -430,9 +430,10 @@ def resume_run(pk: int, lease=None) -> str:
     try:
         with bulkhead.hold(run.flow.connection):
             execute(run.flow, run, run.trigger_data)
-    except ConnectionBusyError:
+    except ConnectionBusyError as busy:
         FlowRun.objects.filter(pk=pk, status=RunStatus.RUNNING).update(
-            status=RunStatus.WAITING, resume_at=timezone.now() + timedelta(seconds=5)
+            status=RunStatus.WAITING,
+            resume_at=busy.retry_at or timezone.now() + timedelta(seconds=5),
         )
         return "connection busy: resumes shortly"
     except Exception as exc:  # recorded on the run and its step; it resumes after its backoff
