@@ -92,14 +92,15 @@ def limit_for(connection) -> int:
 
 def _retry_in(connection, limit: int) -> float:
     """When refused work comes back: ``HUB_BULKHEAD_RETRY_SECONDS``, later as more of the
-    connection's work was refused in the last minute, so that it comes back at about
+    connection's work was refused lately (counted for a minute on Redis; the database cache's
+    ``incr`` keeps the count five minutes from the last refusal), so that it comes back at about
     ``RETRIES_PER_SLOT_PER_SECOND`` per slot whatever the number waiting (jittered)."""
     key = f"hub:bulkhead:refused:{connection.pk}"
-    cache.add(key, 0, timeout=SLOW_FOR_SECONDS)
     try:
-        refused = cache.incr(key)
-    except ValueError:  # the count expired between the two calls
+        refused = cache.incr(key)  # one round trip on Redis (the database cache reads, writes)
+    except ValueError:  # none refused lately
         refused = 1
+        cache.set(key, refused, timeout=SLOW_FOR_SECONDS)
     spread = min(SLOW_FOR_SECONDS, refused / (RETRIES_PER_SLOT_PER_SECOND * limit))
     jitter = random.uniform(0.75, 1.25)  # noqa: S311
     return max(settings.HUB_BULKHEAD_RETRY_SECONDS, spread) * jitter
@@ -127,22 +128,26 @@ def acquire(connection) -> Slot | None:
     if held is not None:
         cache.touch(held.key, _lease(connection, remaining))
         return None
-    state = cache.get_many([_slow_key(connection), ACTIVE_KEY])
+    keys = [_slot_key(connection, n) for n in range(limit)]
+    state = cache.get_many([_slow_key(connection), ACTIVE_KEY, *keys])  # one round trip
     contended = _note_active(connection, state.get(ACTIVE_KEY))
     slow = bool(state.get(_slow_key(connection)))
     if not (contended or slow):
         return None
     lease = _lease(connection, remaining)
+    holders = [state[key] for key in keys if key in state]
     # the slots of a partner that answers in time free up within its answer time: wait for one
     # briefly rather than send the work away; a slow partner's do not, so refuse at once
     deadline = time.monotonic() + (0.0 if slow else min(WAIT_FOR_SLOT_SECONDS, remaining / 4))
     while True:
-        slot = _take(connection, limit, lease)
+        slot = _take(keys, state, lease)
         if slot is not None:
             return slot
-        if time.monotonic() >= deadline or not _worth_waiting(connection, limit):
+        if time.monotonic() >= deadline or not _worth_waiting(connection, holders):
             break
         time.sleep(WAIT_STEP_SECONDS)
+        state = cache.get_many(keys)
+        holders = list(state.values())
     raise ConnectionBusyError(
         f"{connection.slug}: {limit} call(s) already in flight, its share of the workers "
         "(max concurrent calls); this work waits and is retried shortly",
@@ -154,24 +159,25 @@ def _slot_key(connection, n: int) -> str:
     return f"hub:bulkhead:{connection.pk}:{n}"
 
 
-def _take(connection, limit: int, lease: int) -> Slot | None:
+def _take(keys: list[str], taken: dict, lease: int) -> Slot | None:
+    """One of the slots not seen taken (none is written to when every slot is seen taken)."""
     token = f"{time.time():.3f} {uuid.uuid4().hex}"  # when it was taken, and whose it is
-    first = random.randrange(limit)  # noqa: S311 - spreads the processes over the slots
-    for step in range(limit):
-        key = _slot_key(connection, (first + step) % limit)
+    free = [key for key in keys if key not in taken]
+    random.shuffle(free)  # spreads the processes over the slots
+    for key in free:
         if cache.add(key, token, timeout=lease):
             return Slot(key, token)
     return None
 
 
-def _worth_waiting(connection, limit: int) -> bool:
+def _worth_waiting(connection, holders: list) -> bool:
     """Whether a slot of the connection may free up within the wait: not when every holder has
     held its slot longer than the wait already. One held longer than a slow attempt takes
     marks the connection slow at once: its partner is slow before that attempt even ends (it
     may hang until its read timeout)."""
     now = time.time()
     ages = []
-    for token in cache.get_many([_slot_key(connection, n) for n in range(limit)]).values():
+    for token in holders:
         try:
             ages.append(now - float(str(token).split(" ", 1)[0]))
         except ValueError:  # a slot taken by a version whose token held no time
