@@ -24,8 +24,8 @@ slot within its answer time, so the attempt first waits for one up to
 ``WAIT_FOR_SLOT_SECONDS``; a slow one's slots do not, so it does not
 wait. The call then raises ``ConnectionBusyError`` with a ``retry_at``: the work is retried
 then, without counting as a failed attempt, and the worker moves on to other work. The more of
-a connection's work was refused in the last minute, the later it comes back, so that a
-thousand events waiting for a hanging partner do not keep the workers busy refusing them.
+a slow connection's work was refused lately, the later it comes back, so that a thousand
+events waiting for a hanging partner do not keep the workers busy refusing them.
 
 A slot is a cache key taken with ``cache.add`` (atomic on Redis and on the database cache) and
 given back when the attempt ends; its lease is the longest an attempt can take (the
@@ -67,8 +67,8 @@ __all__ = [
 ]
 
 SLOW_FOR_SECONDS = 60  # how long one slow attempt marks its connection slow
-ACTIVE_SECONDS = 10  # how long a connection counts as active after it started an attempt
-ACTIVE_REFRESH_SECONDS = 2  # how often a connection renews its entry in the active ones
+ACTIVE_SECONDS = 5  # how long a connection counts as active after it started an attempt
+ACTIVE_REFRESH_SECONDS = 1  # how often a connection renews its entry in the active ones
 ACTIVE_KEY = "hub:bulkhead:active"
 WAIT_FOR_SLOT_SECONDS = 0.5  # the longest an attempt waits for a slot of a connection not slow
 WAIT_STEP_SECONDS = 0.05
@@ -90,11 +90,15 @@ def limit_for(connection) -> int:
     return default_limit() if own is None else own
 
 
-def _retry_in(connection, limit: int) -> float:
-    """When refused work comes back: ``HUB_BULKHEAD_RETRY_SECONDS``, later as more of the
-    connection's work was refused lately (counted for a minute on Redis; the database cache's
-    ``incr`` keeps the count five minutes from the last refusal), so that it comes back at about
-    ``RETRIES_PER_SLOT_PER_SECOND`` per slot whatever the number waiting (jittered)."""
+def _retry_in(connection, limit: int, *, slow: bool) -> float:
+    """When refused work comes back: ``HUB_BULKHEAD_RETRY_SECONDS``; for a slow partner,
+    later as more of the connection's work was refused lately (counted for a minute on Redis;
+    the database cache's ``incr`` keeps the count five minutes from the last refusal), so that
+    it comes back at about ``RETRIES_PER_SLOT_PER_SECOND`` per slot whatever the number
+    waiting (jittered)."""
+    jitter = random.uniform(0.75, 1.25)  # noqa: S311
+    if not slow:  # its slots free up as it answers: back soon
+        return settings.HUB_BULKHEAD_RETRY_SECONDS * jitter
     key = f"hub:bulkhead:refused:{connection.pk}"
     try:
         refused = cache.incr(key)  # one round trip on Redis (the database cache reads, writes)
@@ -102,7 +106,6 @@ def _retry_in(connection, limit: int) -> float:
         refused = 1
         cache.set(key, refused, timeout=SLOW_FOR_SECONDS)
     spread = min(SLOW_FOR_SECONDS, refused / (RETRIES_PER_SLOT_PER_SECOND * limit))
-    jitter = random.uniform(0.75, 1.25)  # noqa: S311
     return max(settings.HUB_BULKHEAD_RETRY_SECONDS, spread) * jitter
 
 
@@ -151,7 +154,7 @@ def acquire(connection) -> Slot | None:
     raise ConnectionBusyError(
         f"{connection.slug}: {limit} call(s) already in flight, its share of the workers "
         "(max concurrent calls); this work waits and is retried shortly",
-        retry_at=datetime.now(UTC) + timedelta(seconds=_retry_in(connection, limit)),
+        retry_at=datetime.now(UTC) + timedelta(seconds=_retry_in(connection, limit, slow=slow)),
     )
 
 

@@ -43,6 +43,9 @@ def configure_environment() -> Path:
     os.environ["SECURE_SSL_REDIRECT"] = "false"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["HUB_VAR_DIR"] = str(workdir)
+    # the database is new at each run, its ids start again at 1: a cache of its own on Redis,
+    # so that no state an earlier run left under the same ids (a slow flag, slots) applies
+    os.environ["CACHE_KEY_PREFIX"] = f"bench-{workdir.name}"
     (workdir / "static").mkdir()
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):

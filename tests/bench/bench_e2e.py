@@ -123,6 +123,7 @@ def e2e_round(url: str, key: str, workers: int) -> None:
     slug = f"e2e-{workers}w"
     flow, _endpoint, secret = webhook_flow(url, key, slug)
     cluster = start_cluster(Q_WORKERS=str(workers))
+    sweeper = start(["webhooks", "sweep", "--loop"], dict(os.environ))  # as deployed
     try:
         wait_for_cluster()
         started = time.monotonic()
@@ -137,6 +138,7 @@ def e2e_round(url: str, key: str, workers: int) -> None:
             time.sleep(0.25)
         elapsed = time.monotonic() - started
     finally:
+        stop(sweeper)
         stop(cluster)
     latencies = [
         (run.finished_at - run.event.received_at).total_seconds()
