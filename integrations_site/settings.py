@@ -301,7 +301,7 @@ HUB_SANDBOX_RETENTION_DAYS = env.int("HUB_SANDBOX_RETENTION_DAYS", default=7)
 # refused for a busy connection comes back.
 HUB_CONNECTION_CONCURRENCY = env.int("HUB_CONNECTION_CONCURRENCY", default=None)
 HUB_BULKHEAD_RETRY_SECONDS = env.float("HUB_BULKHEAD_RETRY_SECONDS", default=3.0)
-# An attempt slower than this marks its connection slow (its share applies) for a minute.
+# An attempt (or a call in flight) slower than this marks its connection slow for a minute.
 HUB_BULKHEAD_SLOW_SECONDS = env.float("HUB_BULKHEAD_SLOW_SECONDS", default=2.0)
 HUB_PURGE_BATCH_ROWS = env.int("HUB_PURGE_BATCH_ROWS", default=500)
 HUB_PURGE_MAX_ROWS_PER_PASS = env.int("HUB_PURGE_MAX_ROWS_PER_PASS", default=50_000)
