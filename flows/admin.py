@@ -36,6 +36,7 @@ from flows.models import (
     MAPPING_SETTINGS,
     RULE_SETTINGS,
     Flow,
+    FlowCancellation,
     FlowRun,
     FlowRunStep,
     Mapping,
@@ -436,6 +437,19 @@ def steps_diagram(steps) -> str:
             boxes,
         ),
     )
+
+
+@admin.register(FlowCancellation)
+class FlowCancellationAdmin(BoundedListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The cancelling events kept for a day, for runs whose starting event comes later."""
+
+    list_display = ["received_at", "flow", "key", "cancelled_by"]
+    list_filter = ["flow"]
+    list_select_related = ["flow"]
+    search_exact = ["key"]
+    search_help_text = _("The correlation value the cancelling event named, exactly.")
+    fields = list_display
+    readonly_fields = list_display
 
 
 @admin.register(FlowRun)

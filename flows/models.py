@@ -744,3 +744,45 @@ class FlowRunStep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}) {self.status}"
+
+
+class FlowCancellation(models.Model):
+    """A cancelling event, kept for a while: webhooks arrive out of order, and a cancellation
+    processed before the event that starts its run still cancels that run when it starts."""
+
+    flow = models.ForeignKey(
+        Flow,
+        on_delete=models.CASCADE,
+        related_name="cancellations",
+        help_text=_("The workflow whose runs this cancellation names."),
+        verbose_name=_("flow"),
+    )
+    key = models.CharField(
+        max_length=200,
+        help_text=_("The correlation value the cancelling event named."),
+        verbose_name=_("key"),
+    )
+    cancelled_by = models.CharField(
+        max_length=300,
+        help_text=_("The cancelling event (endpoint:event id)."),
+        verbose_name=_("cancelled by"),
+    )
+    received_at = models.DateTimeField(
+        default=timezone.now,
+        help_text=_(
+            "When it was processed: a run with this key that starts within a day of it is "
+            "cancelled before its first step."
+        ),
+        verbose_name=_("received at"),
+    )
+
+    class Meta:
+        verbose_name = _("flow cancellation")
+        verbose_name_plural = _("flow cancellations")
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "key"], name="flowcancellation_flow_key")
+        ]
+        indexes = [models.Index(fields=["received_at"], name="flowcancellation_received")]
+
+    def __str__(self) -> str:
+        return f"{self.flow_id}:{self.key}"

@@ -15,7 +15,7 @@ from django.utils import timezone
 from connectors.choices import CredentialKind
 from connectors.models import ApiCall, Connection, OAuthApp
 from connectors.services.credentials import create_credential, record_audit
-from flows.models import Flow, FlowRun, Mapping, MappingRule
+from flows.models import Flow, FlowCancellation, FlowRun, Mapping, MappingRule
 from syncs.models import MirrorRecord, SyncJob, SyncRun
 from webhooks.models import EventAttempt, WebhookEndpoint, WebhookEvent
 
@@ -80,6 +80,7 @@ def populate(start: int, count: int) -> None:
         FlowRun.objects.create(
             flow=flow, trigger="webhook", event=event, status="succeeded", correlation_id=f"corr{i}"
         )
+        FlowCancellation.objects.create(flow=flow, key=f"bk_{i}", cancelled_by=f"event e{i}")
         SyncRun.objects.create(job=job, status="succeeded", finished_at=timezone.now())
         MirrorRecord.objects.create(
             connection=conn, object_type="contact", external_id=str(i), data={"email": "x"}

@@ -18,7 +18,8 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from connectors.engine.errors import RetryableError
-from flows.models import Flow, FlowRun, FlowRunStep, Mapping, MappingRule
+from flows import tasks as flow_tasks
+from flows.models import Flow, FlowCancellation, FlowRun, FlowRunStep, Mapping, MappingRule
 from flows.services import workflow
 from flows.services.runner import mark_interrupted, run_flow
 from flows.steps.python import HANDLERS, step_handler
@@ -314,6 +315,23 @@ def test_a_later_event_cancels_the_pending_reminder(client, make_endpoint, api_c
     assert [r.path for r in partner.requests] == ["/v1/emails/bk_9"]  # no reminder
     # a cancellation of a booking no run is about is handled and cancels nothing
     assert deliver("d-3", "booking.cancelled", {"booking": {"id": "bk_other"}}) == "processed"
+    assert FlowRun.objects.filter(flow=flow).count() == 1
+    # out of order: a booking's cancellation processed before its creation still cancels the
+    # run that creation starts, before its first step
+    assert deliver("d-4", "booking.cancelled", {"booking": {"id": "bk_7"}}) == "processed"
+    assert deliver("d-5", "booking.created", {"booking": {"id": "bk_7"}}) == "processed"
+    early = FlowRun.objects.get(flow=flow, cancel_key="bk_7")
+    assert early.status == "cancelled"
+    assert early.cancelled_by == "event booking.cancelled (bookings:d-4)"
+    assert step_rows(early) == []
+    assert [r.path for r in partner.requests] == ["/v1/emails/bk_9"]
+    # a day on, a cancellation no longer applies to runs that start, and the purge removes it
+    with time_machine.travel(timezone.now() + timedelta(days=1, minutes=1), tick=True):
+        assert deliver("d-6", "booking.created", {"booking": {"id": "bk_other"}}) == "processed"
+        assert FlowRun.objects.get(flow=flow, cancel_key="bk_other").status == "waiting"
+        assert FlowCancellation.objects.count() == 3
+        flow_tasks.purge_old_runs()
+        assert not FlowCancellation.objects.exists()
 
 
 def test_a_python_step_reads_earlier_results_and_feeds_the_next(api_connection, partner):

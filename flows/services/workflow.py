@@ -37,7 +37,7 @@ from connectors.correlation import correlation_scope, current_correlation_id, ne
 from connectors.engine import bulkhead, calllog, idempotency
 from connectors.engine.errors import ConnectionBusyError, PermanentError, RetryableError
 from flows.mapping import MappingError
-from flows.models import Flow, FlowRun, FlowRunStep, RunStatus, StepStatus
+from flows.models import Flow, FlowCancellation, FlowRun, FlowRunStep, RunStatus, StepStatus
 from flows.paths import MISSING, get_path
 from flows.services.runner import RunResult, run_lease
 from flows.steps import STEP_KINDS, StepContext
@@ -60,6 +60,8 @@ RESUME_TASK = "flows.tasks.resume_runs"
 # at most this many runs per resumption task (see resume_due)
 RESUME_CHUNK = 25
 MAX_ATTEMPTS = 8
+# a cancelling event processed before the event that starts its run cancels that run within
+EARLY_CANCEL_WINDOW = timedelta(days=1)
 # a run already done for its trigger: replaying the trigger changes nothing
 SETTLED = (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.CANCELLED, RunStatus.WAITING)
 # a run that a cancelling event stops
@@ -113,7 +115,23 @@ def run_steps(
             cancel_key=_cancel_key(flow, payload),
             trigger_data=payload,
         )
+        early = _early_cancellation(flow, run)
+        if early is not None:  # its cancelling event was processed first
+            cancel(run.pk, by=early.cancelled_by)
+            run.refresh_from_db()
+            return RunResult(run, None)
     return execute(flow, run, payload)
+
+
+def _early_cancellation(flow: Flow, run: FlowRun) -> FlowCancellation | None:
+    """The cancellation of ``run``'s key processed before the run started (within
+    ``EARLY_CANCEL_WINDOW``). Read after the run's row is written, while :func:`cancel_runs`
+    writes its record before it looks for runs: whichever comes second sees the other."""
+    if not (flow.cancel_event_type and run.cancel_key):
+        return None
+    return FlowCancellation.objects.filter(
+        flow=flow, key=run.cancel_key, received_at__gte=timezone.now() - EARLY_CANCEL_WINDOW
+    ).first()
 
 
 def _claim(run: FlowRun) -> FlowRun:
@@ -458,9 +476,15 @@ def retry_by_hand(run: FlowRun) -> bool:
 
 def cancel_runs(flow: Flow, key: str, *, by: str) -> int:
     """Cancel the pending steps of ``flow``'s runs whose correlation value is ``key``; returns
-    how many runs. A step in flight ends as it ends; none starts after this."""
+    how many runs. A step in flight ends as it ends; none starts after this. The cancellation
+    is kept a day: a run with this key that starts later (its event arrived after the
+    cancelling one) is cancelled before its first step."""
     if not key:
         return 0
+    # kept first, for a run whose starting event is processed after this one (out of order)
+    FlowCancellation.objects.update_or_create(
+        flow=flow, key=key[:200], defaults={"cancelled_by": by[:300], "received_at": timezone.now()}
+    )
     pks = FlowRun.objects.filter(flow=flow, cancel_key=key[:200], status__in=PENDING).values_list(
         "pk", flat=True
     )
