@@ -319,9 +319,22 @@ PLACES: list[Place] = [
         "flow_runs",
         "Flow runs (errors, references, a workflow's trigger data)",
         "flows.FlowRun",
-        {"error": "text", "record_id": "text", "trigger_ref": "text", "trigger_data": "json"},
+        {
+            "error": "text",
+            "record_id": "text",
+            "trigger_ref": "text",
+            "trigger_data": "json",
+            "cancel_key": "text",
+        },
         lambda r: {"id": r.pk, "flow": r.flow.slug, "started_at": r.started_at, "status": r.status},
         on_erase=lambda row: _erased_run(row),
+    ),
+    Place(
+        "flow_cancellations",
+        "Workflow cancellations kept for out-of-order events (their correlation value)",
+        "flows.FlowCancellation",
+        {"key": "text", "cancelled_by": "text"},
+        lambda r: {"id": r.pk, "flow": r.flow.slug, "received_at": r.received_at},
     ),
     Place(
         "flow_run_steps",
@@ -390,6 +403,7 @@ PLACES: list[Place] = [
 ]
 RELATED = {"webhook_events": ["endpoint"], "mirrored_records": ["connection"]}
 RELATED |= {"flow_runs": ["flow"], "sync_runs": ["job"], "api_calls": ["connection"]}
+RELATED |= {"flow_cancellations": ["flow"]}
 
 
 @dataclass

@@ -16,7 +16,7 @@ from django.urls import reverse
 from connectors.choices import AuditAction
 from connectors.models import ApiCall, AuditEntry, Connection
 from connectors.roles import AUDITORS, DATA_PROTECTION, OPERATORS
-from flows.models import Flow, FlowRun, Mapping, MappingRule
+from flows.models import Flow, FlowCancellation, FlowRun, Mapping, MappingRule
 from governance.gdpr import ERASURE_EVENT, PLACES, Subject
 from sandbox.emitter import emit, payment_event
 from sandbox.models import SandboxContact, SandboxRequest
@@ -109,6 +109,10 @@ def test_one_person_is_found_everywhere_exported_and_erased_and_nothing_else_bre
     )
     waiting = run_flow(follow_up, {"email": EMAIL.lower()}, trigger="manual", trigger_ref="f-1")
     assert waiting.run.status == "waiting"
+    # and a cancellation kept for a run of theirs that has not started yet (out of order)
+    FlowCancellation.objects.create(
+        flow=follow_up, key=EMAIL.lower(), cancelled_by="event signup.withdrawn (signups:w-1)"
+    )
     dpo = role_client(DATA_PROTECTION)
     desk = reverse("governance_gdpr")
 
