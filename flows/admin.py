@@ -678,17 +678,22 @@ def shape(data):
 
 def run_steps_table(run: FlowRun, rows: list[FlowRunStep], *, can_see_pii: bool) -> str:
     """A run's steps: status, attempts, duration, what each sent and read (personal data masked
-    without the permission) and its API calls (the run's calls made while the step ran)."""
+    without the permission) and its API calls (every attempt's: each call row names its step)."""
     calls = list(
         ApiCall.objects.filter(run_ref=run.calls_ref)
         .order_by("created_at", "pk")
-        .only("pk", "created_at", "method", "path", "status_code")[:200]
+        .only("pk", "created_at", "method", "path", "status_code", "step")[:200]
     )
     pii = pii_targets(rows, run.flow)
     lines = []
     for row in rows:
         end = row.finished_at or timezone.now()
-        mine = [c for c in calls if row.started_at <= c.created_at <= end]
+        mine = [
+            c
+            for c in calls
+            # a call written before calls carried their step: the ones made while it ran
+            if c.step == row.name or (not c.step and row.started_at <= c.created_at <= end)
+        ]
         # conditions and delays read nothing from a partner: what they record is the hub's own
         reads_partner = row.kind not in ("condition", "delay")
         sent_mask = None if can_see_pii else pii.get(row.name, set())

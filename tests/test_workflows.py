@@ -18,6 +18,7 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from connectors.engine.errors import RetryableError
+from connectors.models import ApiCall
 from flows import tasks as flow_tasks
 from flows.models import Flow, FlowCancellation, FlowRun, FlowRunStep, Mapping, MappingRule
 from flows.services import workflow
@@ -512,6 +513,15 @@ def test_the_console_shows_each_step_masks_personal_data_and_retries_from_the_fa
         ("invoice", "succeeded", 2),
     ]
     assert [r.method for r in partner.requests] == ["GET", "POST", "POST"]
+    # each call row names its step: the step lists every attempt's calls, the refused one too
+    calls = ApiCall.objects.filter(run_ref=run.calls_ref).order_by("pk")
+    assert list(calls.values_list("step", "status_code")) == [
+        ("verify", 200),
+        ("invoice", 422),
+        ("invoice", 201),
+    ]
+    seen = operator_client.get(page).content.decode()
+    assert "POST /invoices → 422" in seen and "POST /invoices → 201" in seen
     # a waiting run is listed with the time it resumes, and can be cancelled by hand
     waiting = workflow_flow(
         api_connection, [{"name": "later", "kind": "delay", "for": "2h"}], slug="later"

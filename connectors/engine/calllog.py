@@ -52,6 +52,8 @@ def redact_path(path: str, params, extra_secret_names: set[str]) -> str:
 
 # The run whose calls are being made ("flow_run:12", "sync_run:3"); empty outside one.
 _run_ref: ContextVar[str] = ContextVar("hub_calllog_run_ref", default="")
+# The workflow step whose calls are being made (its name); empty outside one.
+_step: ContextVar[str] = ContextVar("hub_calllog_step", default="")
 
 
 @contextmanager
@@ -63,6 +65,17 @@ def run_scope(ref: str):
         yield
     finally:
         _run_ref.reset(token)
+
+
+@contextmanager
+def step_scope(name: str):
+    """Calls made inside the block carry the workflow step's ``name`` in their row's ``step``:
+    a run's page lists each step's calls, every attempt's."""
+    token = _step.set(name[:100])
+    try:
+        yield
+    finally:
+        _step.reset(token)
 
 
 def log_safe_path(path: str) -> str:
@@ -81,7 +94,7 @@ def log_attempt(**fields) -> None:
     never calls inside a transaction of its own): a worker killed a moment later leaves every
     call it made in the console.
     """
-    row = ApiCall.objects.create(run_ref=_run_ref.get(), **fields)
+    row = ApiCall.objects.create(run_ref=_run_ref.get(), step=_step.get(), **fields)
     logger.info(
         "api call %s %s -> %s",
         row.method,

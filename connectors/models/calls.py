@@ -116,6 +116,13 @@ class ApiCall(models.Model):
         ),
         verbose_name=_("run ref"),
     )
+    step = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text=_("The workflow step that made the call (its name); empty outside a step."),
+        verbose_name=_("step"),
+    )
 
     class Meta:
         verbose_name = _("API call")

@@ -220,7 +220,7 @@ def execute(flow: Flow, run: FlowRun, payload) -> RunResult:
             )
             began = time.monotonic()
             try:
-                with idempotency.held_until(lease):
+                with idempotency.held_until(lease), calllog.step_scope(step["name"]):
                     outcome = kind.run(ctx)
             except (MappingError, PermanentError) as exc:
                 _end_row(row, StepStatus.FAILED, began, error=_error(exc), sent=ctx.sent)
