@@ -328,6 +328,32 @@ def test_an_endpoints_flows_are_cached_until_one_is_saved(make_endpoint, api_con
     assert FlowRun.objects.count() == 1  # nor when its type pattern no longer matches
 
 
+def killed_at_second_call(client, endpoint, secret: str, delivery: str, partner):
+    """Deliver a signed event to a one-worker cluster (short lease) and SIGKILL the cluster once
+    the second partner call of its processing has reached the partner; returns the event and
+    the cluster's environment (for the restart)."""
+    purge_queue()
+    env = hub_process_env(Q_WORKERS="1", HUB_WEBHOOK_LEASE_SECONDS="3")
+    cluster = start(["qcluster"], env)
+    try:
+        body = json.dumps({"email": "ada@example.test"}).encode()
+        response = client.post(
+            f"/webhooks/{endpoint.slug}/",
+            data=body,
+            content_type="application/json",
+            headers=signing.github_headers(body, secret, delivery),
+        )
+        assert response.status_code == 202
+        event = WebhookEvent.objects.get(pk=response.json()["event"])
+        db_connection.close()
+        wait_for(lambda: len(partner.requests) >= 2, 60, "the second call to reach the partner")
+        os.killpg(cluster.pid, signal.SIGKILL)
+        cluster.wait(timeout=30)
+    finally:
+        stop(cluster)
+    return event, env
+
+
 def test_a_worker_killed_between_two_calls_leaves_both_the_run_and_the_call(
     client, make_endpoint, api_connection, partner, tmp_path
 ):
@@ -343,26 +369,8 @@ def test_a_worker_killed_between_two_calls_leaves_both_the_run_and_the_call(
         Reply(200, json=[]),  # the retry's lookup
         Reply(201, json={"id": "c_k"}),  # the retry's create
     )
-    purge_queue()
-    env = hub_process_env(Q_WORKERS="1", HUB_WEBHOOK_LEASE_SECONDS="3")
-    cluster = start(["qcluster"], env)
-    try:
-        body = json.dumps({"email": "ada@example.test"}).encode()
-        response = client.post(
-            f"/webhooks/{endpoint.slug}/",
-            data=body,
-            content_type="application/json",
-            headers=signing.github_headers(body, secret, "killed-run-1"),
-        )
-        assert response.status_code == 202
-        event = WebhookEvent.objects.get(pk=response.json()["event"])
-        db_connection.close()
-        # when the cluster is killed once the partner answered the first call and got the second
-        wait_for(lambda: len(partner.requests) >= 2, 60, "the create to reach the partner")
-        os.killpg(cluster.pid, signal.SIGKILL)
-        cluster.wait(timeout=30)
-    finally:
-        stop(cluster)
+    # when the cluster is killed once the partner answered the first call and got the second
+    event, env = killed_at_second_call(client, endpoint, secret, "killed-run-1", partner)
     # then the console shows the run, running, and the call that was answered, linked to both
     run = FlowRun.objects.get(event=event)
     assert run.status == "running"

@@ -6,15 +6,12 @@ name a wrong step's place. The last test kills a real ``qcluster`` between two s
 from __future__ import annotations
 
 import json
-import os
 import secrets as pysecrets
-import signal
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
-from django.db import connection as db_connection
 from django.utils import timezone
 
 from connectors.engine.errors import RetryableError
@@ -27,14 +24,10 @@ from flows.steps.python import HANDLERS, step_handler
 from tests import signing
 from tests.partners import Reply
 from tests.processes import (
-    hub_process_env,
     purge_queue,
     restart_until_processed,
-    start,
-    stop,
-    wait_for,
 )
-from webhooks.models import WebhookEvent
+from tests.test_run_rows import killed_at_second_call
 from webhooks.services.processing import process_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -430,26 +423,8 @@ def test_a_worker_killed_between_two_steps_loses_nothing_and_repeats_nothing(
         Reply(201, json={"id": "i_1"}, delay=7),  # the second: not answered before the kill
         Reply(201, json={"id": "i_1"}),  # the second step again, after the restart
     )
-    purge_queue()
-    env = hub_process_env(Q_WORKERS="1", HUB_WEBHOOK_LEASE_SECONDS="3")
-    cluster = start(["qcluster"], env)
-    try:
-        body = json.dumps({"email": "ada@example.test"}).encode()
-        response = client.post(
-            f"/webhooks/{endpoint.slug}/",
-            data=body,
-            content_type="application/json",
-            headers=signing.github_headers(body, secret, "killed-wf-1"),
-        )
-        assert response.status_code == 202
-        event = WebhookEvent.objects.get(pk=response.json()["event"])
-        db_connection.close()
-        # when the cluster is killed once the second step's call reached the partner
-        wait_for(lambda: len(partner.requests) >= 2, 60, "the second step to reach the partner")
-        os.killpg(cluster.pid, signal.SIGKILL)
-        cluster.wait(timeout=30)
-    finally:
-        stop(cluster)
+    # when the cluster is killed once the second step's call reached the partner
+    event, env = killed_at_second_call(client, endpoint, secret, "killed-wf-1", partner)
     run = FlowRun.objects.get(event=event)
     assert step_rows(run) == [("contact", "succeeded", 1), ("invoice", "running", 1)]
     # then after a restart the event's retry resumes the run at its second step
