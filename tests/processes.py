@@ -104,3 +104,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def dead_redis_broker():
+    """A django-q2 Redis broker whose Redis does not answer (nothing listens on its port): every
+    call is refused at once, not after redis-py's own retries."""
+    import redis
+    from django_q.brokers.redis_broker import Redis as RedisBroker
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    down = RedisBroker.__new__(RedisBroker)  # its __init__ would connect to the settings' Redis
+    down.list_key = "django_q:outage-test:q"
+    down.connection = redis.Redis(
+        host="127.0.0.1",
+        port=free_port(),
+        socket_connect_timeout=1,
+        socket_timeout=1,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return down

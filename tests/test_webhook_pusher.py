@@ -10,12 +10,10 @@ import sys
 import threading
 
 import pytest
-import redis
-from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.signing import SignedPackage
 
 from tests import signing
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, dead_redis_broker
 from webhooks.models import WebhookEvent
 from webhooks.services import processing
 from webhooks.services import queue as webhook_queue
@@ -182,11 +180,7 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
 ):
     # a broker outside the database whose Redis does not answer (nothing listens on the port)
     settings.Q_CLUSTER = {k: v for k, v in settings.Q_CLUSTER.items() if k != "orm"}
-    down = RedisBroker.__new__(RedisBroker)
-    down.list_key = "django_q:outage-test:q"
-    down.connection = redis.Redis(
-        host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1
-    )
+    down = dead_redis_broker()
     monkeypatch.setattr(webhook_queue, "shared_broker", lambda: down)
     event = deliver(
         make_endpoint, post_webhook, caplog, django_capture_on_commit_callbacks, "gh-out", "out-1"

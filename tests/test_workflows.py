@@ -237,24 +237,13 @@ def test_due_runs_resume_in_chunks_each_carried_by_the_pass_that_took_it(
 
 def test_a_chunk_the_broker_refuses_goes_back_to_waiting(api_connection, monkeypatch, caplog):
     import django_q.tasks
-    import redis
-    from django_q.brokers.redis_broker import Redis as RedisBroker
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    from tests.processes import free_port
+    from tests.processes import dead_redis_broker
 
     flow = workflow_flow(api_connection, [{"name": "wait", "kind": "delay", "for": "1h"}])
     purge_queue()
     run = go(flow, {}).run
-    down = RedisBroker.__new__(RedisBroker)  # a broker whose Redis does not answer
-    down.list_key = "django_q:outage-test:q"
-    down.connection = redis.Redis(
-        host="127.0.0.1",
-        port=free_port(),
-        socket_connect_timeout=1,
-        retry=Retry(NoBackoff(), 0),  # refused at once, not after redis-py's own retries
-    )
+    down = dead_redis_broker()
     monkeypatch.setattr(django_q.tasks, "get_broker", lambda *args: down)
     with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1), tick=True):
         assert workflow.resume_due() == 0
