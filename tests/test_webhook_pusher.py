@@ -168,8 +168,9 @@ def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint
         ((ack_id, package),) = broker.dequeue()
         broker.acknowledge(ack_id)
         tasks.append(SignedPackage.loads(package))
-    assert [(t["func"], t["args"], t["name"]) for t in tasks] == [
-        ("webhooks.tasks.process_event", (event.pk,), f"webhook-event-{event.pk}")
+    # no success result kept for them: the event and its attempts are the record
+    assert [(t["func"], t["args"], t["name"], t["save"]) for t in tasks] == [
+        ("webhooks.tasks.process_event", (event.pk,), f"webhook-event-{event.pk}", False)
         for event in events
     ]
 
@@ -199,6 +200,7 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
     assert processing.sweep(requeue_after=0)["enqueued"] == 1
     ((_, package),) = working.dequeue()
     assert SignedPackage.loads(package)["args"] == (event.pk,)
+    assert SignedPackage.loads(package)["save"] is False
 
 
 @pytest.mark.django_db(transaction=True)  # the pusher thread writes with its own connection

@@ -136,13 +136,15 @@ def _push_events(event_pks: list) -> None:
     broker = shared_broker()
     if not queue_is_in_the_database():
         for pk in event_pks:
-            async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}")
+            async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}", save=False)
         return
     alias = settings.Q_CLUSTER["orm"]
     try:
         with transaction.atomic(using=alias):
             for pk in event_pks:
-                async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}")
+                async_task(
+                    PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}", save=False
+                )
     except Exception:
         # this long-lived thread's connection may be broken (database restarted): drop it, so
         # the next batch opens a new one (never inside a caller's transaction)
@@ -179,7 +181,11 @@ def enqueue_processing(event_pk: int) -> None:
     stored, and the sweeper enqueues it again."""
     try:
         async_task(
-            PROCESS_TASK, event_pk, broker=shared_broker(), task_name=f"webhook-event-{event_pk}"
+            PROCESS_TASK,
+            event_pk,
+            broker=shared_broker(),
+            task_name=f"webhook-event-{event_pk}",
+            save=False,
         )
     except Exception:
         logger.exception("could not enqueue webhook event %s; the sweeper will", event_pk)
