@@ -21,11 +21,13 @@ When the limit applies, an attempt first takes one of its connection's slots (at
 ``Connection.max_concurrent_calls``, by default ``HUB_CONNECTION_CONCURRENCY``: half of a
 cluster's workers); with none free, no call is made. A partner that answers in time frees a
 slot within its answer time, so the attempt first waits for one up to
-``WAIT_FOR_SLOT_SECONDS``; a slow one's slots do not, so it does not
-wait. The call then raises ``ConnectionBusyError`` with a ``retry_at``: the work is retried
-then, without counting as a failed attempt, and the worker moves on to other work. The more of
-a slow connection's work was refused lately, the later it comes back, so that a thousand
-events waiting for a hanging partner do not keep the workers busy refusing them.
+``WAIT_FOR_SLOT_SECONDS``; a slow one's slots do not, so it does not wait. A slot held longer
+than a slow attempt takes marks its partner slow at once, before that attempt ends (a block of
+calls that holds one that long counts too). The call then raises ``ConnectionBusyError``
+with a ``retry_at``: the work is retried then, without counting as a failed attempt, and the
+worker moves on to other work. The more of a slow connection's work was refused lately, the
+later it comes back, so that a thousand events waiting for a hanging partner do not keep the
+workers busy refusing them.
 
 A slot is a cache key taken with ``cache.add`` (atomic on Redis and on the database cache) and
 given back when the attempt ends; its lease is the longest an attempt can take (the

@@ -60,7 +60,7 @@ RESUME_TASK = "flows.tasks.resume_runs"
 # at most this many runs per resumption task (see resume_due)
 RESUME_CHUNK = 25
 MAX_ATTEMPTS = 8
-# a cancelling event processed before the event that starts its run cancels that run within
+# how long a cancelling event processed before the event that starts its run still cancels it
 EARLY_CANCEL_WINDOW = timedelta(days=1)
 # a run already done for its trigger: replaying the trigger changes nothing
 SETTLED = (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.CANCELLED, RunStatus.WAITING)
