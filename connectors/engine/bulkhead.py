@@ -140,7 +140,6 @@ def acquire(connection) -> Slot | None:
     if not (contended or slow):
         return None
     lease = _lease(connection, remaining)
-    holders = [state[key] for key in keys if key in state]
     # the slots of a partner that answers in time free up within its answer time: wait for one
     # briefly rather than send the work away; a slow partner's do not, so refuse at once
     deadline = time.monotonic() + (0.0 if slow else min(WAIT_FOR_SLOT_SECONDS, remaining / 4))
@@ -148,11 +147,10 @@ def acquire(connection) -> Slot | None:
         slot = _take(keys, state, lease)
         if slot is not None:
             return slot
-        if time.monotonic() >= deadline or not _worth_waiting(connection, holders):
+        if time.monotonic() >= deadline or not _worth_waiting(connection, keys, state):
             break
         time.sleep(WAIT_STEP_SECONDS)
         state = cache.get_many(keys)
-        holders = list(state.values())
     raise ConnectionBusyError(
         f"{connection.slug}: {limit} call(s) already in flight, its share of the workers "
         "(max concurrent calls); this work waits and is retried shortly",
@@ -175,14 +173,14 @@ def _take(keys: list[str], taken: dict, lease: int) -> Slot | None:
     return None
 
 
-def _worth_waiting(connection, holders: list) -> bool:
+def _worth_waiting(connection, keys: list[str], taken: dict) -> bool:
     """Whether a slot of the connection may free up within the wait: not when every holder has
     held its slot longer than the wait already. One held longer than a slow attempt takes
     marks the connection slow at once: its partner is slow before that attempt even ends (it
     may hang until its read timeout)."""
     now = time.time()
     ages = []
-    for token in holders:
+    for token in (taken[key] for key in keys if key in taken):
         try:
             ages.append(now - float(str(token).split(" ", 1)[0]))
         except ValueError:  # a slot taken by a version whose token held no time
