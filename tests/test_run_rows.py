@@ -195,11 +195,11 @@ def test_the_console_lists_running_and_interrupted_runs_with_their_calls(
 def test_a_retry_takes_over_the_lock_and_key_of_a_run_whose_lease_is_gone(upsert, partner):
     from django.core.cache import cache
 
-    from flows.services.runner import _UpsertLock
+    from flows.services.runner import Action, _UpsertLock
 
     # given a run that died while creating: it holds the upsert lock and the in-flight key
     dead = lost_run(upsert)
-    lock = _UpsertLock(upsert, "a@x.test", dead)
+    lock = _UpsertLock(Action.of(upsert), "a@x.test", dead)
     assert cache.add(lock.key, dead.pk, 300)
     with idempotency.held_until(dead.lease_until):
         idempotency.begin(
@@ -221,10 +221,10 @@ def test_a_retry_takes_over_the_lock_and_key_of_a_run_whose_lease_is_gone(upsert
 def test_a_live_holder_keeps_its_lock(upsert, partner):
     from django.core.cache import cache
 
-    from flows.services.runner import _UpsertLock
+    from flows.services.runner import Action, _UpsertLock
 
     live = lost_run(upsert, seconds_ago=-60)
-    lock = _UpsertLock(upsert, "a@x.test", live)
+    lock = _UpsertLock(Action.of(upsert), "a@x.test", live)
     assert cache.add(lock.key, live.pk, 300)
     with pytest.raises(hub.RetryableError, match="another run is upserting"):
         run_flow(upsert, {"email": "a@x.test"}, trigger="manual", trigger_ref="r5")

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import re
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -33,7 +34,7 @@ from connectors import hub
 from connectors.correlation import correlation_scope, current_correlation_id, new_correlation_id
 from connectors.engine import bulkhead, calllog, config_cache, idempotency
 from connectors.engine.errors import PermanentError, RetryableError
-from connectors.models import ApiCall
+from connectors.models import ApiCall, Connection
 from flows.conditions import evaluate
 from flows.mapping import MappingError, canonical, map_or_raise
 from flows.models import (
@@ -103,15 +104,50 @@ def _key(flow: Flow, data: dict, variables: dict) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class Action:
+    """What :func:`perform_action` does: a one-action flow's action, or a workflow's ``upsert``
+    step. ``scope`` names whose upsert lock it takes (one flow, or one step of a workflow)."""
+
+    scope: str
+    connection: Connection
+    method: str
+    path: str
+    is_upsert: bool = False
+    match_key: str = ""
+    lookup_path: str = ""
+    lookup_results: str = "results"
+    record_id_field: str = "id"
+    update_method: str = "PATCH"
+    update_path: str = ""
+
+    @classmethod
+    def of(cls, flow: Flow) -> Action:
+        """A one-action flow's action, from its fields."""
+        return cls(
+            scope=str(flow.pk),
+            connection=flow.connection,
+            method=flow.method,
+            path=flow.path,
+            is_upsert=flow.is_upsert,
+            match_key=flow.match_key,
+            lookup_path=flow.lookup_path,
+            lookup_results=flow.lookup_results,
+            record_id_field=flow.record_id_field,
+            update_method=flow.update_method,
+            update_path=flow.update_path,
+        )
+
+
 def _already_equal(record, data: dict) -> bool:
     return isinstance(record, dict) and all(
         get_path(record, path) == value for path, value in leaves(data)
     )
 
 
-def _lookup(flow: Flow, data: dict):
+def _lookup(action: Action, data: dict):
     try:
-        response = hub.call(flow.connection, "GET", _fill(flow.lookup_path, data))
+        response = hub.call(action.connection, "GET", _fill(action.lookup_path, data))
     except PermanentError as exc:
         if exc.status == 404:
             return None
@@ -120,20 +156,20 @@ def _lookup(flow: Flow, data: dict):
         body = response.json() if response.content else None
     except ValueError:
         raise PermanentError(
-            f"the lookup {flow.lookup_path} answered something that is not JSON (check the "
+            f"the lookup {action.lookup_path} answered something that is not JSON (check the "
             "flow's lookup path)",
             status=response.status,
             correlation_id=response.correlation_id,
         ) from None
-    found = get_path(body, flow.lookup_results) if flow.lookup_results else body
+    found = get_path(body, action.lookup_results) if action.lookup_results else body
     if found is MISSING or found is None:
         return None
     if isinstance(found, list):
-        wanted = _comparable(get_path(data, flow.match_key))
+        wanted = _comparable(get_path(data, action.match_key))
         for record in found:
             # a partner's search may be fuzzy: only a match on the key counts (text compared
             # without case or surrounding spaces: "Ada@X.com" is ada@x.com)
-            value = get_path(record, flow.match_key)
+            value = get_path(record, action.match_key)
             if value is MISSING or _comparable(value) == wanted:
                 return record
         return None
@@ -144,8 +180,8 @@ def _comparable(value):
     return value.strip().casefold() if isinstance(value, str) else value
 
 
-def _record_id(flow: Flow, record) -> str:
-    found = get_path(record, flow.record_id_field) if isinstance(record, dict) else MISSING
+def _record_id(action: Action, record) -> str:
+    found = get_path(record, action.record_id_field) if isinstance(record, dict) else MISSING
     return "" if found is MISSING or found is None else str(found)
 
 
@@ -164,9 +200,9 @@ class _UpsertLock:
     over as soon as the holder's lease is gone, instead of waiting out the lock's lifetime.
     Only one taker wins a given dead holder (``cache.add`` of a takeover key)."""
 
-    def __init__(self, flow: Flow, match_value, run: FlowRun):
+    def __init__(self, action: Action, match_value, run: FlowRun):
         digest = hashlib.sha256(str(match_value).encode()).hexdigest()[:32]
-        self.key = f"hub:flows:upsert:{flow.pk}:{digest}"
+        self.key = f"hub:flows:upsert:{action.scope}:{digest}"
         self.run = run
 
     def __enter__(self):
@@ -205,41 +241,49 @@ def _holder_is_gone(holder) -> bool:
     ).exists()
 
 
-def perform_action(flow: Flow, data: dict, key: str, run: FlowRun):
+def perform_action(action: Action, data: dict, key: str, run: FlowRun):
     """The action; returns (outcome, the partner's record id)."""
-    if not flow.is_upsert:
-        use_key = key if flow.method in ("POST", "PATCH", "PUT", "DELETE") else None
-        body = data if flow.method != "GET" else None
+    if not action.is_upsert:
+        use_key = key if action.method in ("POST", "PATCH", "PUT", "DELETE") else None
+        body = data if action.method != "GET" else None
         response = hub.call(
-            flow.connection, flow.method, _fill(flow.path, data), json=body, idempotency_key=use_key
+            action.connection,
+            action.method,
+            _fill(action.path, data),
+            json=body,
+            idempotency_key=use_key,
         )
-        return RunOutcome.CALLED, _record_id(flow, _json(response))
-    match_value = get_path(data, flow.match_key)
+        return RunOutcome.CALLED, _record_id(action, _json(response))
+    match_value = get_path(data, action.match_key)
     if match_value is MISSING or match_value in (None, ""):
-        raise MappingError([f'match key "{flow.match_key}" has no value in the mapped data'])
-    with _UpsertLock(flow, _comparable(match_value), run):
-        record = _lookup(flow, data)
+        raise MappingError([f'match key "{action.match_key}" has no value in the mapped data'])
+    with _UpsertLock(action, _comparable(match_value), run):
+        record = _lookup(action, data)
         if record is not None:
-            record_id = _record_id(flow, record)
+            record_id = _record_id(action, record)
             if not record_id:
                 raise PermanentError(
-                    f'the lookup found a record without "{flow.record_id_field}" (check the '
+                    f'the lookup found a record without "{action.record_id_field}" (check the '
                     "flow's record id field)"
                 )
             if _already_equal(record, data):
                 return RunOutcome.UNCHANGED, record_id
             hub.call(
-                flow.connection,
-                flow.update_method,
-                _fill(flow.update_path, data, {"id": record_id}),
+                action.connection,
+                action.update_method,
+                _fill(action.update_path, data, {"id": record_id}),
                 json=data,
                 idempotency_key=f"{key}:update:{record_id}:{canonical(data)[1][:16]}",
             )
             return RunOutcome.UPDATED, record_id
         response = hub.call(
-            flow.connection, flow.method, _fill(flow.path, data), json=data, idempotency_key=key
+            action.connection,
+            action.method,
+            _fill(action.path, data),
+            json=data,
+            idempotency_key=key,
         )
-        return RunOutcome.CREATED, _record_id(flow, _json(response))
+        return RunOutcome.CREATED, _record_id(action, _json(response))
 
 
 def _json(response):
@@ -327,7 +371,7 @@ def _run_flow(flow, payload, trigger, trigger_ref, event_id, variables, correlat
                 data,
                 {"flow": flow.slug, "trigger": trigger_ref, **(variables or {})},
             )
-            outcome, record_id = perform_action(flow, data, key, run)
+            outcome, record_id = perform_action(Action.of(flow), data, key, run)
         except (MappingError, PermanentError) as exc:
             finish(RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000])
             exc.flow_run = run

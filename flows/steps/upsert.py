@@ -10,8 +10,6 @@ updated, unchanged) and ``steps.customer.data`` (what was sent)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from django.utils.translation import gettext, gettext_lazy
 
 from flows.steps.base import StepContext, StepKind, StepOutcome, register
@@ -81,12 +79,12 @@ class Upsert(StepKind):
         return problems
 
     def run(self, ctx: StepContext) -> StepOutcome:
-        from flows.services.runner import perform_action
+        from flows.services.runner import Action, perform_action
 
         step = ctx.step
         data = ctx.mapped()
-        action = SimpleNamespace(
-            pk=f"{ctx.flow.pk}:{ctx.name}",
+        action = Action(
+            scope=f"{ctx.flow.pk}:{ctx.name}",
             is_upsert=True,
             connection=ctx.connection(),
             method=step.get("method", "POST"),
