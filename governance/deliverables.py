@@ -176,13 +176,41 @@ def flow_diagram() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _mapping_users() -> dict[str, list[str]]:
+    """Which flows send each mapping's fields, and to which connection: a one-action flow's
+    mapping, and every workflow step's (by mapping slug)."""
+    flows = _flows()
+    connections, _mappings = _step_context(flows)
+    users: dict[str, list[str]] = {}
+    for flow in flows:
+        if not flow.is_workflow:
+            if flow.mapping is not None:
+                users.setdefault(flow.mapping.slug, []).append(
+                    f"flow `{flow.slug}` to {flow.connection.slug}"
+                )
+            continue
+        for position, step in enumerate(flow.steps, 1):
+            if not step.get("mapping"):
+                continue
+            slug = step.get("connection")
+            connection = connections.get(slug) if slug else flow.connection
+            target = connection.slug if connection else slug
+            users.setdefault(step["mapping"], []).append(
+                f"flow `{flow.slug}`, step {position}. {step.get('name')} to {target}"
+            )
+    return users
+
+
 def mapping_sheet() -> str:
     from flows.admin import SHEET_HEADER, sheet_rows
     from flows.models import Mapping
 
+    users = _mapping_users()
     lines = ["# Field mapping sheet", ""]
     for mapping in Mapping.objects.prefetch_related("rules").order_by("slug"):
         lines += [f"## {mapping.name} (`{mapping.slug}`)", ""]
+        used = users.get(mapping.slug)
+        lines += ["Sent by: " + "; ".join(used) if used else "Sent by no flow.", ""]
         lines.append("| " + " | ".join(SHEET_HEADER) + " |")
         lines.append("| " + " | ".join("---" for _ in SHEET_HEADER) + " |")
         lines += ["| " + " | ".join(row) + " |" for row in sheet_rows(mapping)]

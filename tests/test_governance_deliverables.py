@@ -57,7 +57,9 @@ def test_each_deliverable_says_what_is_configured(configured, secret_value):
     assert 'e_pay_in -->|"payment.succeeded"| f_paid' in diagram
     assert 'f_paid -->|"POST /contacts: email (PII), plan"| c_crm' in diagram
     assert "then dead-lettered and an incident is opened" in diagram
-    assert "| data.email | email | copy | no | yes |" in docs["mapping-sheet.md"]
+    sheet = docs["mapping-sheet.md"]
+    assert "| data.email | email | copy | no | yes |" in sheet
+    assert "## Contact (`contact`)\n\nSent by: flow `paid` to crm\n" in sheet
     secrets = docs["secrets.md"]
     assert f"| crm | API key | main | {configured.credentials.get().fingerprint} |" in secrets
     assert "**If a leak is suspected**" in secrets
@@ -106,6 +108,11 @@ def test_a_workflow_is_drawn_step_by_step_to_each_step_s_connection(configured):
         "/payments/{trigger.id}<br>2. wait (delay)<br>3. bill (call) books: POST /invoices | "
         "bill: email (PII), plan |"
     ) in diagram
+    # the mapping sheet says where each mapping's fields go, a workflow's steps included
+    Mapping.objects.create(slug="unused", name="Unused")
+    sheet = render_all()["mapping-sheet.md"]
+    assert "Sent by: flow `invoice`, step 3. bill to books; flow `paid` to crm\n" in sheet
+    assert "## Unused (`unused`)\n\nSent by no flow.\n" in sheet
 
 
 def test_check_passes_on_fresh_files_and_fails_when_the_configuration_moves(configured, tmp_path):
