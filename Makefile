@@ -51,7 +51,7 @@ test-browser: $(DEV_STAMP)
 # The screenshots of docs/getting-started.md, taken by the browser tests.
 screenshots: $(DEV_STAMP)
 	mkdir -p docs/img
-	HUB_SCREENSHOTS=docs/img HUB_BROWSER_TESTS=1 $(PY) -m pytest tests/browser -k "getting_started or incident" $(PYTEST_ARGS)
+	HUB_SCREENSHOTS=docs/img HUB_BROWSER_TESTS=1 $(PY) -m pytest tests/browser -k "getting_started or incident or workflow_run" $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

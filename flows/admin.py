@@ -685,7 +685,7 @@ def run_steps_table(run: FlowRun, rows: list[FlowRunStep], *, can_see_pii: bool)
         .only("pk", "created_at", "method", "path", "status_code", "step")[:200]
     )
     pii = pii_targets(rows, run.flow)
-    lines = []
+    body = []
     for row in rows:
         end = row.finished_at or timezone.now()
         mine = [
@@ -698,34 +698,53 @@ def run_steps_table(run: FlowRun, rows: list[FlowRunStep], *, can_see_pii: bool)
         reads_partner = row.kind not in ("condition", "delay")
         sent_mask = None if can_see_pii else pii.get(row.name, set())
         read_mask = SHAPE if reads_partner and not can_see_pii else None
-        lines.append(
-            (
+        calls_cell = (
+            format_html_join(
+                mark_safe("<br>"),
+                '<a href="{}">{} {} → {}</a>',
+                (
+                    (
+                        reverse("admin:connectors_apicall_change", args=[c.pk]),
+                        c.method,
+                        c.path,
+                        c.status_code or "—",
+                    )
+                    for c in mine
+                ),
+            )
+            or "—"
+        )
+        resumes = (
+            format_html('<br><span class="help">{} {}</span>', _("resumes"), when(row.resume_at))
+            if row.resume_at
+            else ""
+        )
+        body.append(
+            format_html(
+                '<tr class="hub-step"><td>{}</td><td><strong>{}</strong><br>'
+                '<span class="hub-step-kind">{}</span></td><td>{}{}</td><td>{}</td><td>{}</td>'
+                "<td><pre>{}</pre></td><td><pre>{}</pre></td><td>{}</td></tr>",
                 row.position + 1,
                 row.name,
                 row.kind,
                 status("flow_step", row.status, row.get_status_display()),
+                resumes,
                 row.attempts,
                 f"{row.duration_ms} ms",
-                when(row.resume_at) if row.resume_at else "",
                 shown(row.sent, sent_mask),
                 shown(row.result, read_mask),
-                format_html_join(
-                    mark_safe("<br>"),
-                    '<a href="{}">{} {} → {}</a>',
-                    (
-                        (
-                            reverse("admin:connectors_apicall_change", args=[c.pk]),
-                            c.method,
-                            c.path,
-                            c.status_code or "—",
-                        )
-                        for c in mine
-                    ),
-                )
-                or "—",
-                truncated(row.error, 300),
+                calls_cell,
             )
         )
+        if row.error:
+            # the error on a row of its own, the table's width: a partner's message is long
+            body.append(
+                format_html(
+                    '<tr class="hub-step-error"><td></td><td colspan="7">{}: {}</td></tr>',
+                    _("Error"),
+                    truncated(row.error, 300),
+                )
+            )
     head = format_html_join(
         "",
         "<th>{}</th>",
@@ -734,30 +753,21 @@ def run_steps_table(run: FlowRun, rows: list[FlowRunStep], *, can_see_pii: bool)
             for h in (
                 "#",
                 _("Step"),
-                _("Kind"),
                 _("Status"),
                 _("Attempts"),
                 _("Duration"),
-                _("Resumes at"),
                 _("Sent"),
                 _("Read"),
                 _("API calls"),
-                _("Error"),
             )
         ),
-    )
-    body = format_html_join(
-        "",
-        "<tr><td>{}</td><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-        "<td>{}</td><td><pre>{}</pre></td><td><pre>{}</pre></td><td>{}</td><td>{}</td></tr>",
-        lines,
     )
     note = "" if can_see_pii else _("Personal data is masked: it needs the PII permission.")
     return format_html(
         '<table class="hub-run-steps"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>'
         '<p class="help">{}</p>',
         head,
-        body,
+        format_html_join("", "{}", ((row,) for row in body)),
         note,
     )
 

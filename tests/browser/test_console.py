@@ -232,3 +232,74 @@ def test_a_person_switches_the_console_to_french_from_its_header(hub, page):
     assert page.locator("html").get_attribute("lang") == "fr"
     page.goto(f"{hub.url}/admin/webhooks/webhookevent/")
     assert re.search(r"\d+ \w+ \d{4}, \d\d:\d\d UTC", page.content())
+
+
+def test_an_operator_reads_a_workflow_run_step_by_step_and_retries_it_from_the_failed_step(
+    hub, page
+):
+    from connectors.models import Connection
+    from flows.models import Flow, FlowRun, Mapping, MappingRule
+    from flows.services import workflow
+    from flows.services.runner import run_flow
+    from sandbox.models import SandboxContact, SandboxState
+    from tests.processes import purge_queue
+
+    contact = Mapping.objects.create(slug="support-contact", name="Support contact")
+    MappingRule.objects.create(
+        mapping=contact, position=1, source="email", target="email", pii=True
+    )
+    MappingRule.objects.create(
+        mapping=contact, position=2, source="steps.priority.data.priority", target="priority"
+    )
+    flow = Flow(
+        slug="support-to-crm",
+        name="Support request to the CRM",
+        trigger="manual",
+        connection=Connection.objects.get(slug="sandbox-crm"),
+        steps=[
+            {"name": "priority", "kind": "python", "handler": "support_priority"},
+            {"name": "contact", "kind": "call", "path": "/contacts", "mapping": "support-contact"},
+        ],
+    )
+    flow.full_clean()
+    flow.save()
+    # the CRM answers 503 to the contact's three attempts: the run stops at that step
+    SandboxState.objects.filter(service="crm").update(fail_next=3)
+    request = {"email": "carol@example.test", "subject": "The site is down"}
+    with pytest.raises(Exception, match="503"):
+        run_flow(flow, request, trigger="manual", trigger_ref="form-1")
+    run = FlowRun.objects.get(flow=flow)
+    hub.login(page, "operators")
+    page.goto(f"{hub.url}/admin/flows/flowrun/{run.pk}/change/")
+    steps = page.locator("table.hub-run-steps tr.hub-step")
+    assert steps.count() == 2
+    assert "priority" in steps.nth(0).inner_text() and "Succeeded" in steps.nth(0).inner_text()
+    failed = steps.nth(1).inner_text()
+    assert "contact" in failed and "Transient error (retried)" in failed
+    assert failed.count("POST /contacts → 503") == 3
+    # what the step sent, without the person: the operator has no PII permission
+    assert '"priority": "urgent"' in failed
+    # its error on a row of its own, under it
+    error = page.locator("table.hub-run-steps tr.hub-step-error")
+    assert error.count() == 1 and "503 from the partner" in error.inner_text()
+    assert "carol@example.test" not in page.content()
+    # the whole table within its field: no column cut off, nothing to scroll sideways
+    past = page.evaluate(
+        "() => { const row = document.querySelector('table.hub-run-steps').closest('.form-row');"
+        " return row.scrollWidth - row.clientWidth; }"
+    )
+    assert overflow(page) <= 0 and past <= 0, f"the run's steps are {past} px too wide"
+    page.locator("table.hub-run-steps").scroll_into_view_if_needed()
+    hub.shot(page, "9-workflow-run")
+    purge_queue()
+    page.get_by_role("button", name="Retry from the failed step").click()
+    page.get_by_text("The run resumes at its failed step.").wait_for()
+    assert workflow.resume_run(run.pk) == "succeeded"  # the worker's part, here
+    page.reload()
+    steps = page.locator("table.hub-run-steps tr.hub-step")
+    assert "Succeeded" in steps.nth(1).inner_text()
+    assert "POST /contacts → 201" in steps.nth(1).inner_text()
+    assert steps.nth(0).locator("td").nth(3).inner_text() == "1"  # the rules ran once
+    assert SandboxContact.objects.get(email="carol@example.test").data["priority"] == "urgent"
+    assert "Retry from the failed step" not in page.content()
+    purge_queue()
