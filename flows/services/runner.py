@@ -246,14 +246,7 @@ def perform_action(action: Action, data: dict, key: str, run: FlowRun):
     if not action.is_upsert:
         use_key = key if action.method in ("POST", "PATCH", "PUT", "DELETE") else None
         body = data if action.method != "GET" else None
-        response = hub.call(
-            action.connection,
-            action.method,
-            _fill(action.path, data),
-            json=body,
-            idempotency_key=use_key,
-        )
-        return RunOutcome.CALLED, _record_id(action, _json(response))
+        return RunOutcome.CALLED, _record_id(action, _json(_send(action, data, body, use_key)))
     match_value = get_path(data, action.match_key)
     if match_value is MISSING or match_value in (None, ""):
         raise MappingError([f'match key "{action.match_key}" has no value in the mapped data'])
@@ -276,14 +269,14 @@ def perform_action(action: Action, data: dict, key: str, run: FlowRun):
                 idempotency_key=f"{key}:update:{record_id}:{canonical(data)[1][:16]}",
             )
             return RunOutcome.UPDATED, record_id
-        response = hub.call(
-            action.connection,
-            action.method,
-            _fill(action.path, data),
-            json=data,
-            idempotency_key=key,
-        )
-        return RunOutcome.CREATED, _record_id(action, _json(response))
+        return RunOutcome.CREATED, _record_id(action, _json(_send(action, data, data, key)))
+
+
+def _send(action: Action, data: dict, body, key: str | None):
+    """The action's own request: its method on its path filled from the mapped data."""
+    return hub.call(
+        action.connection, action.method, _fill(action.path, data), json=body, idempotency_key=key
+    )
 
 
 def _json(response):
