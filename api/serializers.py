@@ -67,3 +67,11 @@ class RunRequestSerializer(serializers.Serializer):
         allow_null=True,
         help_text=_("The data the flow's mapping reads (as a webhook event's body would be)."),
     )
+    wait = serializers.BooleanField(
+        default=True,
+        help_text=_(
+            "True: the flow runs in this request, and the answer says how it ended. False "
+            "(workflows only): 202 at once, and the hub's workers carry the run, retrying "
+            "transient errors themselves; read it at /api/runs/{id}/."
+        ),
+    )

@@ -26,7 +26,8 @@ from api.serializers import (
 )
 from connectors.engine.errors import PermanentError
 from flows.mapping import MappingError
-from flows.models import Flow, FlowRun
+from flows.models import Flow, FlowRun, TriggerKind
+from flows.services import workflow
 from flows.services.dispatch import run_manual
 
 
@@ -83,7 +84,14 @@ class RunFlow(HubAPIView, APIView):
         ],
         responses={
             201: OpenApiResponse(FlowRunSerializer, "The run succeeded (or was skipped)."),
-            400: error("A body that is not JSON or lacks payload, or a malformed key."),
+            202: OpenApiResponse(
+                FlowRunSerializer,
+                '"wait": false: the run is stored and queued; the hub\'s workers carry it.',
+            ),
+            400: error(
+                "A body that is not JSON or lacks payload, a malformed key, or "
+                '"wait": false for a flow without steps.'
+            ),
             **AUTH_ERRORS,
             404: error("No such flow."),
             409: error("The flow is disabled, or a request with the same key is running."),
@@ -110,6 +118,24 @@ class RunFlow(HubAPIView, APIView):
         body.is_valid(raise_exception=True)
         key = getattr(request, "idempotency_key", None) or f"request-{uuid.uuid4()}"
         trigger_ref = f"api:{request.auth.prefix}:{key}"
+        if not body.validated_data["wait"]:
+            if not flow.is_workflow:
+                return Response(
+                    {
+                        "detail": f"Flow {slug!r} has no steps: only a workflow runs without "
+                        'waiting ("wait": false). Send "wait": true, or give the flow steps.'
+                    },
+                    status=400,
+                )
+            run = workflow.start_later(
+                flow,
+                body.validated_data["payload"],
+                trigger=TriggerKind.MANUAL,
+                trigger_ref=trigger_ref,
+            )
+            response = Response(FlowRunSerializer(run).data, status=202)
+            response["Location"] = f"/api/runs/{run.pk}/"
+            return response
         try:
             result = run_manual(flow, body.validated_data["payload"], trigger_ref=trigger_ref)
         except (MappingError, PermanentError) as exc:

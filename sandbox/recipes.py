@@ -52,11 +52,14 @@ class Sandbox:
         answer.raise_for_status()
         return answer.json()
 
-    def run_flow(self, slug: str, payload: dict, token: str, key: str) -> requests.Response:
-        """The site runs a flow through the REST API (a form submission)."""
+    def run_flow(
+        self, slug: str, payload: dict, token: str, key: str, *, wait: bool = True
+    ) -> requests.Response:
+        """The site runs a flow through the REST API (a form submission); with ``wait``
+        False it does not wait for the run, which the hub's workers carry."""
         return requests.post(
             f"{self.base_url}/api/flows/{slug}/run/",
-            data=json.dumps({"payload": payload}),
+            data=json.dumps({"payload": payload, "wait": wait}),
             headers={
                 "Authorization": f"Bearer {token}",
                 "Content-Type": "application/json",
@@ -161,14 +164,15 @@ def signup_scenario(sandbox: Sandbox, token: str) -> list[requests.Response]:
     return answers
 
 
-def support_scenario(sandbox: Sandbox, token: str) -> list[requests.Response]:
-    """Two requests from the site's contact form: an outage, and a question."""
+def support_scenario(sandbox: Sandbox, token: str, *, wait: bool = True) -> list[requests.Response]:
+    """Two requests from the site's contact form: an outage, and a question (``wait``: see
+    :meth:`Sandbox.run_flow`)."""
     requests_sent = [
         {"email": "ada@example.test", "subject": "The site is down", "message": "Error 502."},
         {"email": "bob@example.test", "subject": "Opening hours", "message": "Open Sunday?"},
     ]
     return [
-        sandbox.run_flow("support-request", body, token, f"support-{n}")
+        sandbox.run_flow("support-request", body, token, f"support-{n}", wait=wait)
         for n, body in enumerate(requests_sent)
     ]
 

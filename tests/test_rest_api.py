@@ -106,6 +106,54 @@ def test_a_transient_failure_answers_503_and_a_retry_with_the_key_creates_once(c
     assert SandboxContact.objects.count() == 1
 
 
+def test_a_workflow_runs_without_waiting_carried_by_the_hub_through_a_transient_error(crm):
+    from datetime import timedelta
+
+    from django_q.brokers import get_broker
+
+    from connectors.engine.config_cache import bump_generation
+    from flows.services import workflow
+    from tests.processes import purge_queue
+
+    bearer = token("flows:run")
+    body = {"payload": {"email": "grace@example.test", "name": "Grace"}, "wait": False}
+    # a one-action flow runs in the request only
+    refused = run(crm, bearer, body)
+    assert refused.status_code == 400
+    assert "only a workflow runs without waiting" in refused.json()["detail"]
+    assert FlowRun.objects.count() == 0
+    flow = Flow.objects.get()
+    flow.steps = [{"name": "contact", "kind": "call", "path": "/contacts", "mapping": "signup"}]
+    flow.full_clean()
+    flow.save()
+    purge_queue()
+    accepted = run(crm, bearer, body, key="form-7")
+    assert accepted.status_code == 202, accepted.text
+    answer = accepted.json()
+    assert answer["status"] == "running" and accepted.headers["Location"] == (
+        f"/api/runs/{answer['id']}/"
+    )
+    # stored and queued for a worker; nothing sent yet
+    assert get_broker().queue_size() == 1 and SandboxRequest.objects.count() == 0
+    again = run(crm, bearer, body, key="form-7")
+    assert again.status_code == 202 and again.json()["id"] == answer["id"]
+    assert FlowRun.objects.count() == 1
+    # the worker's part, here: the CRM fails; the hub keeps the run and resumes it later
+    # itself (no 503 went to the site, which would have had to retry)
+    Connection.objects.filter(slug="crm").update(retry_max_attempts=1)
+    bump_generation()
+    SandboxState.objects.update(fail_next=1)
+    assert workflow.resume_run(answer["id"]) == "waiting"
+    waiting = FlowRun.objects.get()
+    assert waiting.resume_at > timezone.now() + timedelta(seconds=20)
+    assert "503" in waiting.error
+    FlowRun.objects.update(resume_at=timezone.now())  # its backoff is over
+    assert workflow.resume_due() == 1
+    assert workflow.resume_run(answer["id"]) == "succeeded"
+    assert SandboxContact.objects.get().data == {"email": "grace@example.test", "name": "Grace"}
+    purge_queue()
+
+
 def test_a_mapping_error_answers_422_with_the_rule(crm):
     rule = Mapping.objects.get().rules.get(target="email")
     rule.required = True

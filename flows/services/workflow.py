@@ -52,6 +52,7 @@ __all__ = [
     "resume_runs",
     "retry_by_hand",
     "run_steps",
+    "start_later",
 ]
 
 logger = logging.getLogger("flows.workflow")
@@ -366,8 +367,6 @@ def resume_due(batch_size: int = 500) -> int:
     pace. The lease's exact time is the chunk's token: a run re-taken by a later pass (its lease
     ran out) is carried by the later task only. A chunk the broker refused goes back to
     waiting, and the next pass queues it again."""
-    from django_q.tasks import async_task
-
     now = timezone.now()
     lease = now + run_lease()
     candidates = list(
@@ -389,20 +388,63 @@ def resume_due(batch_size: int = 500) -> int:
     size = max(1, min(RESUME_CHUNK, math.ceil(len(taken) / workers)))
     queued = 0
     for first in range(0, len(taken), size):
-        chunk = taken[first : first + size]
-        try:
-            async_task(
-                RESUME_TASK,
-                chunk,
-                lease,
-                task_name=f"flow-runs-{chunk[0]}-{len(chunk)}-{int(now.timestamp())}",
-            )
-        except Exception:  # the broker is down: back to waiting, the next pass tries again
-            logger.exception("could not queue the resumption of %s flow run(s)", len(chunk))
-            _give_back(chunk, lease)
-            continue
-        queued += len(chunk)
+        queued += _queue_chunk(taken[first : first + size], lease, now)
     return queued
+
+
+def _queue_chunk(chunk: list[int], lease, now) -> int:
+    """Queue the task that carries ``chunk`` (runs taken under ``lease``); how many were
+    queued. A broker that refuses it gives them back to waiting: the next pass tries again."""
+    from django_q.tasks import async_task
+
+    try:
+        async_task(
+            RESUME_TASK,
+            chunk,
+            lease,
+            task_name=f"flow-runs-{chunk[0]}-{len(chunk)}-{int(now.timestamp())}",
+        )
+    except Exception:
+        logger.exception("could not queue the resumption of %s flow run(s)", len(chunk))
+        _give_back(chunk, lease)
+        return 0
+    return len(chunk)
+
+
+def start_later(flow: Flow, payload, *, trigger: str, trigger_ref: str) -> FlowRun:
+    """Write the workflow's run and queue it for a worker; the caller does not wait for its
+    steps (the REST API's ``"wait": false``). From then on the hub carries the run as it
+    carries a delay's resumption: a transient error waits its backoff and the run resumes at
+    that step, up to :data:`MAX_ATTEMPTS`. If the queue refuses it, the row stays due and the
+    sweeper's next pass queues it. The same trigger finds its run again."""
+    existing = (
+        FlowRun.objects.filter(flow=flow, trigger_ref=trigger_ref[:300]).order_by("-pk").first()
+    )
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    run = FlowRun.objects.create(
+        flow=flow,
+        trigger=trigger,
+        trigger_ref=trigger_ref[:300],
+        correlation_id=current_correlation_id() or new_correlation_id(),
+        status=RunStatus.WAITING,
+        started_at=now,
+        resume_at=now,
+        cancel_key=_cancel_key(flow, payload),
+        trigger_data=payload,
+    )
+    early = _early_cancellation(flow, run)
+    if early is not None:  # its cancelling event was processed first
+        cancel(run.pk, by=early.cancelled_by)
+    else:
+        lease = now + run_lease()
+        if FlowRun.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(
+            status=RunStatus.RUNNING, lease_until=lease
+        ):
+            _queue_chunk([run.pk], lease, now)
+    run.refresh_from_db()
+    return run
 
 
 def _give_back(pks: list[int], lease) -> None:
