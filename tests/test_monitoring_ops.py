@@ -165,7 +165,8 @@ def _wait(url: str, seconds: float = 30) -> None:
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        # not listening yet, or a worker still starting on a busy machine (a read timeout)
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer in {seconds} s")
