@@ -93,9 +93,7 @@ def run_steps(
     """Run (or resume) the workflow for this trigger. The same trigger finds its run again:
     a settled run is returned as it is; a run that failed, was retried or was interrupted goes
     on at its first step that did not succeed. Raises the step's error after recording it."""
-    existing = (
-        FlowRun.objects.filter(flow=flow, trigger_ref=trigger_ref[:300]).order_by("-pk").first()
-    )
+    existing = _run_for(flow, trigger_ref)
     if existing is not None:
         if existing.status in SETTLED:
             return RunResult(existing, None)
@@ -103,25 +101,45 @@ def run_steps(
         payload = existing.trigger_data if existing.trigger_data is not None else payload
     else:
         now = timezone.now()
-        run = FlowRun.objects.create(
-            flow=flow,
+        run, cancelled = _new_run(
+            flow,
+            payload,
             trigger=trigger,
-            trigger_ref=trigger_ref[:300],
+            trigger_ref=trigger_ref,
             event_id=event_id,
             correlation_id=correlation_id or current_correlation_id() or new_correlation_id(),
             status=RunStatus.RUNNING,
             started_at=now,
             lease_until=now + run_lease(),
             attempts=1,
-            cancel_key=_cancel_key(flow, payload),
-            trigger_data=payload,
         )
-        early = _early_cancellation(flow, run)
-        if early is not None:  # its cancelling event was processed first
-            cancel(run.pk, by=early.cancelled_by)
-            run.refresh_from_db()
+        if cancelled:
             return RunResult(run, None)
     return execute(flow, run, payload)
+
+
+def _run_for(flow: Flow, trigger_ref: str) -> FlowRun | None:
+    """The run this trigger already made, if any (its latest)."""
+    return FlowRun.objects.filter(flow=flow, trigger_ref=trigger_ref[:300]).order_by("-pk").first()
+
+
+def _new_run(flow: Flow, payload, *, trigger: str, trigger_ref: str, **fields):
+    """Write a new run for this trigger; ``(run, True)`` when a cancellation of its key was
+    processed before it (out of order) and cancelled it at once."""
+    run = FlowRun.objects.create(
+        flow=flow,
+        trigger=trigger,
+        trigger_ref=trigger_ref[:300],
+        cancel_key=_cancel_key(flow, payload),
+        trigger_data=payload,
+        **fields,
+    )
+    early = _early_cancellation(flow, run)
+    if early is None:
+        return run, False
+    cancel(run.pk, by=early.cancelled_by)
+    run.refresh_from_db()
+    return run, True
 
 
 def _early_cancellation(flow: Flow, run: FlowRun) -> FlowCancellation | None:
@@ -417,34 +435,36 @@ def start_later(flow: Flow, payload, *, trigger: str, trigger_ref: str) -> FlowR
     carries a delay's resumption: a transient error waits its backoff and the run resumes at
     that step, up to :data:`MAX_ATTEMPTS`. If the queue refuses it, the row stays due and the
     sweeper's next pass queues it. The same trigger finds its run again."""
-    existing = (
-        FlowRun.objects.filter(flow=flow, trigger_ref=trigger_ref[:300]).order_by("-pk").first()
-    )
+    existing = _run_for(flow, trigger_ref)
     if existing is not None:
         return existing
-    now = timezone.now()
-    run = FlowRun.objects.create(
-        flow=flow,
+    run, cancelled = _new_run(
+        flow,
+        payload,
         trigger=trigger,
-        trigger_ref=trigger_ref[:300],
+        trigger_ref=trigger_ref,
         correlation_id=current_correlation_id() or new_correlation_id(),
         status=RunStatus.WAITING,
-        started_at=now,
-        resume_at=now,
-        cancel_key=_cancel_key(flow, payload),
-        trigger_data=payload,
+        resume_at=timezone.now(),
     )
-    early = _early_cancellation(flow, run)
-    if early is not None:  # its cancelling event was processed first
-        cancel(run.pk, by=early.cancelled_by)
-    else:
-        lease = now + run_lease()
-        if FlowRun.objects.filter(pk=run.pk, status=RunStatus.WAITING).update(
-            status=RunStatus.RUNNING, lease_until=lease
-        ):
-            _queue_chunk([run.pk], lease, now)
+    if not cancelled:
+        _queue_now(run.pk, (RunStatus.WAITING,))
     run.refresh_from_db()
     return run
+
+
+def _queue_now(pk: int, statuses) -> bool:
+    """Take one run in one of ``statuses`` (one conditional write: running under a new lease,
+    due at once) and queue its task; False when it was in none of them. If the queue refuses
+    it, it goes back to waiting and the sweeper's next pass queues it."""
+    now = timezone.now()
+    lease = now + run_lease()
+    taken = FlowRun.objects.filter(pk=pk, status__in=statuses).update(
+        status=RunStatus.RUNNING, lease_until=lease, resume_at=now, finished_at=None
+    )
+    if taken:
+        _queue_chunk([pk], lease, now)
+    return bool(taken)
 
 
 def _give_back(pks: list[int], lease) -> None:
@@ -508,12 +528,7 @@ def retry_by_hand(run: FlowRun) -> bool:
     running or was cancelled)."""
     if not run.flow.is_workflow:
         return False
-    taken = FlowRun.objects.filter(
-        pk=run.pk, status__in=(RunStatus.FAILED, RunStatus.RETRYING, RunStatus.INTERRUPTED)
-    ).update(status=RunStatus.WAITING, resume_at=timezone.now(), finished_at=None)
-    if taken:
-        resume_due()
-    return bool(taken)
+    return _queue_now(run.pk, (RunStatus.FAILED, RunStatus.RETRYING, RunStatus.INTERRUPTED))
 
 
 def cancel_runs(flow: Flow, key: str, *, by: str) -> int:

@@ -136,21 +136,25 @@ def _push_events(event_pks: list) -> None:
     broker = shared_broker()
     if not queue_is_in_the_database():
         for pk in event_pks:
-            async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}", save=False)
+            _queue_event(pk, broker)
         return
     alias = settings.Q_CLUSTER["orm"]
     try:
         with transaction.atomic(using=alias):
             for pk in event_pks:
-                async_task(
-                    PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}", save=False
-                )
+                _queue_event(pk, broker)
     except Exception:
         # this long-lived thread's connection may be broken (database restarted): drop it, so
         # the next batch opens a new one (never inside a caller's transaction)
         if not connections[alias].in_atomic_block:
             connections[alias].close_if_unusable_or_obsolete()
         raise
+
+
+def _queue_event(pk: int, broker) -> None:
+    """One event's processing task. No success result is kept (``save=False``): the event
+    and its attempts are the record; a failed task is still kept by django-q2."""
+    async_task(PROCESS_TASK, pk, broker=broker, task_name=f"webhook-event-{pk}", save=False)
 
 
 pusher = BackgroundPusher(_push_events, name="hub-webhook-pusher")
@@ -180,12 +184,6 @@ def enqueue_processing(event_pk: int) -> None:
     """Queue the processing of one event. A failure here loses nothing: the event row is
     stored, and the sweeper enqueues it again."""
     try:
-        async_task(
-            PROCESS_TASK,
-            event_pk,
-            broker=shared_broker(),
-            task_name=f"webhook-event-{event_pk}",
-            save=False,
-        )
+        _queue_event(event_pk, shared_broker())
     except Exception:
         logger.exception("could not enqueue webhook event %s; the sweeper will", event_pk)
