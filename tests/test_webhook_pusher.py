@@ -175,6 +175,60 @@ def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint
     ]
 
 
+@pytest.mark.django_db(transaction=True)  # the batch's own transaction is what is observed
+def test_with_the_database_queue_a_batch_is_signed_first_then_written_whole_in_one_transaction(
+    make_endpoint, settings, monkeypatch
+):
+    from django.db import OperationalError, connection
+    from django_q.brokers.orm import ORM
+    from django_q.signals import pre_enqueue
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "orm": "default"}
+    broker = ORM(list_key="batch-queue-test")
+    monkeypatch.setattr(webhook_queue, "shared_broker", lambda: broker)
+    endpoint = make_endpoint("github", "s3cret-for-the-batch", slug="gh-batch")
+    pks = [
+        WebhookEvent.objects.create(endpoint=endpoint, event_id=f"b-{n}", body=b"{}", headers={}).pk
+        for n in range(3)
+    ]
+    # the write lock is held for the INSERTs alone: every package is built and signed by
+    # async_task() before the batch's transaction opens, and every row is written inside it
+    seen = []
+    enqueue = broker.enqueue
+
+    def built(sender, task, **kwargs):
+        seen.append(("built", task["args"], connection.in_atomic_block))
+
+    def written(package):
+        seen.append(("written", SignedPackage.loads(package)["args"], connection.in_atomic_block))
+        return enqueue(package)
+
+    monkeypatch.setattr(broker, "enqueue", written)
+    pre_enqueue.connect(built)
+    try:
+        webhook_queue._push_events(pks)
+    finally:
+        pre_enqueue.disconnect(built)
+    assert seen == [("built", (pk,), False) for pk in pks] + [
+        ("written", (pk,), True) for pk in pks
+    ]
+    assert broker.queue_size() == 3
+    # a batch whose second row fails leaves none of its rows: the sweeper queues them all
+    calls = []
+
+    def second_fails(package):
+        calls.append(package)
+        if len(calls) == 2:
+            raise OperationalError("database is locked")
+        return enqueue(package)
+
+    monkeypatch.setattr(broker, "enqueue", second_fails)
+    with pytest.raises(OperationalError):
+        webhook_queue._push_events(pks)
+    assert len(calls) == 2
+    assert broker.queue_size() == 3
+
+
 @pytest.mark.django_db
 def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
     make_endpoint, post_webhook, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
