@@ -50,6 +50,17 @@ def _no_refusal_counts_across_tests():
     counter.discard()
 
 
+@pytest.fixture(autouse=True)
+def _no_keep_alive_across_tests():
+    """The hub's outbound session of this thread keeps its connections alive between calls;
+    after each test they are closed, so that a live server's request thread waiting on one ends
+    and closes its database connection (or the test database cannot be dropped at the end)."""
+    yield
+    from connectors.engine.transport import get_session
+
+    get_session().close()
+
+
 @pytest.fixture
 def secret_value() -> str:
     """A fresh random secret, never written in the code, so a search for it is meaningful."""

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from django.db import connections
+
 
 @dataclass
 class Reply:
@@ -52,7 +54,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.record(received)
         reply = self.server.next_reply()
         if callable(reply):  # a function of the request, called while the client waits
-            reply = reply(received)
+            try:
+                reply = reply(received)
+            finally:
+                # it may have read the database: this handler thread's connection ends here
+                connections.close_all()
         if reply.delay:
             time.sleep(reply.delay)
         payload = json.dumps(reply.json).encode() if reply.json is not None else reply.body

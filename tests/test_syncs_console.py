@@ -81,6 +81,7 @@ def test_concurrent_pages_never_show_an_operator_what_only_the_dpo_may_see(
     import threading
 
     from django.contrib import admin
+    from django.db import connections
 
     SandboxContact.objects.create(email="ada@x.test", data={"email": "ada@x.test", "plan": "pro"})
     run_job(mirror_job(sandbox_crm).slug)
@@ -91,8 +92,11 @@ def test_concurrent_pages_never_show_an_operator_what_only_the_dpo_may_see(
     seen: dict[str, list[str]] = {"operator": [], "dpo": []}
 
     def browse(who, client):
-        for _ in range(15):
-            seen[who].append(client.get(url).content.decode())
+        try:
+            for _ in range(15):
+                seen[who].append(client.get(url).content.decode())
+        finally:
+            connections.close_all()  # this thread's own (the test client keeps it open)
 
     threads = [
         threading.Thread(target=browse, args=("operator", operator_client)),

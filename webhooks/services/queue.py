@@ -164,10 +164,11 @@ def _push_events(event_pks: list) -> None:
             for package in kept.packages:
                 broker.enqueue(package)
     except Exception:
-        # this long-lived thread's connection may be broken (database restarted): drop it, so
-        # the next batch opens a new one (never inside a caller's transaction)
+        # this long-lived thread's connection may be broken (database restarted) or left in a
+        # state nobody checked (a lock timeout): drop it whatever went wrong, so the next batch
+        # opens a new one (never inside a caller's transaction)
         if not connections[alias].in_atomic_block:
-            connections[alias].close_if_unusable_or_obsolete()
+            connections[alias].close()
         raise
 
 
