@@ -175,17 +175,25 @@ def test_pushed_events_are_one_signed_task_each_in_the_order_given(make_endpoint
     ]
 
 
-@pytest.mark.django_db(transaction=True)  # the batch's own transaction is what is observed
-def test_with_the_database_queue_a_batch_is_signed_first_then_written_whole_in_one_transaction(
-    make_endpoint, settings, monkeypatch
-):
-    from django.db import OperationalError, connection
+@pytest.fixture
+def database_queue(settings, monkeypatch):
+    """django-q2's ORM broker on the default database, as this process's shared broker."""
     from django_q.brokers.orm import ORM
-    from django_q.signals import pre_enqueue
 
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "orm": "default"}
-    broker = ORM(list_key="batch-queue-test")
+    broker = ORM(list_key="database-queue-test")
     monkeypatch.setattr(webhook_queue, "shared_broker", lambda: broker)
+    return broker
+
+
+@pytest.mark.django_db(transaction=True)  # the batch's own transaction is what is observed
+def test_with_the_database_queue_a_batch_is_signed_first_then_written_whole_in_one_transaction(
+    make_endpoint, monkeypatch, database_queue
+):
+    from django.db import OperationalError, connection
+    from django_q.signals import pre_enqueue
+
+    broker = database_queue
     endpoint = make_endpoint("github", "s3cret-for-the-batch", slug="gh-batch")
     pks = [
         WebhookEvent.objects.create(endpoint=endpoint, event_id=f"b-{n}", body=b"{}", headers={}).pk
@@ -259,14 +267,16 @@ def test_with_redis_down_a_delivery_is_still_accepted_and_the_sweeper_queues_it(
 
 @pytest.mark.django_db(transaction=True)  # the pusher thread writes with its own connection
 def test_with_the_database_queue_a_failed_queue_row_loses_nothing(
-    make_endpoint, post_webhook, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
+    make_endpoint,
+    post_webhook,
+    monkeypatch,
+    caplog,
+    django_capture_on_commit_callbacks,
+    database_queue,
 ):
     from django.db import OperationalError
-    from django_q.brokers.orm import ORM
 
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "orm": "default"}
-    broker = ORM(list_key="locked-queue-test")
-    monkeypatch.setattr(webhook_queue, "shared_broker", lambda: broker)
+    broker = database_queue
     enqueue = broker.enqueue
 
     def locked_queue(package):

@@ -151,22 +151,23 @@ def _push_events(event_pks: list) -> None:
     held for the INSERTs alone (the web requests' event INSERTs wait on it): measured, a
     shorter tail for the signed endpoint on SQLite (docs/benchmarks.md)."""
     broker = shared_broker()
-    if not queue_is_in_the_database():
-        for pk in event_pks:
-            _queue_event(pk, broker)
-        return
-    kept = _PackagesKept(broker)
+    in_database = queue_is_in_the_database()
+    # with the ORM broker the packages are kept here, and written below in one transaction
+    sink = _PackagesKept(broker) if in_database else broker
     for pk in event_pks:
-        _queue_event(pk, kept)
+        _queue_event(pk, sink)
+    if not in_database:
+        return
     alias = settings.Q_CLUSTER["orm"]
     try:
         with transaction.atomic(using=alias):
-            for package in kept.packages:
+            for package in sink.packages:
                 broker.enqueue(package)
     except Exception:
-        # this long-lived thread's connection may be broken (database restarted) or left in a
-        # state nobody checked (a lock timeout): drop it whatever went wrong, so the next batch
-        # opens a new one (never inside a caller's transaction)
+        # this thread keeps its connection for the life of the process: after a failed batch
+        # (a broken connection after a database restart, or any other failure) it is dropped,
+        # whatever Django knows of it, and the next batch opens a new one; failures are rare
+        # and a connection is cheap (never inside a caller's transaction)
         if not connections[alias].in_atomic_block:
             connections[alias].close()
         raise
