@@ -74,9 +74,12 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def restart_until_processed(env: dict[str, str], event_pk: int, timeout: float = 90) -> None:
+def restart_until_processed(
+    env: dict[str, str], event_pk: int, timeout: float = 90, *, also=None, what: str = ""
+) -> None:
     """Start a cluster and a sweeper (after a crash, or to have a real worker process the
-    event), wait until the event is processed, and stop them."""
+    event), wait until the event is processed (and ``also()`` holds, if given: what the
+    sweeper does in a later pass), and stop them."""
     from webhooks.models import WebhookEvent
 
     cluster = start(["qcluster"], env)
@@ -87,6 +90,8 @@ def restart_until_processed(env: dict[str, str], event_pk: int, timeout: float =
             timeout,
             "the event to be processed after the restart",
         )
+        if also is not None:
+            wait_for(also, timeout, what)
     finally:
         stop(sweeper)
         stop(cluster)
