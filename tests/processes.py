@@ -75,7 +75,12 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def restart_until_processed(
-    env: dict[str, str], event_pk: int, timeout: float = 90, *, also=None, what: str = ""
+    env: dict[str, str],
+    event_pk: int,
+    timeout: float = 90,
+    *,
+    also=None,
+    what: str = "the further condition",
 ) -> None:
     """Start a cluster and a sweeper (after a crash, or to have a real worker process the
     event), wait until the event is processed (and ``also()`` holds, if given: what the
